@@ -1,0 +1,28 @@
+"""Use an installed keyed_storage outside the checkout: configure Django, store a file, read it back."""
+
+import sys
+import tempfile
+
+import django
+from django.conf import settings
+
+media = tempfile.mkdtemp()
+settings.configure(
+    INSTALLED_APPS=["keyed_storage"],
+    MEDIA_ROOT=media,
+    MEDIA_URL="/media/",
+    ROOT_URLCONF="keyed_storage.urls",
+    DATABASES={},
+)
+django.setup()
+
+import keyed_storage  # noqa: E402
+from keyed_storage import KeyedStorage, upload  # noqa: E402
+from keyed_storage.keys import event_logo_key  # noqa: E402
+
+assert keyed_storage.__file__.find("/site-packages/") > 0, keyed_storage.__file__
+assert KeyedStorage().backend == "local"
+url = upload(open(__file__, "rb"), "ci/smoke/file")
+assert url.startswith("http://localhost:8000/media/ci/smoke/file/"), url
+assert event_logo_key.pattern == "events/{id}/logo"
+print(f"{sys.argv[1]}: installed, imported and stored a file ({url})")

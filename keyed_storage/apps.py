@@ -1,0 +1,14 @@
+"""Django glue: system checks, request-origin tracking and primary keys for new instances."""
+
+from django.apps import AppConfig
+
+
+class KeyedStorageConfig(AppConfig):
+    name = "keyed_storage"
+    verbose_name = "Keyed storage"
+
+    def ready(self) -> None:
+        from . import checks, origin, signals  # noqa: F401  (checks registers on import)
+
+        origin.connect()
+        signals.connect()

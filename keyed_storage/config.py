@@ -1,0 +1,336 @@
+"""Read the environment (then Django settings) into one validated, frozen Config."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+#: Every variable keyed_storage reads, in the order the README documents them.
+VARIABLES = (
+    "BUCKET_NAME",
+    "AWS_KEY",
+    "AWS_SECRET",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "KEYED_STORAGE_CUSTOM_DOMAIN",
+    "KEYED_STORAGE_PRIVATE",
+    "KEYED_STORAGE_URL_EXPIRES",
+    "KEYED_STORAGE_BASE_URL",
+)
+
+# Variables that only mean something for S3 and are keyed_storage's own. AWS_REGION and
+# AWS_ENDPOINT_URL_S3 are left out on purpose: AWS tooling and hosting platforms set them
+# for their own reasons, so their presence alone says nothing about where files should go.
+S3_ONLY = ("KEYED_STORAGE_CUSTOM_DOMAIN", "KEYED_STORAGE_PRIVATE", "KEYED_STORAGE_URL_EXPIRES")
+
+DEFAULT_URL_EXPIRES = 3600
+MAX_URL_EXPIRES = 7 * 24 * 3600  # SigV4 presigned links cannot live longer than a week.
+DEFAULT_LOCAL_ORIGIN = "http://localhost:8000"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+class Secret(str):
+    """A str that never shows its value in repr(), so tracebacks and debug pages stay clean."""
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration, naming the variable at fault."""
+
+    id: str
+    variable: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the environment asked for, validated. Hashable, so a backend can be cached per Config."""
+
+    backend: str  # "s3" or "local"
+    sources: tuple[tuple[str, str], ...] = ()  # (variable, "environment" | "settings")
+    bucket: str = ""
+    access_key: str | None = None
+    secret_key: Secret | None = field(default=None, repr=False)
+    region: str | None = None
+    endpoint_url: str | None = None
+    custom_domain: str | None = None  # "https://cdn.example.org" or with a path prefix
+    private: bool = False
+    url_expires: int = DEFAULT_URL_EXPIRES
+    base_url: str | None = None  # origin of local links, without a trailing slash
+    media_root: str = ""
+    media_url: str = ""
+
+
+def _lookup(name: str, overrides: dict) -> tuple[str | None, str]:
+    """The raw value of a variable and where it came from; blank counts as unset."""
+    value = os.environ.get(name)
+    if value is not None and value.strip():
+        return value.strip(), "environment"
+    value = overrides.get(name)
+    if value is not None and str(value).strip():
+        return str(value).strip(), "settings"
+    return None, ""
+
+
+def _origin(value: str, variable: str, problems: list[Problem], *, allow_path: bool) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        problems.append(
+            Problem(
+                "keyed_storage.E006",
+                variable,
+                f"{variable}={value!r} is not an http(s) URL.",
+                "Write it as https://host[:port].",
+            )
+        )
+        return None
+    if parts.query or parts.fragment or (parts.path not in ("", "/") and not allow_path):
+        problems.append(
+            Problem(
+                "keyed_storage.E006",
+                variable,
+                f"{variable}={value!r} must be an origin only (scheme, host and port).",
+                "Drop the path, query and fragment; MEDIA_URL supplies the path.",
+            )
+        )
+        return None
+    return value.rstrip("/")
+
+
+def inspect(environ_overrides: dict | None = None) -> tuple[Config | None, list[Problem]]:
+    """Build the Config, or return every problem found. Never raises for bad values."""
+    from django.conf import settings
+
+    overrides = dict(getattr(settings, "KEYED_STORAGE", {}) or {})
+    if environ_overrides:
+        overrides.update(environ_overrides)
+    raw = {name: _lookup(name, overrides) for name in VARIABLES}
+    value = {name: v for name, (v, _) in raw.items()}
+    sources = tuple((name, src) for name, (v, src) in raw.items() if v is not None)
+    problems: list[Problem] = []
+
+    bucket, key, secret = value["BUCKET_NAME"], value["AWS_KEY"], value["AWS_SECRET"]
+    if key and not secret:
+        problems.append(
+            Problem(
+                "keyed_storage.E001",
+                "AWS_SECRET",
+                "AWS_KEY is set but AWS_SECRET is not.",
+                "Set both, or neither to use boto3's default credentials (an IAM role).",
+            )
+        )
+    if secret and not key:
+        problems.append(
+            Problem(
+                "keyed_storage.E001",
+                "AWS_KEY",
+                "AWS_SECRET is set but AWS_KEY is not.",
+                "Set both, or neither to use boto3's default credentials (an IAM role).",
+            )
+        )
+    if (key or secret) and not bucket:
+        problems.append(
+            Problem(
+                "keyed_storage.E002",
+                "BUCKET_NAME",
+                "AWS credentials are set but BUCKET_NAME is not, so files would silently go to "
+                "the local disk.",
+                "Set BUCKET_NAME, or unset AWS_KEY and AWS_SECRET to store files locally.",
+            )
+        )
+    for name in S3_ONLY:
+        if value[name] and not bucket:
+            problems.append(
+                Problem(
+                    "keyed_storage.E003",
+                    "BUCKET_NAME",
+                    f"{name} is set but BUCKET_NAME is not, so files would silently go to the local disk.",
+                    f"Set BUCKET_NAME, or unset {name}.",
+                )
+            )
+    if bucket and not _BUCKET.fullmatch(bucket):
+        problems.append(
+            Problem(
+                "keyed_storage.E004",
+                "BUCKET_NAME",
+                f"BUCKET_NAME={bucket!r} is not a valid S3 bucket name.",
+                "Use 3-63 lowercase letters, digits, dots and hyphens, starting and ending "
+                "with a letter or digit.",
+            )
+        )
+
+    private = False
+    if value["KEYED_STORAGE_PRIVATE"] is not None:
+        flag = value["KEYED_STORAGE_PRIVATE"].lower()
+        if flag in _TRUE:
+            private = True
+        elif flag not in _FALSE:
+            problems.append(
+                Problem(
+                    "keyed_storage.E005",
+                    "KEYED_STORAGE_PRIVATE",
+                    f"KEYED_STORAGE_PRIVATE={value['KEYED_STORAGE_PRIVATE']!r} is not a boolean.",
+                    "Use 1 or 0 (true/false, yes/no and on/off are accepted too).",
+                )
+            )
+
+    expires = DEFAULT_URL_EXPIRES
+    if value["KEYED_STORAGE_URL_EXPIRES"] is not None:
+        text = value["KEYED_STORAGE_URL_EXPIRES"]
+        if not text.isdigit() or not 1 <= int(text) <= MAX_URL_EXPIRES:
+            problems.append(
+                Problem(
+                    "keyed_storage.E005",
+                    "KEYED_STORAGE_URL_EXPIRES",
+                    f"KEYED_STORAGE_URL_EXPIRES={text!r} is not a whole number of seconds "
+                    f"between 1 and {MAX_URL_EXPIRES} (7 days, the SigV4 limit).",
+                )
+            )
+        else:
+            expires = int(text)
+            if not private:
+                problems.append(
+                    Problem(
+                        "keyed_storage.E007",
+                        "KEYED_STORAGE_URL_EXPIRES",
+                        "KEYED_STORAGE_URL_EXPIRES is set but KEYED_STORAGE_PRIVATE is not 1, so "
+                        "links would be public and never expire.",
+                        "Set KEYED_STORAGE_PRIVATE=1, or unset KEYED_STORAGE_URL_EXPIRES.",
+                    )
+                )
+
+    region = value["AWS_REGION"]
+    if bucket and region and not _REGION.fullmatch(region):
+        problems.append(
+            Problem(
+                "keyed_storage.E005",
+                "AWS_REGION",
+                f"AWS_REGION={region!r} is not a region name.",
+                "Use a name such as eu-west-1.",
+            )
+        )
+
+    endpoint = None
+    if bucket and value["AWS_ENDPOINT_URL_S3"]:
+        endpoint = _origin(value["AWS_ENDPOINT_URL_S3"], "AWS_ENDPOINT_URL_S3", problems, allow_path=False)
+
+    custom_domain = None
+    if value["KEYED_STORAGE_CUSTOM_DOMAIN"]:
+        text = value["KEYED_STORAGE_CUSTOM_DOMAIN"]
+        with_scheme = text if "://" in text else f"https://{text}"
+        custom_domain = _origin(with_scheme, "KEYED_STORAGE_CUSTOM_DOMAIN", problems, allow_path=True)
+        if private and custom_domain:
+            problems.append(
+                Problem(
+                    "keyed_storage.E008",
+                    "KEYED_STORAGE_CUSTOM_DOMAIN",
+                    "KEYED_STORAGE_CUSTOM_DOMAIN cannot be combined with KEYED_STORAGE_PRIVATE=1: "
+                    "a presigned link is only valid on the S3 host it was signed for.",
+                    "Unset one of the two.",
+                )
+            )
+
+    base_url = None
+    if value["KEYED_STORAGE_BASE_URL"]:
+        base_url = _origin(
+            value["KEYED_STORAGE_BASE_URL"], "KEYED_STORAGE_BASE_URL", problems, allow_path=False
+        )
+
+    media_root = str(settings.MEDIA_ROOT or "")
+    media_url = str(settings.MEDIA_URL or "")
+    if not bucket:
+        if not media_root:
+            problems.append(
+                Problem(
+                    "keyed_storage.E009",
+                    "MEDIA_ROOT",
+                    "Files are stored on the local disk (BUCKET_NAME is not set) but the MEDIA_ROOT "
+                    "setting is empty.",
+                    "Set MEDIA_ROOT to an absolute directory, e.g. BASE_DIR / 'media'.",
+                )
+            )
+        if not media_url or media_url == "/":
+            problems.append(
+                Problem(
+                    "keyed_storage.E009",
+                    "MEDIA_URL",
+                    f"Files are stored on the local disk (BUCKET_NAME is not set) but MEDIA_URL="
+                    f"{media_url!r} gives them no URL prefix of their own.",
+                    "Set MEDIA_URL, e.g. '/media/'.",
+                )
+            )
+
+    if problems:
+        return None, problems
+    config = Config(
+        backend="s3" if bucket else "local",
+        sources=sources,
+        bucket=bucket or "",
+        access_key=key,
+        secret_key=Secret(secret) if secret else None,
+        region=region if bucket else None,
+        endpoint_url=endpoint,
+        custom_domain=custom_domain,
+        private=private,
+        url_expires=expires,
+        base_url=base_url,
+        media_root=media_root,
+        media_url=media_url if media_url.endswith("/") else media_url + "/",
+    )
+    return config, []
+
+
+_lock = threading.Lock()
+_current: Config | None = None
+
+
+def current() -> Config:
+    """The active Config, read once and cached; raises ImproperlyConfigured naming the variable."""
+    config = _current
+    if config is not None:
+        return config
+    with _lock:
+        if _current is None:
+            config, problems = inspect()
+            if problems:
+                raise ImproperlyConfigured("keyed_storage: " + " ".join(str(p) for p in problems))
+            _set(config)
+        return _current
+
+
+def _set(config: Config | None) -> None:
+    global _current
+    _current = config
+
+
+def reset() -> None:
+    """Forget the cached Config, so the next use reads the environment again.
+
+    Call it after changing environment variables at run time (tests do); changes to the
+    KEYED_STORAGE, MEDIA_ROOT and MEDIA_URL settings reset it by themselves.
+    """
+    _set(None)
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs) -> None:
+    if setting in ("KEYED_STORAGE", "MEDIA_ROOT", "MEDIA_URL"):
+        reset()

@@ -1,0 +1,121 @@
+"""KeyedStorage: the one Storage that applications use; it picks the backend the environment names."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+from django.core.files.storage import Storage
+from django.utils.deconstruct import deconstructible
+
+from . import backends, config
+from .keys import earlier_object, has_token, validate_key
+
+# Set for the duration of one save(overwrite=True); a ContextVar, as one storage serves many threads.
+_overwriting: ContextVar[bool] = ContextVar("keyed_storage_overwriting", default=False)
+
+
+@deconstructible(path="keyed_storage.KeyedStorage")
+class KeyedStorage(Storage):
+    """Stores files in S3 when BUCKET_NAME is set, on the local disk under MEDIA_ROOT otherwise.
+
+    It takes no arguments, and nothing from the environment is kept in the instance, so
+    migrations never change with the environment. The backend is resolved on first use and
+    again whenever the configuration is reset (see keyed_storage.config.reset).
+    """
+
+    @property
+    def _impl(self) -> Storage:
+        return backends.for_config(config.current())
+
+    @property
+    def backend(self) -> str:
+        """'s3' or 'local': where files go under the current configuration."""
+        return config.current().backend
+
+    def __repr__(self) -> str:
+        return "<KeyedStorage>"
+
+    # Saving -----------------------------------------------------------------------------
+
+    def save(
+        self, name: str | None, content: Any, max_length: int | None = None, *, overwrite: bool = False
+    ) -> str:
+        """Django's save(), plus `overwrite=True` to store at exactly `name`, replacing what is there."""
+        if name is None:
+            name = content.name
+        name = validate_key(name)
+        token = _overwriting.set(overwrite)
+        try:
+            return super().save(name, content, max_length=max_length)
+        finally:
+            _overwriting.reset(token)
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        name = validate_key(name)
+        if _overwriting.get() or has_token(name):
+            # A fresh random token makes the name unique: no exists() round trip needed.
+            return name
+        return super().get_available_name(name, max_length=max_length)
+
+    def _save(self, name: str, content: Any) -> str:
+        return self._impl._save(name, content)
+
+    def _open(self, name: str, mode: str = "rb"):
+        return self._impl._open(name, mode)
+
+    # The rest of the Storage API, delegated ---------------------------------------------
+
+    def delete(self, name: str) -> None:
+        self._impl.delete(name)
+
+    def exists(self, name: str) -> bool:
+        return self._impl.exists(name)
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        return self._impl.listdir(path)
+
+    def size(self, name: str) -> int:
+        return self._impl.size(name)
+
+    def url(self, name: str) -> str:
+        """The absolute URL of `name`. Pure string work (presigning included): no network I/O."""
+        return self._impl.url(name)
+
+    def path(self, name: str) -> str:
+        return self._impl.path(name)
+
+    def get_accessed_time(self, name: str):
+        return self._impl.get_accessed_time(name)
+
+    def get_created_time(self, name: str):
+        return self._impl.get_created_time(name)
+
+    def get_modified_time(self, name: str):
+        return self._impl.get_modified_time(name)
+
+    # Keys ---------------------------------------------------------------------------------
+
+    def earlier_objects(self, key: str) -> list[str]:
+        """Names of the objects earlier uploads stored under `key` (<key>/<token>/<file>).
+
+        Objects of longer keys nested under it (events/7/logo/... under events/7) are not
+        among them.
+        """
+        key = validate_key(key)
+        impl = self._impl
+        found = []
+        try:
+            directories, _ = impl.listdir(key)
+        except FileNotFoundError:
+            return found
+        for directory in directories:
+            prefix = f"{key}/{directory}"
+            if not earlier_object(key, prefix + "/x"):
+                continue
+            try:
+                _, files = impl.listdir(prefix)
+            except FileNotFoundError:
+                continue
+            found.extend(f"{prefix}/{file}" for file in files if earlier_object(key, f"{prefix}/{file}"))
+        return found

@@ -1,0 +1,121 @@
+"""Fixtures that start real servers: a moto S3 server on 127.0.0.1 and Django's live server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+
+import django.test.testcases
+import pytest
+from moto.server import ThreadedMotoServer
+
+from keyed_storage import config
+from keyed_storage.config import VARIABLES
+
+from .helpers import TEST_KEY, TEST_SECRET, make_client, public_read_policy
+
+# Variables that would let boto3 or the tests reach beyond loopback or read this machine's
+# own AWS set-up. Cleared for the whole run; tests set what they need.
+_AWS_AMBIENT = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)
+
+
+def pytest_configure(config):
+    for name in (*VARIABLES, *_AWS_AMBIENT):
+        os.environ.pop(name, None)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never ask 169.254.169.254
+    os.environ["AWS_CONFIG_FILE"] = os.devnull
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, settings, tmp_path):
+    """Each test starts in local mode with its own MEDIA_ROOT and no keyed_storage variables."""
+    for name in (*VARIABLES, *_AWS_AMBIENT):
+        monkeypatch.delenv(name, raising=False)
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.MEDIA_URL = "/media/"
+    config.reset()
+    yield
+    config.reset()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A moto S3 server over HTTP on 127.0.0.1, on a free port, for the whole run."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+    client: object
+
+    def keys(self) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
+
+    def body(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
+@pytest.fixture
+def s3(moto_endpoint, monkeypatch) -> S3:
+    """S3 mode: a fresh bucket on the moto server, selected through the environment only."""
+    client = make_client(moto_endpoint)
+    bucket = f"ks-{uuid.uuid4().hex[:20]}"
+    client.create_bucket(Bucket=bucket)
+    # As a public site's bucket would be set up: ACLs off, anonymous reads by bucket policy.
+    client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
+    monkeypatch.setenv("BUCKET_NAME", bucket)
+    monkeypatch.setenv("AWS_KEY", TEST_KEY)
+    monkeypatch.setenv("AWS_SECRET", TEST_SECRET)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    config.reset()
+    return S3(moto_endpoint, bucket, client)
+
+
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server, minus Django's own media handler.
+
+    Django's LiveServerThread answers MEDIA_URL requests itself (and decodes the path a
+    second time). Passing it through means every local link is served by keyed_storage's
+    view, exactly as in production.
+    """
+    from pytest_django.live_server_helper import LiveServer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(django.test.testcases, "_MediaFilesHandler", lambda application: application)
+        server = LiveServer("127.0.0.1")
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def local(live_server, monkeypatch):
+    """Local mode with links pointing at the live server, so every URL can be fetched."""
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", live_server.url)
+    config.reset()
+    return live_server
+
+
+@pytest.fixture(params=["local", "s3"])
+def mode(request):
+    """Run a test once with files on the local disk and once in S3."""
+    request.getfixturevalue(request.param)
+    return request.param

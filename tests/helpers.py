@@ -1,0 +1,58 @@
+"""Helpers shared by the tests: S3 clients for checking, HTTP fetching of links."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import requests
+
+TEST_KEY = "AKIAKEYEDSTORAGETEST"
+TEST_SECRET = "keyed-storage-test-secret-value-0123456789"
+
+
+def make_client(endpoint: str):
+    """A boto3 client of the tests' own, to look at the bucket behind keyed_storage's back."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=TEST_KEY,
+        aws_secret_access_key=TEST_SECRET,
+    )
+
+
+def public_read_policy(bucket: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublicRead",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                }
+            ],
+        }
+    )
+
+
+def fetch(url: str) -> bytes:
+    """GET a link the app handed out, as a browser would, and return the body."""
+    assert url.startswith(("http://", "https://")), f"not an absolute URL: {url}"
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200, f"GET {url} -> {response.status_code}: {response.text[:300]}"
+    return response.content
+
+
+def png_bytes(width: int = 64, height: int = 48, color: str = "teal") -> bytes:
+    """A real PNG made on the spot, so no fixture is downloaded or committed."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return buffer.getvalue()

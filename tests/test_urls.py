@@ -1,0 +1,181 @@
+"""Absolute links: right host for every configuration, encoded once, computed without I/O."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from events.models import Event
+from keyed_storage import KeyedStorage, config, upload
+
+from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client, png_bytes
+
+NAME = "events/7/logo/a b+c.png"
+
+
+def url_for(monkeypatch, name=NAME, **env):
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    config.reset()
+    return KeyedStorage().url(name)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"BUCKET_NAME": "media-bucket"}, "https://media-bucket.s3.amazonaws.com/"),
+        (
+            {"BUCKET_NAME": "media-bucket", "AWS_REGION": "us-east-1"},
+            "https://media-bucket.s3.amazonaws.com/",
+        ),
+        (
+            {"BUCKET_NAME": "media-bucket", "AWS_REGION": "eu-west-1"},
+            "https://media-bucket.s3.eu-west-1.amazonaws.com/",
+        ),
+        ({"BUCKET_NAME": "media.example.org"}, "https://s3.amazonaws.com/media.example.org/"),
+        (
+            {"BUCKET_NAME": "media.example.org", "AWS_REGION": "ap-south-1"},
+            "https://s3.ap-south-1.amazonaws.com/media.example.org/",
+        ),
+        (
+            {"BUCKET_NAME": "media-bucket", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000/"},
+            "http://127.0.0.1:9000/media-bucket/",
+        ),
+        (
+            {"BUCKET_NAME": "media-bucket", "KEYED_STORAGE_CUSTOM_DOMAIN": "cdn.example.org"},
+            "https://cdn.example.org/",
+        ),
+        (
+            {"BUCKET_NAME": "media-bucket", "KEYED_STORAGE_CUSTOM_DOMAIN": "http://cdn.example.org/files/"},
+            "http://cdn.example.org/files/",
+        ),
+        ({"KEYED_STORAGE_BASE_URL": "https://example.org/"}, "https://example.org/media/"),
+    ],
+)
+def test_public_links_have_the_right_host(monkeypatch, env, expected):
+    assert url_for(monkeypatch, **env) == expected + "events/7/logo/a%20b%2Bc.png"
+
+
+def test_private_links_are_presigned_with_sigv4(monkeypatch):
+    url = url_for(
+        monkeypatch,
+        BUCKET_NAME="media-bucket",
+        AWS_KEY=TEST_KEY,
+        AWS_SECRET=TEST_SECRET,
+        AWS_REGION="eu-west-1",
+        KEYED_STORAGE_PRIVATE="1",
+        KEYED_STORAGE_URL_EXPIRES="600",
+    )
+    parts = urlsplit(url)
+    assert parts.netloc == "media-bucket.s3.eu-west-1.amazonaws.com"
+    assert parts.path == "/events/7/logo/a%20b%2Bc.png"
+    query = parse_qs(parts.query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Expires"] == ["600"]
+    assert query["X-Amz-Credential"][0].startswith(f"{TEST_KEY}/")
+    assert len(query["X-Amz-Signature"][0]) == 64
+
+
+def test_local_links_outside_a_request_use_localhost_8000():
+    assert KeyedStorage().url("a/b.png") == "http://localhost:8000/media/a/b.png"
+
+
+def test_an_absolute_media_url_is_used_as_it_is(settings):
+    settings.MEDIA_URL = "https://static.example.org/uploads/"
+    assert KeyedStorage().url("a/b c.png") == "https://static.example.org/uploads/a/b%20c.png"
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("url() opened a network connection")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"BUCKET_NAME": "b-1", "AWS_KEY": "k", "AWS_SECRET": "s"},
+        {"BUCKET_NAME": "b-1", "AWS_KEY": "k", "AWS_SECRET": "s", "KEYED_STORAGE_PRIVATE": "1"},
+    ],
+    ids=["local", "s3", "s3-private"],
+)
+def test_url_does_no_network_io(monkeypatch, env, no_network):
+    for _ in range(3):
+        assert url_for(monkeypatch, **env).startswith(("http://", "https://"))
+
+
+AWKWARD_KEYS = [
+    "users/1/a b",
+    "users/1/plus+sign",
+    "users/1/hash#tag",
+    "users/1/question?mark",
+    "users/1/100%",
+    "users/1/%2e%2e/literal",
+    "users/1/amp&eq=semi;colon",
+    "users/1/Zoë/日本語",
+    "users/1/quote'paren(x)*!~",
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("key", AWKWARD_KEYS)
+def test_awkward_keys_round_trip_through_their_links(mode, key):
+    data = key.encode() + b" payload"
+    url = upload(SimpleUploadedFile("f.txt", data), key, exact=True)
+    path = urlsplit(url).path
+    for raw in (" ", "+", "#", "?"):
+        assert raw not in path, f"{raw!r} left unencoded in {url}"
+    assert "%252e" in path if "%2e" in key else True
+    assert fetch(url) == data
+
+
+def test_private_links_serve_the_object_and_plain_links_do_not(moto_endpoint, monkeypatch):
+    client = make_client(moto_endpoint)
+    client.create_bucket(Bucket="ks-private-bucket")  # no public-read policy
+    for name, value in {
+        "BUCKET_NAME": "ks-private-bucket",
+        "AWS_KEY": TEST_KEY,
+        "AWS_SECRET": TEST_SECRET,
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
+        "KEYED_STORAGE_PRIVATE": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config.reset()
+    url = upload(SimpleUploadedFile("secret plan+v2.pdf", b"private bytes"), "users/3/plans/x y", exact=True)
+    assert "X-Amz-Signature=" in url
+    assert fetch(url) == b"private bytes"
+    plain = url.split("?", 1)[0]
+    assert requests.get(plain, timeout=10).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_local_links_take_the_origin_of_the_request(live_server):
+    event = Event.objects.create(name="Origin Con", logo=SimpleUploadedFile("logo.png", png_bytes()))
+    page = requests.get(f"{live_server.url}/events/{event.pk}/", timeout=10)
+    assert f'src="{live_server.url}/media/events/{event.pk}/logo/' in page.text
+    # Outside the request the fallback applies again.
+    assert event.logo.url.startswith("http://localhost:8000/media/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forged_host_never_reaches_a_link(live_server):
+    event = Event.objects.create(name="Host Con", logo=SimpleUploadedFile("logo.png", png_bytes()))
+    page = requests.get(f"{live_server.url}/events/{event.pk}/", headers={"Host": "evil.example"}, timeout=10)
+    assert page.status_code == 400
+    assert "evil.example/media" not in page.text
+
+
+def test_request_origin_honours_the_proxy_ssl_header(client, settings, db):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.ALLOWED_HOSTS = ["events.example.org"]
+    event = Event.objects.create(name="TLS Con", logo=SimpleUploadedFile("logo.png", png_bytes()))
+    page = client.get(f"/events/{event.pk}/", HTTP_X_FORWARDED_PROTO="https", HTTP_HOST="events.example.org")
+    assert 'src="https://events.example.org/media/events/' in page.content.decode()

@@ -96,6 +96,12 @@ class KeyedStorage(Storage):
 
     # Keys ---------------------------------------------------------------------------------
 
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Delete every object under `prefix` (a whole key, e.g. 'events/7'); return their names."""
+        from .prefixes import delete_prefix
+
+        return delete_prefix(self._impl, prefix)
+
     def earlier_objects(self, key: str) -> list[str]:
         """Names of the objects earlier uploads stored under `key` (<key>/<token>/<file>).
 

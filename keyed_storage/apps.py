@@ -8,7 +8,8 @@ class KeyedStorageConfig(AppConfig):
     verbose_name = "Keyed storage"
 
     def ready(self) -> None:
-        from . import checks, origin, signals  # noqa: F401  (checks registers on import)
+        from . import checks, origin, replacement, signals  # noqa: F401  (checks registers on import)
 
         origin.connect()
         signals.connect()
+        replacement.connect()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from contextvars import ContextVar
 from typing import Any
 
+from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
 from . import backends, config
+from .content import SNIFF_BYTES, identify
 from .keys import earlier_object, has_token, validate_key
 
 # Set for the duration of one save(overwrite=True); a ContextVar, as one storage serves many threads.
@@ -59,7 +62,9 @@ class KeyedStorage(Storage):
         return super().get_available_name(name, max_length=max_length)
 
     def _save(self, name: str, content: Any) -> str:
-        return self._impl._save(name, content)
+        head, content = _peek(content)
+        info = identify(head, name, getattr(content, "content_type", None))
+        return self._impl.store(name, content, info)
 
     def _open(self, name: str, mode: str = "rb"):
         return self._impl._open(name, mode)
@@ -125,3 +130,45 @@ class KeyedStorage(Storage):
                 continue
             found.extend(f"{prefix}/{file}" for file in files if earlier_object(key, f"{prefix}/{file}"))
         return found
+
+
+class _Prepended(io.RawIOBase):
+    """A stream whose first bytes were already read for sniffing, read again from the start."""
+
+    def __init__(self, head: bytes, rest: Any):
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _peek(content: Any) -> tuple[bytes, Any]:
+    """The first bytes of `content`, and a file to store that still starts at byte 0."""
+    try:
+        seekable = content.seekable()
+    except (AttributeError, ValueError):
+        seekable = False
+    if seekable:
+        content.seek(0)
+        head = content.read(SNIFF_BYTES)
+        content.seek(0)
+    else:
+        head = content.read(SNIFF_BYTES)
+    if isinstance(head, str):
+        # Text content (ContentFile("...")): stored as UTF-8.
+        data = (head + content.read()).encode("utf-8") if not seekable else content.read().encode("utf-8")
+        return data[:SNIFF_BYTES], File(io.BytesIO(data), name=content.name)
+    if not seekable:
+        return head, File(io.BufferedReader(_Prepended(head, content)), name=content.name)
+    return head, content

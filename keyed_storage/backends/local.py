@@ -1,15 +1,22 @@
-"""Local disk: files under MEDIA_ROOT, links made absolute from the base URL or the request."""
+"""Local disk: atomic writes under MEDIA_ROOT, links made absolute from the base URL or the request."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from urllib.parse import quote
 
 from django.core.files.storage import FileSystemStorage
 
 from ..config import DEFAULT_LOCAL_ORIGIN, Config
+from ..content import ContentInfo
+from ..exceptions import StorageError
 from ..keys import is_token
 from ..origin import current_origin
+
+TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
+COPY_CHUNK = 1024 * 1024
 
 
 def url_path(name: str) -> str:
@@ -25,12 +32,67 @@ class LocalBackend(FileSystemStorage):
         super().__init__(location=config.media_root, base_url=config.media_url, allow_overwrite=True)
         self.keyed_config = config
         self._absolute_media_url = "://" in config.media_url
+        mode = self.file_permissions_mode
+        self._file_mode = mode if mode is not None else 0o666 & ~_umask()
 
     def url(self, name: str) -> str:
         if self._absolute_media_url:
             return self.keyed_config.media_url + url_path(name)
         origin = self.keyed_config.base_url or current_origin() or DEFAULT_LOCAL_ORIGIN
         return origin + self.keyed_config.media_url + url_path(name)
+
+    def store(self, name: str, content, info: ContentInfo) -> str:
+        """Write atomically: a temporary file beside the target, fsync, then rename over it.
+
+        A reader sees the old file or the whole new one, never a part; a writer killed
+        midway leaves the old file in place and only a '.keyed-*' temporary behind.
+        """
+        path = self.path(name)
+        directory = os.path.dirname(path)
+        try:
+            self._make_directory(directory)
+            fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".part")
+        except (NotADirectoryError, FileExistsError) as error:
+            raise StorageError(
+                f"Cannot store {name!r} under {self.location!r}: a part of the key is already a "
+                "file (a key stored with exact=True cannot also hold other keys on the local disk).",
+                name=name,
+                location=self.location,
+            ) from error
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(content, out, COPY_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, self._file_mode)
+            os.replace(temporary, path)
+        except IsADirectoryError as error:
+            _remove(temporary)
+            raise StorageError(
+                f"Cannot store {name!r} under {self.location!r}: that key is a directory holding "
+                "other keys' files.",
+                name=name,
+                location=self.location,
+            ) from error
+        except BaseException:
+            _remove(temporary)
+            raise
+        _fsync_directory(directory)
+        return name
+
+    def _make_directory(self, directory: str) -> None:
+        if self.directory_permissions_mode is None:
+            os.makedirs(directory, exist_ok=True)
+            return
+        old = os.umask(0o777 & ~self.directory_permissions_mode)
+        try:
+            os.makedirs(directory, self.directory_permissions_mode, exist_ok=True)
+        finally:
+            os.umask(old)
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        directories, files = super().listdir(path)
+        return directories, [file for file in files if not file.startswith(TEMP_PREFIX)]
 
     def delete(self, name: str) -> None:
         super().delete(name)
@@ -41,4 +103,27 @@ class LocalBackend(FileSystemStorage):
             try:
                 os.rmdir(parent)
             except OSError:
-                pass  # not empty: someone else's file is there, so it stays
+                pass  # not empty: a write is in progress there, so it stays
+
+
+def _umask() -> int:
+    # Read once per backend, while it is built under the backends lock.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_directory(directory: str) -> None:
+    # Make the rename itself durable, not only the file's bytes.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

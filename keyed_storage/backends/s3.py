@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
 
 from ..config import Config
+from ..content import ContentInfo
+from ..exceptions import StorageError
 from .local import url_path
+
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
 
 def public_base(config: Config) -> str:
@@ -50,10 +59,59 @@ class S3Backend(S3Storage):
             client_config=BotoConfig(
                 signature_version="s3v4",
                 s3={"addressing_style": addressing_style(config)},
-                retries={"mode": "standard"},
+                # Throttling and 5xx answers are retried with backoff.
+                retries={"mode": "standard", "max_attempts": 3},
             ),
+            transfer_config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD),
         )
         self._public_base = public_base(config)
+        where = f" at {config.endpoint_url}" if config.endpoint_url else ""
+        self._where = f"S3 bucket {config.bucket!r}{where}"
+
+    def __repr__(self) -> str:
+        return f"<S3Backend {self._where}>"
+
+    @contextmanager
+    def _failing(self, action: str, name: str):
+        """Turn boto3's errors into a StorageError naming the bucket and the key."""
+        try:
+            yield
+        except (ClientError, BotoCoreError, Boto3Error) as error:
+            raise StorageError(
+                f"Could not {action} {name!r} in {self._where}: {error}",
+                name=name,
+                location=self.keyed_config.bucket,
+            ) from error
+
+    def store(self, name: str, content, info: ContentInfo) -> str:
+        params = {"ContentType": info.content_type}
+        if info.attachment:
+            params["ContentDisposition"] = "attachment"
+        # Large files go up in parts; if any part fails, s3transfer aborts the multipart
+        # upload so no invisible, billed parts are left behind.
+        with self._failing("store", name):
+            self.bucket.Object(name).upload_fileobj(content, ExtraArgs=params, Config=self.transfer_config)
+        return name
+
+    def delete(self, name: str) -> None:
+        with self._failing("delete", name):
+            super().delete(name)
+
+    def exists(self, name: str) -> bool:
+        with self._failing("look up", name):
+            return super().exists(name)
+
+    def listdir(self, name: str):
+        with self._failing("list", name):
+            return super().listdir(name)
+
+    def size(self, name: str) -> int:
+        with self._failing("read the size of", name):
+            return super().size(name)
+
+    def _open(self, name: str, mode: str = "rb"):
+        with self._failing("open", name):
+            return super()._open(name, mode)
 
     def url(self, name: str, parameters=None, expire=None, http_method=None) -> str:
         if not self.keyed_config.private:

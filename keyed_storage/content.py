@@ -1,0 +1,120 @@
+"""What a file really is: its Content-Type from its bytes, and whether it must be downloaded.
+
+The client's claimed type and the file's extension are never trusted for the type; they can
+only make the verdict stricter (an 'x.js' is served as an attachment whatever its bytes).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import warnings
+from dataclasses import dataclass
+
+import puremagic
+
+SNIFF_BYTES = 8192
+
+GENERIC = "application/octet-stream"
+
+# Types a browser executes or renders as a document with our origin's privileges.
+_ACTIVE_TYPES = {
+    "text/html",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/xml",
+    "application/xml",
+    "text/xsl",
+    "application/xslt+xml",
+    "text/javascript",
+    "application/javascript",
+    "application/x-javascript",
+    "application/ecmascript",
+    "text/ecmascript",
+    "application/x-shockwave-flash",
+    "multipart/x-mixed-replace",
+    "text/cache-manifest",
+}
+
+# The HTML and XML signatures of the WHATWG MIME Sniffing Standard (section 7.1, "rules for
+# identifying an unknown MIME type"): after optional whitespace, one of these tags followed
+# by a space or '>' makes a browser treat bytes as HTML. Matching case-insensitively.
+_HTML_TAGS = (
+    b"!doctype html", b"html", b"head", b"script", b"iframe", b"h1", b"div", b"font",
+    b"table", b"a", b"style", b"title", b"b", b"body", b"br", b"p", b"!--",
+)  # fmt: skip
+_HTML = re.compile(rb"^[\t\n\x0c\r ]*<(" + b"|".join(map(re.escape, _HTML_TAGS)) + rb")[ >]", re.I)
+_XML = re.compile(rb"^(\xef\xbb\xbf)?[\t\n\x0c\r ]*<\?xml", re.I)
+# An SVG needs no <?xml ?> prolog; browsers render '<svg' documents as images with scripts.
+_SVG = re.compile(rb"<svg[\s>]", re.I)
+_ALIASES = {"audio/wave": "audio/wav", "audio/x-wav": "audio/wav", "image/x-png": "image/png"}
+
+
+@dataclass(frozen=True, slots=True)
+class ContentInfo:
+    content_type: str
+    attachment: bool  # True: serve with Content-Disposition: attachment
+
+
+def is_active(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base in _ACTIVE_TYPES or base.endswith("+xml")
+
+
+def _sniff_bytes(head: bytes) -> str | None:
+    if _HTML.match(head):
+        return "text/html"
+    if _SVG.search(head[:1024]) and (_XML.match(head) or head.lstrip()[:4].lower() == b"<svg"):
+        return "image/svg+xml"
+    if _XML.match(head):
+        return "application/xml"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = puremagic.from_string(head, mime=True)
+    except (puremagic.PureError, ValueError):
+        found = ""
+    if found:
+        return _ALIASES.get(found, found)
+    return None
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut by the end of the sample is still text.
+        return error.start >= len(head) - 3
+    return True
+
+
+def identify(head: bytes, filename: str = "", claimed: str | None = None) -> ContentInfo:
+    """Decide the Content-Type of a file from its first SNIFF_BYTES bytes.
+
+    The type comes from the bytes. The extension is consulted only to name text formats
+    that have no signature (CSV, JSON, Markdown...), and only when that name is not an
+    active type. Bytes, extension or claim that say "active" make the file an attachment.
+    """
+    guessed, _ = mimetypes.guess_type(filename or "", strict=False)
+    sniffed = _sniff_bytes(head)
+    if sniffed is None:
+        if not head:
+            sniffed = guessed if guessed and not is_active(guessed) else GENERIC
+        elif _is_text(head):
+            if guessed and guessed.startswith(("text/", "application/json")) and not is_active(guessed):
+                sniffed = guessed
+            else:
+                sniffed = "text/plain"
+        elif guessed and not is_active(guessed) and guessed.startswith(("audio/", "video/")):
+            # Formats without a fixed signature at offset 0 (MP3 frames, some MPEG streams).
+            sniffed = guessed
+        else:
+            sniffed = GENERIC
+    attachment = is_active(sniffed) or is_active(guessed) or is_active(claimed)
+    if sniffed.startswith("text/") and "charset" not in sniffed:
+        sniffed += "; charset=utf-8" if _is_text(head) else ""
+    return ContentInfo(sniffed, attachment)

@@ -194,3 +194,13 @@ def test_upload_uses_a_shared_storage_whose_backend_follows_the_environment(s3):
     url = upload(SimpleUploadedFile("a.txt", b"to s3"), "users/1/doc")
     assert url.startswith(s3.endpoint + "/" + s3.bucket + "/")
     assert KeyedStorage().backend == "s3"
+
+
+def test_text_content_files_are_stored_as_utf8(mode):
+    from django.core.files.base import ContentFile
+
+    storage = KeyedStorage()
+    name = storage.save("notes/1/text/hello.txt", ContentFile("héllo wörld"))
+    with storage.open(name) as stored:
+        assert stored.read() == "héllo wörld".encode()
+    assert fetch(storage.url(name)) == "héllo wörld".encode()

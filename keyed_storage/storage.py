@@ -12,7 +12,7 @@ from django.utils.deconstruct import deconstructible
 
 from . import backends, config
 from .content import SNIFF_BYTES, identify
-from .keys import earlier_object, has_token, validate_key
+from .keys import earlier_object, has_token, is_token, validate_key
 
 # Set for the duration of one save(overwrite=True); a ContextVar, as one storage serves many threads.
 _overwriting: ContextVar[bool] = ContextVar("keyed_storage_overwriting", default=False)
@@ -114,22 +114,24 @@ class KeyedStorage(Storage):
         among them.
         """
         key = validate_key(key)
-        impl = self._impl
-        found = []
+        return [name for token in self.key_tokens(key) for name in self.token_objects(key, token)]
+
+    def key_tokens(self, key: str) -> list[str]:
+        """The tokens of the uploads stored under `key`: one listing request."""
         try:
-            directories, _ = impl.listdir(key)
+            directories, _ = self._impl.listdir(key)
         except FileNotFoundError:
-            return found
-        for directory in directories:
-            prefix = f"{key}/{directory}"
-            if not earlier_object(key, prefix + "/x"):
-                continue
-            try:
-                _, files = impl.listdir(prefix)
-            except FileNotFoundError:
-                continue
-            found.extend(f"{prefix}/{file}" for file in files if earlier_object(key, f"{prefix}/{file}"))
-        return found
+            return []
+        return [directory for directory in directories if is_token(directory)]
+
+    def token_objects(self, key: str, token: str) -> list[str]:
+        """The object(s) one upload stored under `key`: one listing request."""
+        prefix = f"{key}/{token}"
+        try:
+            _, files = self._impl.listdir(prefix)
+        except FileNotFoundError:
+            return []
+        return [f"{prefix}/{file}" for file in files if earlier_object(key, f"{prefix}/{file}")]
 
 
 class _Prepended(io.RawIOBase):

@@ -119,9 +119,12 @@ def _after_commit(cleanup) -> None:
 
 def _delete_earlier(storage: KeyedStorage, key: str, keep: str) -> None:
     # Keep only the newest object of the key. Tokens start with the upload time, so when
-    # uploads to one key race, every one of them converges on the same survivor.
-    names = set(storage.earlier_objects(key)) | {keep}
-    newest = max(names, key=lambda name: name.rsplit("/", 2)[-2])
-    for name in names - {newest}:
-        storage.delete(name)
-        logger.info("keyed_storage: deleted %s, replaced by %s", name, newest)
+    # uploads to one key race, every one of them converges on the same survivor. The
+    # just-stored object's name is known, so a key with no earlier upload costs one listing.
+    mine = keep.rsplit("/", 2)[-2]
+    tokens = set(storage.key_tokens(key)) | {mine}
+    newest = max(tokens)
+    for token in sorted(tokens - {newest}):
+        for name in [keep] if token == mine else storage.token_objects(key, token):
+            storage.delete(name)
+            logger.info("keyed_storage: deleted %s, replaced by the upload %s of %s", name, newest, key)

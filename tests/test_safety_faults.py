@@ -43,8 +43,8 @@ def use_s3(monkeypatch, endpoint: str, bucket: str) -> None:
 
 
 def client_of_storage():
-    """The boto3 client keyed_storage uses in this thread (shared with its transfer threads)."""
-    return backends.for_config(config.current()).connection.meta.client
+    """The one boto3 client keyed_storage shares between all threads of this process."""
+    return backends.for_config(config.current()).client
 
 
 class _Raw:

@@ -122,7 +122,10 @@ def _remove(path: str) -> None:
 
 def _fsync_directory(directory: str) -> None:
     # Make the rename itself durable, not only the file's bytes.
-    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # a newer upload of the key already replaced this file and swept its directory
     try:
         os.fsync(fd)
     finally:

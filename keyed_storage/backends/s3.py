@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
+import threading
 from contextlib import contextmanager
 
 from boto3.exceptions import Boto3Error
@@ -14,6 +17,7 @@ from ..config import Config
 from ..content import ContentInfo
 from ..exceptions import StorageError
 from .local import url_path
+from .presign import Credentials, Presigner
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
@@ -33,11 +37,30 @@ def public_base(config: Config) -> str:
     return f"https://{bucket}.{host}/"
 
 
+def signing_origin(config: Config) -> tuple[str, str]:
+    """(origin, path prefix) of the S3 host that presigned links are signed for."""
+    bucket = config.bucket
+    if config.endpoint_url:
+        return config.endpoint_url, f"/{bucket}"
+    region = config.region or "us-east-1"
+    host = "s3.amazonaws.com" if region == "us-east-1" else f"s3.{region}.amazonaws.com"
+    if "." in bucket:
+        return f"https://{host}", f"/{bucket}"
+    return f"https://{bucket}.{host}", ""
+
+
 def addressing_style(config: Config) -> str:
     return "path" if config.endpoint_url or "." in config.bucket else "virtual"
 
 
 class S3Backend(S3Storage):
+    """django-storages' S3Storage with keyed_storage's naming, links, client sharing and errors.
+
+    One boto3 client per process serves every thread (boto3 clients are thread-safe),
+    created on first use and again after a fork. Transfers, listing and deletes use it;
+    django-storages' per-thread resource is only used to open files for reading.
+    """
+
     backend = "s3"
 
     def __init__(self, config: Config):
@@ -62,14 +85,58 @@ class S3Backend(S3Storage):
                 # Throttling and 5xx answers are retried with backoff.
                 retries={"mode": "standard", "max_attempts": 3},
             ),
-            transfer_config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD),
+            # At most 4 parts of 8 MiB in flight: a 1 GiB upload stays within ~64 MiB.
+            transfer_config=TransferConfig(
+                multipart_threshold=MULTIPART_THRESHOLD,
+                multipart_chunksize=MULTIPART_THRESHOLD,
+                max_concurrency=4,
+            ),
         )
         self._public_base = public_base(config)
         where = f" at {config.endpoint_url}" if config.endpoint_url else ""
         self._where = f"S3 bucket {config.bucket!r}{where}"
+        self._client_lock = threading.Lock()
+        self._shared: tuple[int, object, object] | None = None  # (pid, session, client)
+        self._presigner: Presigner | None = None
 
     def __repr__(self) -> str:
         return f"<S3Backend {self._where}>"
+
+    # One client per process ---------------------------------------------------------------
+
+    def _session_and_client(self) -> tuple[object, object]:
+        shared = self._shared
+        if shared is None or shared[0] != os.getpid():
+            with self._client_lock:
+                shared = self._shared
+                if shared is None or shared[0] != os.getpid():
+                    session = self._create_session()
+                    client = session.client(
+                        "s3",
+                        region_name=self.region_name,
+                        endpoint_url=self.endpoint_url,
+                        config=self.client_config,
+                    )
+                    shared = self._shared = (os.getpid(), session, client)
+        return shared[1], shared[2]
+
+    @property
+    def client(self):
+        """The process's boto3 S3 client (thread-safe, shared)."""
+        return self._session_and_client()[1]
+
+    def _frozen_credentials(self) -> Credentials:
+        credentials = self._session_and_client()[0].get_credentials()
+        if credentials is None:
+            raise StorageError(
+                f"No AWS credentials for {self._where}: set AWS_KEY and AWS_SECRET, or give the "
+                "host an IAM role.",
+                location=self.keyed_config.bucket,
+            )
+        frozen = credentials.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    # Errors --------------------------------------------------------------------------------
 
     @contextmanager
     def _failing(self, action: str, name: str):
@@ -83,31 +150,61 @@ class S3Backend(S3Storage):
                 location=self.keyed_config.bucket,
             ) from error
 
+    # Storage API ---------------------------------------------------------------------------
+
     def store(self, name: str, content, info: ContentInfo) -> str:
         params = {"ContentType": info.content_type}
         if info.attachment:
             params["ContentDisposition"] = "attachment"
-        # Large files go up in parts; if any part fails, s3transfer aborts the multipart
-        # upload so no invisible, billed parts are left behind.
+        # One PutObject below the threshold; above it, parts, and if any part fails
+        # s3transfer aborts the multipart upload so no invisible, billed parts remain.
         with self._failing("store", name):
-            self.bucket.Object(name).upload_fileobj(content, ExtraArgs=params, Config=self.transfer_config)
+            self.client.upload_fileobj(
+                content, self.bucket_name, name, ExtraArgs=params, Config=self.transfer_config
+            )
         return name
 
     def delete(self, name: str) -> None:
         with self._failing("delete", name):
-            super().delete(name)
+            self.client.delete_object(Bucket=self.bucket_name, Key=name)
 
     def exists(self, name: str) -> bool:
         with self._failing("look up", name):
-            return super().exists(name)
-
-    def listdir(self, name: str):
-        with self._failing("list", name):
-            return super().listdir(name)
+            try:
+                self.client.head_object(Bucket=self.bucket_name, Key=name)
+            except ClientError as error:
+                if error.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                    return False
+                raise
+            return True
 
     def size(self, name: str) -> int:
         with self._failing("read the size of", name):
-            return super().size(name)
+            try:
+                return self.client.head_object(Bucket=self.bucket_name, Key=name)["ContentLength"]
+            except ClientError as error:
+                if error.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                    raise FileNotFoundError(f"{name!r} does not exist in {self._where}") from error
+                raise
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        prefix = path.rstrip("/") + "/" if path else ""
+        directories: list[str] = []
+        files: list[str] = []
+        with self._failing("list", path):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                directories += [
+                    entry["Prefix"][len(prefix) :].rstrip("/") for entry in page.get("CommonPrefixes", ())
+                ]
+                files += [
+                    posixpath.relpath(entry["Key"], prefix or ".")
+                    for entry in page.get("Contents", ())
+                    if entry["Key"] != prefix
+                ]
+        return directories, files
 
     def _open(self, name: str, mode: str = "rb"):
         with self._failing("open", name):
@@ -116,4 +213,15 @@ class S3Backend(S3Storage):
     def url(self, name: str, parameters=None, expire=None, http_method=None) -> str:
         if not self.keyed_config.private:
             return self._public_base + url_path(name)
-        return super().url(name, parameters=parameters, expire=expire, http_method=http_method)
+        if parameters or http_method not in (None, "GET"):
+            return super().url(name, parameters=parameters, expire=expire, http_method=http_method)
+        presigner = self._presigner
+        if presigner is None:
+            origin, path_prefix = signing_origin(self.keyed_config)
+            presigner = self._presigner = Presigner(
+                origin=origin,
+                path_prefix=path_prefix,
+                region=self.keyed_config.region or "us-east-1",
+                credentials=self._frozen_credentials,
+            )
+        return presigner.url(url_path(name), expire or self.keyed_config.url_expires)

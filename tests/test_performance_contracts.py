@@ -1,0 +1,192 @@
+"""The performance promises that are facts, not timings: request counts, one client, exact SigV4."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+import time
+from collections import Counter
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+from botocore.config import Config as BotoConfig
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from events.models import Event, Session
+from keyed_storage import KeyedStorage, backends, config, upload
+
+from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client
+
+FROZEN = datetime.datetime(2026, 11, 26, 12, 34, 56, tzinfo=datetime.UTC)
+
+
+def backend():
+    return backends.for_config(config.current())
+
+
+@pytest.fixture
+def requests_made(s3):
+    """Every HTTP request keyed_storage's client sends, by operation name."""
+    seen = Counter()
+
+    def count(request, **kwargs):
+        seen[kwargs["event_name"].rsplit(".", 1)[-1]] += 1
+
+    backend().client.meta.events.register("before-send.s3", count)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_model_save_with_a_new_file_is_one_put(requests_made):
+    event = Event.objects.create(name="Con")
+    requests_made.clear()
+    Session.objects.create(event=event, title="Talk", audio=SimpleUploadedFile("talk.wav", b"RIFF...."))
+    assert requests_made == Counter({"PutObject": 1})
+
+
+def test_upload_to_a_fresh_key_is_a_put_and_a_listing(requests_made):
+    upload(SimpleUploadedFile("a.png", b"x"), "users/1/avatar")
+    assert requests_made == Counter({"PutObject": 1, "ListObjectsV2": 1})
+    assert "HeadObject" not in requests_made
+
+
+def test_replacing_an_upload_lists_and_deletes_only_what_it_must(requests_made):
+    upload(SimpleUploadedFile("a.png", b"x"), "users/1/avatar")
+    requests_made.clear()
+    upload(SimpleUploadedFile("b.png", b"y"), "users/1/avatar")
+    assert requests_made == Counter({"PutObject": 1, "ListObjectsV2": 2, "DeleteObject": 1})
+
+
+def test_large_files_go_up_in_parts(requests_made):
+    from keyed_storage.backends.s3 import MULTIPART_THRESHOLD
+
+    data = os.urandom(MULTIPART_THRESHOLD * 2 + 10)
+    url = upload(SimpleUploadedFile("big.bin", data), "users/1/big", exact=True)
+    assert requests_made == Counter(
+        {"CreateMultipartUpload": 1, "UploadPart": 3, "CompleteMultipartUpload": 1}
+    )
+    assert fetch(url) == data
+
+
+@pytest.mark.parametrize("private", ["0", "1"])
+def test_url_makes_no_request(requests_made, monkeypatch, private):
+    monkeypatch.setenv("KEYED_STORAGE_PRIVATE", private)
+    config.reset()
+    counter = Counter()
+    backend().client.meta.events.register("before-send.s3", lambda **kw: counter.update(["request"]))
+    storage = KeyedStorage()
+    for i in range(1000):
+        storage.url(f"events/{i}/logo/x.png")
+    assert counter == Counter()
+
+
+def test_one_client_per_process_shared_by_threads_and_renewed_after_fork(s3):
+    backend_ = backend()
+    clients = []
+    threads = [threading.Thread(target=lambda: clients.append(backend_.client)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(client) for client in clients}) == 1
+    parent = backend_.client
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child, as a gunicorn worker would be
+        try:
+            fresh = backend_.client is not parent and backend_.client is backend_.client
+            os.write(write, b"fresh" if fresh else b"same")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 16)
+    os.waitpid(pid, 0)
+    assert answer == b"fresh"
+
+
+# SigV4: keyed_storage's presigned links equal botocore's, byte for byte ----------------------
+
+KEYS = ["users/1/a b.png", "users/1/plus+sign.png", "users/1/hash#q?.png", "users/1/Zoë/日本.png", "x"]
+
+
+def botocore_url(*, bucket, key, region, endpoint, token, expires, style):
+    client = boto3.session.Session(
+        aws_access_key_id=TEST_KEY, aws_secret_access_key=TEST_SECRET, aws_session_token=token
+    ).client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint,
+        config=BotoConfig(signature_version="s3v4", s3={"addressing_style": style}),
+    )
+    return client.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
+    )
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzEBY+token/with=odd&chars"])
+@pytest.mark.parametrize(
+    ("bucket", "region", "endpoint", "style"),
+    [
+        ("media-bucket", None, None, "virtual"),
+        ("media-bucket", "eu-west-1", None, "virtual"),
+        ("media.example.org", "ap-south-1", None, "path"),
+        ("media-bucket", "us-east-1", "http://127.0.0.1:9000", "path"),
+    ],
+)
+def test_presigned_links_equal_botocores(monkeypatch, key, token, bucket, region, endpoint, style):
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: FROZEN.replace(tzinfo=None))
+    env = {
+        "BUCKET_NAME": bucket,
+        "AWS_KEY": TEST_KEY,
+        "AWS_SECRET": TEST_SECRET,
+        "KEYED_STORAGE_PRIVATE": "1",
+    }
+    env["KEYED_STORAGE_URL_EXPIRES"] = "900"
+    if region:
+        env["AWS_REGION"] = region
+    if endpoint:
+        env["AWS_ENDPOINT_URL_S3"] = endpoint
+    if token:
+        env["AWS_SESSION_TOKEN"] = token
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config.reset()
+    monkeypatch.setattr(time, "time", lambda: FROZEN.timestamp())
+    ours = KeyedStorage().url(key)
+    monkeypatch.undo()  # botocore's turn, with the same frozen clock
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: FROZEN.replace(tzinfo=None))
+    theirs = botocore_url(
+        bucket=bucket,
+        key=key,
+        region=region or "us-east-1",
+        endpoint=endpoint,
+        token=token,
+        expires=900,
+        style=style,
+    )
+    assert (
+        parse_qs(urlsplit(ours).query)["X-Amz-Signature"]
+        == parse_qs(urlsplit(theirs).query)["X-Amz-Signature"]
+    )
+    assert ours == theirs
+
+
+def test_a_presigned_link_serves_its_object(moto_endpoint, monkeypatch):
+    client = make_client(moto_endpoint)
+    client.create_bucket(Bucket="ks-presigned")
+    for name, value in {
+        "BUCKET_NAME": "ks-presigned",
+        "AWS_KEY": TEST_KEY,
+        "AWS_SECRET": TEST_SECRET,
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
+        "KEYED_STORAGE_PRIVATE": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config.reset()
+    url = upload(SimpleUploadedFile("x.txt", b"signed"), "users/1/a b+c#d", exact=True)
+    assert "X-Amz-Signature=" in url
+    assert fetch(url) == b"signed"

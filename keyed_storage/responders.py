@@ -130,7 +130,7 @@ def respond(request: HttpRequest, stored: StoredFile) -> HttpResponse:
         status = 206
 
     headers = dict(stored.headers)
-    headers["Content-Length"] = str(end - start + 1 if stored.size else 0)
+    headers["Content-Length"] = str(end - start + 1)
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end}/{stored.size}"  # §14.4
     if request.method == "HEAD":

@@ -9,8 +9,9 @@ from __future__ import annotations
 import mimetypes
 import os
 import stat as stat_mode
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import http_date, parse_http_date_safe
@@ -136,8 +137,8 @@ def respond(request: HttpRequest, stored: StoredFile) -> HttpResponse:
     if request.method == "HEAD":
         stored.file.close()
         return _headers_only(status, headers)
-    response = StreamingHttpResponse(_read(stored.file, start, end - start + 1), status=status)
-    response._resource_closers.append(stored.file.close)
+    # Django calls the body's close() once the response is done, sent in full or not.
+    response = StreamingHttpResponse(_FileSlice(stored.file, start, end - start + 1), status=status)
     for header, value in headers.items():
         response[header] = value
     return response
@@ -152,14 +153,26 @@ def _headers_only(status: int, headers: dict[str, str]) -> HttpResponse:
     return response
 
 
-def _read(file: BinaryIO, start: int, length: int):
-    file.seek(start)
-    while length > 0:
-        chunk = file.read(min(CHUNK_SIZE, length))
-        if not chunk:
-            break  # the file shrank under us; the client sees a short body and retries
-        length -= len(chunk)
-        yield chunk
+class _FileSlice:
+    """`length` bytes of `file` from `start`, read in chunks; closing it closes the file."""
+
+    __slots__ = ("file", "length", "start")
+
+    def __init__(self, file: BinaryIO, start: int, length: int):
+        self.file, self.start, self.length = file, start, length
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.file.seek(self.start)
+        remaining = self.length
+        while remaining > 0:
+            chunk = self.file.read(min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break  # the file shrank under us; the client sees a short body and retries
+            remaining -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _entity_tags(value: str) -> list[str]:
@@ -195,7 +208,10 @@ def _preconditions(request: HttpRequest, stored: StoredFile) -> int | None:
     return None
 
 
-def _requested_range(request: HttpRequest, stored: StoredFile):
+ByteRange = tuple[int, int] | Literal["unsatisfiable"] | None
+
+
+def _requested_range(request: HttpRequest, stored: StoredFile) -> ByteRange:
     """(first, last) byte positions, 'unsatisfiable', or None to send the whole file."""
     header = request.headers.get("Range")
     if request.method != "GET" or header is None:

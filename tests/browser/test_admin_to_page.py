@@ -68,10 +68,10 @@ def test_admin_upload_to_public_page(page, live_server, mode, moto_endpoint):
     assert session.audio.name.startswith(f"events/{event.pk}/sessions/{session.pk}/audio/")
 
     # Play it on the public page, then seek; the browser fetches it with Range requests.
-    responses = []
-    page.on("response", lambda response: responses.append(response) if response.url == audio_url else None)
     audio_url = session.audio.url
     assert audio_url.startswith(f"{origin}/")
+    responses = []
+    page.on("response", lambda response: responses.append(response) if response.url == audio_url else None)
     page.goto(f"{base}/events/{event.pk}/")
     audio = page.locator("audio")
     assert audio.get_attribute("src") == audio_url

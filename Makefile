@@ -6,8 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_ADDR ?= 127.0.0.1:8000
+DEMO_S3_PORT ?= 9000
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test lint dist-check clean
+.PHONY: demo demo-s3 browser-deps screenshots test lint dist-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,31 @@ demo: $(STAMP)
 	cd testproject && ../$(PY) manage.py migrate --noinput
 	cd testproject && ../$(PY) manage.py demo_data
 	cd testproject && ../$(PY) manage.py runserver $(DEMO_ADDR)
+
+## demo-s3: the same site with its files in S3: a moto server on 127.0.0.1:$(DEMO_S3_PORT),
+## chosen by environment variables alone (no setting or code changes). moto keeps its data in
+## memory, so each run starts from a fresh bucket and a fresh database in .demo/.
+demo-s3: $(STAMP)
+	mkdir -p .demo && rm -f .demo/s3.sqlite3
+	$(VENV)/bin/moto_server -H 127.0.0.1 -p $(DEMO_S3_PORT) >.demo/moto.log 2>&1 & moto=$$!; \
+	trap 'kill $$moto' EXIT INT TERM; \
+	export BUCKET_NAME=keyed-storage-demo AWS_KEY=demo-key AWS_SECRET=demo-secret \
+		AWS_ENDPOINT_URL_S3=http://127.0.0.1:$(DEMO_S3_PORT) DEMO_DB=$(CURDIR)/.demo/s3.sqlite3; \
+	cd testproject && ../$(PY) manage.py demo_bucket && \
+	../$(PY) manage.py migrate --noinput && \
+	../$(PY) manage.py demo_data && \
+	../$(PY) manage.py runserver $(DEMO_ADDR)
+
+## browser-deps: Debian's Chromium for the browser tests (Playwright's own download cannot work here)
+browser-deps:
+	@test -x $(CHROMIUM) || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@$(CHROMIUM) --version
+
+## screenshots: with the demo running (make demo), retake the README's pictures in docs/
+screenshots: $(STAMP)
+	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
 ## test: lint, then the whole test suite (starts its own S3 server on 127.0.0.1)
 test: $(STAMP)
@@ -42,4 +69,4 @@ dist-check: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) dist build *.egg-info testproject/db.sqlite3 testproject/media
+	rm -rf $(VENV) dist build *.egg-info testproject/db.sqlite3 testproject/media .demo test-artifacts

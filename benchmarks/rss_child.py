@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import boto3_client, configure_django, use_s3  # noqa: E402
+from benchmarks.common import boto3_client, configure_django, use_s3
 
 CHUNK = b"\x5a" * (1024 * 1024)
 

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.views.static import serve as static_serve
+from django.core.exceptions import SuspiciousFileOperation
+from django.http import HttpRequest, HttpResponse
+from django.utils._os import safe_join
+from django.views.decorators.csrf import csrf_exempt
 
 from . import config
+from .responders import StoredFile, plain_response, respond
 
 
+@csrf_exempt  # no state changes here; a POST gets this view's 405, not the CSRF page
 def serve(request: HttpRequest, path: str) -> HttpResponse:
+    """GET or HEAD a file under MEDIA_ROOT in local mode; 404 in S3 mode and for anything not a file."""
+    if request.method not in ("GET", "HEAD"):
+        return plain_response(405, "Method not allowed.\n", {"Allow": "GET, HEAD"})
     current = config.current()
     if current.backend != "local":
-        raise Http404("keyed_storage serves files only in local mode.")
+        return plain_response(404, "keyed_storage serves files only in local mode.\n")
     # `path` arrives decoded once by the handler; it is used literally and never decoded
-    # again, so a key such as '%2e%2e/x' names a file called '%2e%2e/x'.
-    response = static_serve(request, path, document_root=current.media_root)
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    # again, so a key such as '%2e%2e/x' names a file called '%2e%2e/x'. Segments that a
+    # file system would resolve ('..', '.', '') and separators that keys never contain are
+    # refused outright; safe_join then guards what is left.
+    if "\\" in path or "\x00" in path or any(part in ("", ".", "..") for part in path.split("/")):
+        return _not_found()
+    try:
+        stored = StoredFile.open(path, safe_join(current.media_root, path))
+    except (OSError, SuspiciousFileOperation, ValueError):
+        return _not_found()
+    return respond(request, stored)
+
+
+def _not_found() -> HttpResponse:
+    return plain_response(404, "Not found.\n")

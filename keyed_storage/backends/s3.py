@@ -160,7 +160,7 @@ class S3Backend(S3Storage):
         # s3transfer aborts the multipart upload so no invisible, billed parts remain.
         with self._failing("store", name):
             self.client.upload_fileobj(
-                content, self.bucket_name, name, ExtraArgs=params, Config=self.transfer_config
+                _KeptOpen(content), self.bucket_name, name, ExtraArgs=params, Config=self.transfer_config
             )
         return name
 
@@ -225,3 +225,31 @@ class S3Backend(S3Storage):
                 credentials=self._frozen_credentials,
             )
         return presigner.url(url_path(name), expire or self.keyed_config.url_expires)
+
+
+class _KeptOpen:
+    """The file as s3transfer sees it, minus close(): s3transfer closes the file objects it is
+    given, but the caller's file is still needed afterwards (ImageField reads its dimensions)."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, file):
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seekable(self) -> bool:
+        try:
+            return self._file.seekable()
+        except (AttributeError, ValueError):
+            return False
+
+    def close(self) -> None:
+        pass

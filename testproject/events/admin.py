@@ -1,18 +1,43 @@
+"""The demo's admin: every file field previews itself, in the lists and in the forms."""
+
 from django.contrib import admin
 
-from .models import Event, Profile, Session
+from keyed_storage.admin import FilePreviewMixin, preview
+
+from .models import Event, Profile, Session, Speaker, Sponsor
 
 
-class SessionInline(admin.TabularInline):
+class SessionInline(FilePreviewMixin, admin.StackedInline):
     model = Session
     extra = 0
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    list_display = ["name", "logo"]
+class EventAdmin(FilePreviewMixin, admin.ModelAdmin):
+    list_display = ["name", preview("logo"), preview("background")]
+    search_fields = ["name"]
     inlines = [SessionInline]
 
 
-admin.site.register(Session)
-admin.site.register(Profile)
+@admin.register(Session)
+class SessionAdmin(FilePreviewMixin, admin.ModelAdmin):
+    list_display = ["title", "event", preview("audio"), preview("slides")]
+    list_filter = ["event"]
+
+
+@admin.register(Speaker)
+class SpeakerAdmin(FilePreviewMixin, admin.ModelAdmin):
+    list_display = ["name", "event", preview("photo", size=(64, 64)), "photo_width", "photo_height"]
+    list_filter = ["event"]
+    readonly_fields = ["photo_width", "photo_height"]
+
+
+@admin.register(Sponsor)
+class SponsorAdmin(FilePreviewMixin, admin.ModelAdmin):
+    list_display = ["name", "event", preview("logo")]
+    list_filter = ["event"]
+
+
+@admin.register(Profile)
+class ProfileAdmin(FilePreviewMixin, admin.ModelAdmin):
+    list_display = ["user", preview("avatar", size=(48, 48))]

@@ -5,16 +5,25 @@ from django.db import models
 
 from keyed_storage import KeyedStorage, key_template
 from keyed_storage.keys import (
+    event_background_key,
     event_logo_key,
     session_audio_key,
     session_slides_key,
+    speaker_photo_key,
+    sponsor_logo_key,
 )
 
 
 class Event(models.Model):
     name = models.CharField(max_length=200)
-    # An explicit storage; the fields below rely on STORAGES["default"] instead.
+    description = models.TextField(blank=True)
+    # An explicit storage on the Event's fields; the other models rely on STORAGES["default"],
+    # which the settings point at KeyedStorage. Both end up in the same place.
     logo = models.ImageField(storage=KeyedStorage(), upload_to=event_logo_key, blank=True)
+    background = models.ImageField(storage=KeyedStorage(), upload_to=event_background_key, blank=True)
+
+    class Meta:
+        ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
@@ -26,13 +35,49 @@ class Session(models.Model):
     audio = models.FileField(upload_to=session_audio_key, blank=True)
     slides = models.FileField(upload_to=session_slides_key, blank=True)
 
+    class Meta:
+        ordering = ["id"]
+
     def __str__(self) -> str:
         return self.title
 
 
+class Speaker(models.Model):
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="speakers")
+    name = models.CharField(max_length=200)
+    # The photo's size is stored in the row when the photo is saved, so pages can give
+    # <img> its width and height without opening the file in storage.
+    photo = models.ImageField(
+        upload_to=speaker_photo_key, width_field="photo_width", height_field="photo_height", blank=True
+    )
+    photo_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    photo_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Sponsor(models.Model):
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="sponsors")
+    name = models.CharField(max_length=200)
+    website = models.URLField(blank=True)
+    logo = models.ImageField(upload_to=sponsor_logo_key, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    # The key is the user's, not the profile row's: users/<user id>/avatar.
+    # keyed_storage.keys.user_avatar_key is "users/{id}/avatar", for a custom User model that
+    # holds the avatar itself. On a separate Profile row that {id} would be the profile's,
+    # so the key is built from the user's id instead: users/<user id>/avatar.
     avatar = models.ImageField(upload_to=key_template("users/{user_id}/avatar"), blank=True)
 
     def __str__(self) -> str:

@@ -1,10 +1,15 @@
+"""Public pages of the demo. Templates use {{ field.url }}; nothing here reads from storage."""
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from keyed_storage import upload
 
-from .models import Event
+from .forms import AvatarForm
+from .models import Event, Profile
 
 
 def event_list(request):
@@ -12,16 +17,32 @@ def event_list(request):
 
 
 def event_detail(request, pk):
-    event = get_object_or_404(Event, pk=pk)
+    event = get_object_or_404(Event.objects.prefetch_related("sessions", "speakers", "sponsors"), pk=pk)
     return render(request, "events/event_detail.html", {"event": event})
 
 
 @login_required
 def avatar(request):
-    """The view pattern from the README: upload() with a key, the absolute URL comes back."""
-    url = None
-    if request.method == "POST" and "profile_pic" in request.FILES:
-        url = upload(request.FILES["profile_pic"], f"users/{request.user.id}/profile_pic")
-        if request.headers.get("Accept") == "application/json":
-            return JsonResponse({"url": url})
-    return render(request, "events/avatar.html", {"url": url})
+    """Pattern 1, the model field: a ModelForm saves Profile.avatar under users/<id>/avatar."""
+    profile, _ = Profile.objects.get_or_create(user=request.user)
+    form = AvatarForm(request.POST or None, request.FILES or None, instance=profile)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Avatar saved through the model field.")
+        return redirect("avatar")
+    return render(request, "events/avatar.html", {"form": form, "profile": profile})
+
+
+@login_required
+@require_POST
+def avatar_upload(request):
+    """Pattern 2, upload() in a view: store the file under a key and get its absolute URL back."""
+    file = request.FILES.get("profile_pic")
+    if file is None:
+        return JsonResponse({"error": "send the image as 'profile_pic'"}, status=400)
+    url = upload(file, f"users/{request.user.id}/profile_pic")
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse({"url": url})
+    profile, _ = Profile.objects.get_or_create(user=request.user)
+    form = AvatarForm(instance=profile)
+    return render(request, "events/avatar.html", {"form": form, "profile": profile, "url": url})

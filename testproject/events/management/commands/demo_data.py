@@ -1,4 +1,4 @@
-"""Create the demo's admin user and a sample event, with a logo and audio made on the spot."""
+"""Create the demo's admin user and sample events, with images and audio made on the spot."""
 
 import io
 import math
@@ -10,9 +10,34 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from PIL import Image, ImageDraw
 
-from events.models import Event, Session
+from events.models import Event, Session, Speaker, Sponsor
 
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
+
+EVENTS = [
+    {
+        "name": "PyCon Demo",
+        "color": "#1d4e89",
+        "description": "Three days of talks about Python, recorded and posted the same evening.",
+        "sessions": [("Opening keynote", 440.0), ("Storage without surprises", 523.25)],
+        "speakers": ["Ada Lovelace", "Grace Hopper"],
+        "sponsors": ["Acme Cloud", "Bits & Bytes"],
+    },
+    {
+        "name": "DjangoCon Demo",
+        "color": "#0c4b33",
+        "description": "The web framework for perfectionists with deadlines, and their uploads.",
+        "sessions": [("Welcome", 392.0)],
+        "speakers": ["Alan Turing"],
+        "sponsors": ["Pony Hosting"],
+    },
+]
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def logo_png(text: str, color: str) -> bytes:
@@ -20,42 +45,107 @@ def logo_png(text: str, color: str) -> bytes:
     draw = ImageDraw.Draw(image)
     draw.rectangle((16, 16, 463, 223), outline="white", width=6)
     draw.text((40, 100), text, fill="white", font_size=40)
+    return _png(image)
+
+
+def background_png(color: str, width: int = 1200, height: int = 300) -> bytes:
+    """A diagonal-striped banner in the event's colour."""
+    image = Image.new("RGB", (width, height), "#f6f8fa")
+    draw = ImageDraw.Draw(image)
+    for x in range(-height, width, 48):
+        draw.line((x, height, x + height, 0), fill=color, width=18)
+    return _png(image)
+
+
+def portrait_png(name: str, color: str, width: int = 240, height: int = 300) -> bytes:
+    image = Image.new("RGB", (width, height), color)
+    draw = ImageDraw.Draw(image)
+    initials = "".join(part[0] for part in name.split()[:2])
+    draw.ellipse((width // 2 - 70, 50, width // 2 + 70, 190), fill="white")
+    draw.text((width // 2, 120), initials, fill=color, font_size=64, anchor="mm")
+    draw.text((width // 2, 250), name, fill="white", font_size=22, anchor="mm")
+    return _png(image)
+
+
+def sponsor_png(name: str) -> bytes:
+    image = Image.new("RGB", (300, 100), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((4, 4, 295, 95), radius=16, outline="#59636e", width=4)
+    draw.text((150, 50), name, fill="#1f2328", font_size=30, anchor="mm")
+    return _png(image)
+
+
+def slides_pdf(title: str) -> bytes:
+    pages = []
+    for number, line in enumerate([title, "Keys, not paths", "Thank you"], start=1):
+        page = Image.new("RGB", (800, 450), "white")
+        draw = ImageDraw.Draw(page)
+        draw.text((60, 180), line, fill="#1f2328", font_size=48)
+        draw.text((720, 400), str(number), fill="#59636e", font_size=24)
+        pages.append(page)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    pages[0].save(buffer, format="PDF", save_all=True, append_images=pages[1:])
     return buffer.getvalue()
 
 
-def tone_wav(seconds: float = 3.0, frequency: float = 440.0, rate: int = 16000) -> bytes:
+def tone_wav(seconds: float = 6.0, frequency: float = 440.0, rate: int = 16000) -> bytes:
+    """A soft tone that steps up a fifth halfway, so seeking is audible."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
-        frames = (
-            struct.pack("<h", int(8000 * math.sin(2 * math.pi * frequency * i / rate)))
-            for i in range(int(seconds * rate))
-        )
-        out.writeframes(b"".join(frames))
+        total = int(seconds * rate)
+        samples = []
+        for i in range(total):
+            pitch = frequency * 1.5 if i >= total // 2 else frequency
+            samples.append(int(6000 * math.sin(2 * math.pi * pitch * i / rate)))
+        out.writeframes(struct.pack(f"<{total}h", *samples))
     return buffer.getvalue()
 
 
+def upload_file(name: str, content: bytes, content_type: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type)
+
+
 class Command(BaseCommand):
-    help = "Create the demo admin user and sample data (idempotent)."
+    help = "Create the demo admin user and sample events (does nothing to events if some exist)."
 
     def handle(self, *args, **options):
         if not User.objects.filter(username=ADMIN_USER).exists():
             User.objects.create_superuser(ADMIN_USER, "admin@example.org", ADMIN_PASSWORD)
         if not Event.objects.exists():
-            for name, color in [("PyCon Demo", "#1d4e89"), ("DjangoCon Demo", "#0c4b33")]:
-                event = Event.objects.create(
-                    name=name, logo=SimpleUploadedFile("logo.png", logo_png(name, color), "image/png")
-                )
-                Session.objects.create(
-                    event=event,
-                    title="Opening keynote",
-                    audio=SimpleUploadedFile("keynote.wav", tone_wav(), "audio/wav"),
-                )
+            for spec in EVENTS:
+                self._create_event(spec)
         self.stdout.write(
-            f"Demo ready. Admin: /admin/ user {ADMIN_USER!r} password {ADMIN_PASSWORD!r} (demo only).\n"
-            f"Files go to: {Event._meta.get_field('logo').storage.backend}"
+            f"Demo ready: {Event.objects.count()} events. "
+            f"Admin: /admin/ user {ADMIN_USER!r} password {ADMIN_PASSWORD!r} (demo only). "
+            f"Files go to: {Event._meta.get_field('logo').storage.backend}."
         )
+
+    def _create_event(self, spec: dict) -> None:
+        color = spec["color"]
+        event = Event.objects.create(
+            name=spec["name"],
+            description=spec["description"],
+            logo=upload_file("logo.png", logo_png(spec["name"], color), "image/png"),
+            background=upload_file("background.png", background_png(color), "image/png"),
+        )
+        for title, frequency in spec["sessions"]:
+            Session.objects.create(
+                event=event,
+                title=title,
+                audio=upload_file("talk.wav", tone_wav(frequency=frequency), "audio/wav"),
+                slides=upload_file("slides.pdf", slides_pdf(title), "application/pdf"),
+            )
+        for name in spec["speakers"]:
+            Speaker.objects.create(
+                event=event, name=name, photo=upload_file("photo.png", portrait_png(name, color), "image/png")
+            )
+        for name in spec["sponsors"]:
+            Sponsor.objects.create(
+                event=event,
+                name=name,
+                website="https://example.org/",
+                logo=upload_file("logo.png", sponsor_png(name), "image/png"),
+            )

@@ -1,0 +1,51 @@
+"""Admin previews for file fields: FilePreviewMixin for change forms and inlines, preview() for lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.widgets import AdminFileWidget
+from django.db import models
+
+from .widgets import FilePreviewWidget, render_preview
+
+
+class FilePreviewMixin:
+    """Mix into a ModelAdmin or an inline: every file and image field's input shows its current file.
+
+    class EventAdmin(FilePreviewMixin, admin.ModelAdmin): ...
+
+    A widget of your own for a field, given in formfield_overrides or by a subclass, is kept.
+    """
+
+    preview_widget = FilePreviewWidget
+
+    def formfield_for_dbfield(self, db_field: models.Field, request: Any, **kwargs: Any):
+        # ModelAdmin merges its defaults (AdminFileWidget for file fields) into formfield_overrides.
+        overridden = self.formfield_overrides.get(type(db_field), {}).get("widget")
+        if (
+            isinstance(db_field, models.FileField)
+            and "widget" not in kwargs
+            and overridden in (None, AdminFileWidget)
+        ):
+            kwargs["widget"] = self.preview_widget
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+def preview(
+    field_name: str, *, description: str | None = None, size: tuple[int, int] = (96, 64)
+) -> Callable[[models.Model], str]:
+    """A list_display column previewing a file field: list_display = ["name", preview("logo")].
+
+    Builds each row's link as a string (no request to the storage per row); players load
+    nothing until played.
+    """
+
+    @admin.display(description=description or field_name.replace("_", " "), ordering=field_name)
+    def column(obj: models.Model) -> str:
+        return render_preview(getattr(obj, field_name), size=size, preload="none")
+
+    column.__name__ = f"{field_name}_preview"
+    return column

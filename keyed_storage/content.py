@@ -7,6 +7,7 @@ only make the verdict stricter (an 'x.js' is served as an attachment whatever it
 from __future__ import annotations
 
 import mimetypes
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -47,7 +48,31 @@ _HTML = re.compile(rb"^[\t\n\x0c\r ]*<(" + b"|".join(map(re.escape, _HTML_TAGS))
 _XML = re.compile(rb"^(\xef\xbb\xbf)?[\t\n\x0c\r ]*<\?xml", re.I)
 # An SVG needs no <?xml ?> prolog; browsers render '<svg' documents as images with scripts.
 _SVG = re.compile(rb"<svg[\s>]", re.I)
-_ALIASES = {"audio/wave": "audio/wav", "audio/x-wav": "audio/wav", "image/x-png": "image/png"}
+_ALIASES = {
+    "audio/wave": "audio/wav",
+    "audio/x-wav": "audio/wav",
+    "image/x-png": "image/png",
+    "application/x-gzip": "application/gzip",
+}
+# Containers whose signature cannot tell audio from video (Ogg, MP4, WebM): the name may.
+_CONTAINERS = {
+    *("application/ogg", "audio/ogg", "video/ogg"),
+    *("audio/mp4", "video/mp4", "audio/webm", "video/webm"),
+}
+
+# Names are consulted only for formats without a signature. Python's own table, not the
+# machine's /etc/mime.types (which differs between hosts), plus upload types it lacks.
+_NAME_TYPES = mimetypes.MimeTypes(filenames=())
+_EXTRA_NAME_TYPES = {
+    ".wav": "audio/wav",
+    ".m4a": "audio/mp4",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".flac": "audio/flac",
+    ".webp": "image/webp",
+    ".md": "text/markdown",
+    ".mjs": "text/javascript",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +101,9 @@ def _sniff_bytes(head: bytes) -> str | None:
             found = puremagic.from_string(head, mime=True)
     except (puremagic.PureError, ValueError):
         found = ""
-    if found:
+    # puremagic's text verdicts ('text/ascii', ...) are not MIME types a browser knows;
+    # text is told apart by the checks above and in identify().
+    if found and not found.startswith("text/"):
         return _ALIASES.get(found, found)
     return None
 
@@ -92,6 +119,14 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
+def type_from_name(name: str) -> str | None:
+    extension = os.path.splitext(name)[1].lower()
+    if extension in _EXTRA_NAME_TYPES:
+        return _EXTRA_NAME_TYPES[extension]
+    guessed, encoding = _NAME_TYPES.guess_type(name, strict=False)
+    return None if encoding else guessed
+
+
 def identify(head: bytes, filename: str = "", claimed: str | None = None) -> ContentInfo:
     """Decide the Content-Type of a file from its first SNIFF_BYTES bytes.
 
@@ -99,7 +134,7 @@ def identify(head: bytes, filename: str = "", claimed: str | None = None) -> Con
     that have no signature (CSV, JSON, Markdown...), and only when that name is not an
     active type. Bytes, extension or claim that say "active" make the file an attachment.
     """
-    guessed, _ = mimetypes.guess_type(filename or "", strict=False)
+    guessed = type_from_name(filename or "")
     sniffed = _sniff_bytes(head)
     if sniffed is None:
         if not head:
@@ -114,6 +149,8 @@ def identify(head: bytes, filename: str = "", claimed: str | None = None) -> Con
             sniffed = guessed
         else:
             sniffed = GENERIC
+    elif guessed and guessed.startswith(("audio/", "video/")) and sniffed in _CONTAINERS:
+        sniffed = guessed  # an .m4a is audio/mp4 though its bytes say "an MP4 container"
     attachment = is_active(sniffed) or is_active(guessed) or is_active(claimed)
     if sniffed.startswith("text/") and "charset" not in sniffed:
         sniffed += "; charset=utf-8" if _is_text(head) else ""

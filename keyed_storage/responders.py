@@ -6,7 +6,6 @@ Section numbers are RFC 9110's, which obsoletes RFC 7232 (conditional requests) 
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import stat as stat_mode
 from collections.abc import Iterator
@@ -16,25 +15,10 @@ from typing import BinaryIO, Literal
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import http_date, parse_http_date_safe
 
+from .content import SNIFF_BYTES, identify
 from .keys import has_token
 
 CHUNK_SIZE = 64 * 1024
-
-# Django's and Python's guesses read /etc/mime.types, so they differ between machines; this
-# table is Python's built-in one only, plus the upload types it lacks or names oddly.
-_TYPES = mimetypes.MimeTypes()
-_EXTRA_TYPES = {
-    ".wav": "audio/wav",
-    ".m4a": "audio/mp4",
-    ".ogg": "audio/ogg",
-    ".oga": "audio/ogg",
-    ".flac": "audio/flac",
-    ".webp": "image/webp",
-    ".md": "text/markdown",
-}
-# A compressed file is served as the archive it is, never with Content-Encoding: a browser
-# would unpack 'talk.tar.gz' on download, and byte ranges would count the unpacked bytes.
-_ENCODED_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
 
 # Names produced by upload() and key builders carry a fresh token: their bytes never change.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -42,24 +26,16 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
 
-def content_type(name: str) -> str:
-    extension = os.path.splitext(name)[1].lower()
-    if extension in _EXTRA_TYPES:
-        return _EXTRA_TYPES[extension]
-    guessed, encoding = _TYPES.guess_type(name, strict=False)
-    if encoding:
-        return _ENCODED_TYPES.get(encoding, "application/octet-stream")
-    return guessed or "application/octet-stream"
-
-
-def file_headers(name: str, stat: os.stat_result) -> dict[str, str]:
+def file_headers(name: str, stat: os.stat_result, head: bytes) -> dict[str, str]:
     """Every header a response about this file carries, whatever its status.
 
-    The one place that decides how a stored file is presented; add a header for all
-    responses (e.g. Content-Disposition for risky types) here.
+    The one place that decides how a stored file is presented. The type comes from the
+    file's first bytes, as it did when the file was stored in S3, so both backends present
+    a file the same way; anything a browser would run is an attachment.
     """
-    return {
-        "Content-Type": content_type(name),
+    info = identify(head, name)
+    headers = {
+        "Content-Type": info.content_type,
         # A strong validator (§8.8.3): it changes whenever the bytes can have changed, since an
         # exact upload replaces the file atomically, giving it a new mtime.
         "ETag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
@@ -68,10 +44,13 @@ def file_headers(name: str, stat: os.stat_result) -> dict[str, str]:
         "Cache-Control": IMMUTABLE if has_token(name) else REVALIDATE,
         "X-Content-Type-Options": "nosniff",
     }
+    if info.attachment:
+        headers["Content-Disposition"] = "attachment"
+    return headers
 
 
 # The headers a 304 must repeat from the 200 it stands for (§15.4.5, RFC 7232 §4.1).
-_NOT_MODIFIED_HEADERS = ("ETag", "Cache-Control", "X-Content-Type-Options")
+_NOT_MODIFIED_HEADERS = ("ETag", "Cache-Control", "X-Content-Type-Options", "Content-Disposition")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +77,7 @@ class StoredFile:
         except BaseException:
             file.close()
             raise
-        headers = file_headers(name, stat)
+        headers = file_headers(name, stat, os.pread(file.fileno(), SNIFF_BYTES, 0))
         return cls(name, file, stat.st_size, headers["ETag"], int(stat.st_mtime), headers)
 
 
@@ -116,7 +95,9 @@ def respond(request: HttpRequest, stored: StoredFile) -> HttpResponse:
     if status is not None:
         stored.file.close()
         if status == 304:
-            return _headers_only(304, {h: stored.headers[h] for h in _NOT_MODIFIED_HEADERS})
+            return _headers_only(
+                304, {h: stored.headers[h] for h in _NOT_MODIFIED_HEADERS if h in stored.headers}
+            )
         return plain_response(412, "Precondition failed.\n", {"ETag": stored.etag})
 
     start, end = 0, stored.size - 1

@@ -69,7 +69,7 @@ def test_s3_objects_carry_the_sniffed_type_and_disposition(s3, data, filename, c
     assert response.headers.get("Content-Disposition") == disposition
 
 
-def test_a_non_seekable_stream_is_sniffed_and_stored_whole(s3):
+def test_a_non_seekable_stream_is_sniffed_and_stored_whole(mode):
     class Stream:
         name = "page.png"
 

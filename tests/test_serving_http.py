@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
+import io
+import wave
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.http import http_date
+from PIL import Image
 
 from keyed_storage import upload
 
@@ -56,28 +60,73 @@ def test_tokened_names_are_cached_for_good_exact_names_are_revalidated(url, exac
     assert get(exact_url).headers["Cache-Control"] == "no-cache"
 
 
+def _image(kind: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, kind)
+    return buffer.getvalue()
+
+
+def _wav() -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00\x00" * 100)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
-    ("filename", "content_type"),
+    ("filename", "data", "content_type"),
     [
-        ("logo.png", "image/png"),
-        ("photo.jpg", "image/jpeg"),
-        ("talk.mp3", "audio/mpeg"),
-        ("talk.m4a", "audio/mp4"),
-        ("talk.ogg", "audio/ogg"),
-        ("slides.pdf", "application/pdf"),
-        ("image.webp", "image/webp"),
-        ("notes.txt", "text/plain"),
-        ("archive.tar.gz", "application/gzip"),
-        ("no-extension", "application/octet-stream"),
+        ("logo.png", _image("PNG"), "image/png"),
+        ("photo.jpg", _image("JPEG"), "image/jpeg"),
+        ("image.webp", _image("WEBP"), "image/webp"),
+        ("talk.wav", _wav(), "audio/wav"),
+        ("talk.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64" + bytes(200), "audio/mpeg"),
+        ("talk.m4a", b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom" + bytes(100), "audio/mp4"),
+        ("talk.ogg", b"OggS\x00\x02" + bytes(100), "audio/ogg"),
+        ("slides.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "application/pdf"),
+        ("notes.txt", b"plain notes\n", "text/plain; charset=utf-8"),
+        ("archive.tar.gz", gzip.compress(b"x" * 100), "application/gzip"),
+        ("no-extension", bytes(range(256)), "application/octet-stream"),
+        # The bytes decide, not the name: a PNG called .txt is served as a PNG.
+        ("renamed.txt", _image("PNG"), "image/png"),
     ],
 )
-def test_content_type_comes_from_the_extension(local, filename, content_type):
-    url = upload(SimpleUploadedFile(filename, b"0123456789"), "users/3/files")
+def test_content_type_comes_from_the_bytes(local, filename, data, content_type):
+    url = upload(SimpleUploadedFile(filename, data), "users/3/files")
     response = get(url)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == content_type
-    assert response.content == b"0123456789"  # a .gz is not unpacked on the way
+    assert response.content == data  # a .gz is not unpacked on the way
     assert "Content-Encoding" not in response.headers
+    assert "Content-Disposition" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("filename", "data"),
+    [
+        ("avatar.png", b"<!DOCTYPE html><html><script>alert(document.cookie)</script>"),
+        ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'),
+        ("feed.xml", b'<?xml version="1.0"?><rss/>'),
+        ("app.js", b"alert(1)"),
+    ],
+)
+def test_active_content_is_an_attachment_on_every_response(local, filename, data):
+    url = upload(SimpleUploadedFile(filename, data, "image/png"), "users/4/avatar")
+    response = get(url)
+    assert response.content == data
+    assert response.headers["Content-Disposition"] == "attachment"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert (
+        requests.get(url, headers={"Range": "bytes=0-3"}, timeout=10).headers["Content-Disposition"]
+        == "attachment"
+    )
+    assert requests.head(url, timeout=10).headers["Content-Disposition"] == "attachment"
+    revalidated = requests.get(url, headers={"If-None-Match": response.headers["ETag"]}, timeout=10)
+    assert revalidated.status_code == 304
+    assert revalidated.headers["Content-Disposition"] == "attachment"
 
 
 def test_head_sends_the_headers_of_get_and_no_body(url):

@@ -88,7 +88,44 @@ def is_active(content_type: str | None) -> bool:
     return base in _ACTIVE_TYPES or base.endswith("+xml")
 
 
+# The formats this app mostly stores (avatars, logos, talk audio, slides), recognised by their
+# fixed signatures before puremagic is asked: puremagic walks its ~3000 signatures in Python,
+# about 160 µs a file, which is 2-4% of a 1 MiB upload to a server on the same machine.
+_COMMON_PREFIXES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+    (b"ID3", "audio/mpeg"),
+    (b"fLaC", "audio/flac"),
+    (b"OggS", "application/ogg"),
+)
+_RIFF_TYPES = {b"WAVE": "audio/wav", b"WEBP": "image/webp", b"AVI ": "video/x-msvideo"}
+
+
+def _common_type(head: bytes) -> str | None:
+    for prefix, content_type in _COMMON_PREFIXES:
+        if head.startswith(prefix):
+            return content_type
+    if head.startswith(b"RIFF"):
+        return _RIFF_TYPES.get(head[8:12])
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return (
+            "video/quicktime"
+            if brand == b"qt  "
+            else "audio/mp4"
+            if brand.startswith(b"M4A")
+            else "video/mp4"
+        )
+    return None
+
+
 def _sniff_bytes(head: bytes) -> str | None:
+    common = _common_type(head)
+    if common:
+        return common
     if _HTML.match(head):
         return "text/html"
     if _SVG.search(head[:1024]) and (_XML.match(head) or head.lstrip()[:4].lower() == b"<svg"):

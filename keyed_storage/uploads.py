@@ -68,6 +68,9 @@ class _Readable(io.RawIOBase):
         return len(data)
 
     def seekable(self) -> bool:
+        probe = getattr(self._source, "seekable", None)
+        if callable(probe):
+            return bool(probe())  # e.g. a BufferedReader over a pipe has seek() but refuses it
         return callable(getattr(self._source, "seek", None)) and callable(getattr(self._source, "tell", None))
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:

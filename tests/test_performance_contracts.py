@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from events.models import Event, Session
 from keyed_storage import KeyedStorage, backends, config, upload
 
-from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client
+from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client, png_bytes
 
 FROZEN = datetime.datetime(2026, 11, 26, 12, 34, 56, tzinfo=datetime.UTC)
 
@@ -190,3 +190,33 @@ def test_a_presigned_link_serves_its_object(moto_endpoint, monkeypatch):
     url = upload(SimpleUploadedFile("x.txt", b"signed"), "users/1/a b+c#d", exact=True)
     assert "X-Amz-Signature=" in url
     assert fetch(url) == b"signed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rendering_1000_saved_images_makes_no_request(requests_made):
+    from events.models import Speaker
+
+    event = Event.objects.create(name="Con")
+    photo = png_bytes(40, 30)
+    # Rows as saved photos leave them: name, width and height in the row (bulk_create for speed).
+    Speaker.objects.bulk_create(
+        Speaker(
+            event=event,
+            name=f"S{i}",
+            photo=f"events/{event.pk}/speakers/{i}/photo/t/p.png",
+            photo_width=400,
+            photo_height=300,
+        )
+        for i in range(999)
+    )
+    saved = Speaker.objects.create(event=event, name="Real", photo=SimpleUploadedFile("p.png", photo))
+    assert (saved.photo_width, saved.photo_height) == (40, 30)
+    requests_made.clear()
+    rendered = [
+        (speaker.photo.url, speaker.photo_width, speaker.photo_height)
+        for speaker in Speaker.objects.filter(event=event)
+    ]
+    assert len(rendered) == 1000
+    assert requests_made == Counter()
+    real = next(row for row in rendered if row[1] == 40)
+    assert fetch(real[0]) == photo

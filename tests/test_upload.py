@@ -204,3 +204,46 @@ def test_text_content_files_are_stored_as_utf8(mode):
     with storage.open(name) as stored:
         assert stored.read() == "héllo wörld".encode()
     assert fetch(storage.url(name)) == "héllo wörld".encode()
+
+
+def test_a_stream_with_a_refusing_seek_is_read_once_from_the_start(mode, tmp_path):
+    # A pipe: it has seek() and tell(), but seekable() is False and seek() raises.
+    read_end, write_end = os.pipe()
+    data = os.urandom(100_000)
+    with open(write_end, "wb") as writer:
+        import threading
+
+        feeder = threading.Thread(target=lambda: (writer.write(data), writer.close()))
+        feeder.start()
+        with open(read_end, "rb") as reader:
+            url = upload(reader, "users/7/stream", exact=True)
+        feeder.join()
+    assert fetch(url) == data
+
+
+def test_a_large_temporary_upload_is_moved_into_place_not_copied(local, settings):
+    data = os.urandom(3 * 1024 * 1024)
+    temporary = TemporaryUploadedFile("big.bin", "application/octet-stream", len(data), None)
+    temporary.write(data)
+    temporary.seek(0)
+    source = temporary.temporary_file_path()
+    inode = os.stat(source).st_ino
+    url = upload(temporary, "users/8/big")
+    stored = os.path.join(settings.MEDIA_ROOT, name_of(url))
+    assert os.stat(stored).st_ino == inode, "the bytes were copied, not renamed into place"
+    assert not os.path.exists(source)
+    temporary.seek(0)
+    assert temporary.read() == data, "the upload object still reads its bytes"
+    temporary.close()
+    assert fetch(url) == data
+
+
+def test_a_temporary_upload_that_cannot_be_moved_is_copied(local, settings, monkeypatch):
+    data = os.urandom(100_000)
+    temporary = TemporaryUploadedFile("big.bin", "application/octet-stream", len(data), None)
+    temporary.write(data)
+    temporary.seek(0)
+    # As if the temporary directory were on another file system.
+    monkeypatch.setattr(temporary, "temporary_file_path", lambda: "/nonexistent/upload.tmp")
+    url = upload(temporary, "users/8/big")
+    assert fetch(url) == data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -51,14 +52,17 @@ class LocalBackend(FileSystemStorage):
         directory = os.path.dirname(path)
         try:
             self._make_directory(directory)
-            fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".part")
+            if not self._move_upload(content, path):
+                self._write(content, directory, path)
         except (NotADirectoryError, FileExistsError) as error:
-            raise StorageError(
-                f"Cannot store {name!r} under {self.location!r}: a part of the key is already a "
-                "file (a key stored with exact=True cannot also hold other keys on the local disk).",
-                name=name,
-                location=self.location,
-            ) from error
+            raise self._conflict(name, "a part of the key is already a file") from error
+        except IsADirectoryError as error:
+            raise self._conflict(name, "that key is a directory holding other keys' files") from error
+        _fsync_directory(directory)
+        return name
+
+    def _write(self, content, directory: str, path: str) -> None:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(content, out, COPY_CHUNK)
@@ -66,19 +70,39 @@ class LocalBackend(FileSystemStorage):
                 os.fsync(out.fileno())
             os.chmod(temporary, self._file_mode)
             os.replace(temporary, path)
-        except IsADirectoryError as error:
-            _remove(temporary)
-            raise StorageError(
-                f"Cannot store {name!r} under {self.location!r}: that key is a directory holding "
-                "other keys' files.",
-                name=name,
-                location=self.location,
-            ) from error
         except BaseException:
             _remove(temporary)
             raise
-        _fsync_directory(directory)
-        return name
+
+    def _conflict(self, name: str, why: str) -> StorageError:
+        return StorageError(
+            f"Cannot store {name!r} under {self.location!r}: {why} (on the local disk a key "
+            "stored with exact=True cannot also hold other keys, nor the reverse).",
+            name=name,
+            location=self.location,
+        )
+
+    def _move_upload(self, content, path: str) -> bool:
+        """Rename a large upload's temporary file into place instead of copying its bytes.
+
+        Django spools big uploads to a file (TemporaryUploadedFile); on the same file system
+        one rename stores it, atomically. The file is fsynced first, as a copy would be. The
+        upload object keeps reading the same bytes through its open descriptor.
+        """
+        source = getattr(content, "temporary_file_path", None)
+        if not callable(source):
+            return False
+        source = source()
+        try:
+            with open(source, "rb") as stored:
+                os.fsync(stored.fileno())
+            os.chmod(source, self._file_mode)
+            os.replace(source, path)
+        except OSError as error:
+            if error.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EACCES):
+                return False  # another file system, or not ours to move: copy instead
+            raise
+        return True
 
     def _make_directory(self, directory: str) -> None:
         if self.directory_permissions_mode is None:

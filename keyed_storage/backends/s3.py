@@ -49,6 +49,16 @@ def signing_origin(config: Config) -> tuple[str, str]:
     return f"https://{bucket}.{host}", ""
 
 
+def _transfer_config() -> TransferConfig:
+    # At most 3 parts of 8 MiB in memory, in flight or read ahead from a stream: however
+    # large the file, an upload holds well under 64 MiB (boto3's defaults: over 100 MiB).
+    transfer = TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD, max_concurrency=3
+    )
+    transfer.max_in_memory_upload_chunks = 3  # s3transfer's setting, not among boto3's arguments
+    return transfer
+
+
 def addressing_style(config: Config) -> str:
     return "path" if config.endpoint_url or "." in config.bucket else "virtual"
 
@@ -85,12 +95,7 @@ class S3Backend(S3Storage):
                 # Throttling and 5xx answers are retried with backoff.
                 retries={"mode": "standard", "max_attempts": 3},
             ),
-            # At most 4 parts of 8 MiB in flight: a 1 GiB upload stays within ~64 MiB.
-            transfer_config=TransferConfig(
-                multipart_threshold=MULTIPART_THRESHOLD,
-                multipart_chunksize=MULTIPART_THRESHOLD,
-                max_concurrency=4,
-            ),
+            transfer_config=_transfer_config(),
         )
         self._public_base = public_base(config)
         where = f" at {config.endpoint_url}" if config.endpoint_url else ""

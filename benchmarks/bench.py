@@ -1,0 +1,437 @@
+"""keyed_storage against django-storages, raw boto3 and the floor, in one run: `make bench`.
+
+Every comparison runs in this process, on this machine, in the same minute, against the same
+moto server (its own process on 127.0.0.1). Timings are medians of repeated batches; the
+printed ratio is comparator time / keyed_storage time for speed (higher is better for us)
+and keyed throughput / comparator throughput for transfers. Nothing here passes or fails.
+
+    python benchmarks/bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from urllib.parse import quote
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import (
+    KEY,
+    SECRET,
+    boto3_client,
+    configure_django,
+    start_moto,
+    use_local,
+    use_s3,
+)
+
+MiB = 1024 * 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A name as key builders make them (the filename sanitised), and one with characters to encode.
+NAME = "events/7/sessions/3/audio/0661290e4f8c1b2a3d4e5f6a7b8c9d0e/Keynote_talk_final.mp3"
+AWKWARD = "events/7/Zoë's talk/0661290e4f8c1b2a3d4e5f6a7b8c9d0e/Q&A #2+notes.mp3"
+rows: list[tuple[str, str, str, str, str]] = []
+
+
+def per_call(function, calls: int = 2000, batches: int = 15) -> float:
+    """Median seconds per call over `batches` batches of `calls` calls."""
+    function()
+    samples = []
+    for _ in range(batches):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        samples.append((time.perf_counter() - start) / calls)
+    return statistics.median(samples)
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:.2f} µs"
+
+
+def row(operation: str, ours: str, comparator: str, against: str, ratio: str) -> None:
+    rows.append((operation, ours, comparator, against, ratio))
+    print(f"  {operation}: {ours} vs {comparator} ({against}) -> {ratio}", flush=True)
+
+
+# Links --------------------------------------------------------------------------------------
+
+
+def bench_links() -> None:
+    from storages.backends.s3 import S3Storage
+
+    from keyed_storage import KeyedStorage, backends, config
+
+    use_s3(None, "bench-bucket")
+    storage = KeyedStorage()
+    theirs = S3Storage(
+        bucket_name="bench-bucket",
+        access_key=KEY,
+        secret_key=SECRET,
+        region_name="us-east-1",
+        querystring_auth=False,
+        file_overwrite=True,
+    )
+    assert storage.url(NAME).split("/", 3)[3] == theirs.url(NAME).split("/", 3)[3], "not the same link"
+    ours = per_call(lambda: storage.url(NAME))
+    storages_time = per_call(lambda: theirs.url(NAME), calls=200)
+    base = "https://bench-bucket.s3.amazonaws.com/"
+    floor = per_call(lambda: base + quote(NAME, safe="/~"))
+    row(
+        "public S3 url()",
+        us(ours),
+        us(storages_time),
+        "django-storages",
+        f"{storages_time / ours:.0f}x faster",
+    )
+    row("public S3 url()", us(ours), us(floor), "string join + quote()", f"{ours / floor:.2f}x the floor")
+    ours = per_call(lambda: storage.url(AWKWARD))
+    storages_time = per_call(lambda: theirs.url(AWKWARD), calls=200)
+    floor = per_call(lambda: base + quote(AWKWARD, safe="/~"))
+    row(
+        "public S3 url(), name to encode",
+        us(ours),
+        us(storages_time),
+        "django-storages",
+        f"{storages_time / ours:.0f}x faster",
+    )
+    row(
+        "public S3 url(), name to encode",
+        us(ours),
+        us(floor),
+        "string join + quote()",
+        f"{ours / floor:.2f}x the floor",
+    )
+
+    use_s3(None, "bench-bucket", private=True)
+    storage.url(NAME)
+    signed_theirs = S3Storage(
+        bucket_name="bench-bucket",
+        access_key=KEY,
+        secret_key=SECRET,
+        region_name="us-east-1",
+        querystring_auth=True,
+        file_overwrite=True,
+    )
+    ours = per_call(lambda: storage.url(NAME), calls=500)
+    storages_time = per_call(lambda: signed_theirs.url(NAME), calls=100)
+    row(
+        "presigned S3 url()",
+        us(ours),
+        us(storages_time),
+        "django-storages",
+        f"{storages_time / ours:.0f}x faster",
+    )
+
+    from django.core.files.storage import FileSystemStorage
+
+    use_local("https://example.org")
+    file_system = FileSystemStorage(location=tempfile.gettempdir(), base_url="/media/")
+    ours = per_call(lambda: storage.url(NAME))
+    theirs_time = per_call(lambda: file_system.url(NAME))
+    row(
+        "local url() (absolute)",
+        us(ours),
+        us(theirs_time),
+        "FileSystemStorage (relative)",
+        f"{ours / theirs_time:.2f}x its time",
+    )
+    del backends, config
+
+
+def bench_setup() -> None:
+    code = (
+        "import time, sys; t=time.perf_counter(); import django; from django.conf import settings;"
+        "settings.configure(INSTALLED_APPS=['keyed_storage'], MEDIA_ROOT='/tmp', MEDIA_URL='/m/');"
+        "django.setup(); import keyed_storage; keyed_storage.KeyedStorage();"
+        "print(time.perf_counter()-t, int('boto3' in sys.modules))"
+    )
+    env = {**os.environ, "BUCKET_NAME": "bench-bucket"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    seconds, boto3_loaded = out.stdout.split()
+    row(
+        "import + KeyedStorage()",
+        f"{float(seconds) * 1e3:.0f} ms",
+        "boto3 imported" if boto3_loaded == "1" else "boto3 not imported",
+        "no boto3 work",
+        "ok" if boto3_loaded == "0" else "FAILS",
+    )
+
+
+def bench_first_use(endpoint: str, bucket: str) -> None:
+    from storages.backends.s3 import S3Storage
+
+    from keyed_storage import backends, config
+
+    use_s3(endpoint, bucket)
+    start = time.perf_counter()
+    backends.for_config(config.current()).client  # noqa: B018
+    ours = time.perf_counter() - start
+    theirs = S3Storage(bucket_name=bucket, access_key=KEY, secret_key=SECRET, endpoint_url=endpoint)
+    start = time.perf_counter()
+    theirs.connection  # noqa: B018
+    storages_time = time.perf_counter() - start
+    row(
+        "first-use client",
+        f"{ours * 1e3:.0f} ms, once per process",
+        f"{storages_time * 1e3:.0f} ms, once per thread",
+        "django-storages connection",
+        f"{storages_time / ours:.1f}x",
+    )
+
+
+# Requests -----------------------------------------------------------------------------------
+
+
+def count_requests(client, action) -> Counter:
+    seen: Counter = Counter()
+
+    def count(**kwargs):
+        seen[kwargs["event_name"].rsplit(".", 1)[-1]] += 1
+
+    client.meta.events.register("before-send.s3", count)
+    action()
+    client.meta.events.unregister("before-send.s3", count)
+    return seen
+
+
+def bench_requests(endpoint: str, bucket: str) -> None:
+    from django.core.files.base import ContentFile
+    from storages.backends.s3 import S3Storage
+
+    from keyed_storage import KeyedStorage, backends, config
+    from keyed_storage.keys import object_name
+
+    use_s3(endpoint, bucket)
+    storage = KeyedStorage()
+    client = backends.for_config(config.current()).client
+    ours = count_requests(
+        client, lambda: storage.save(object_name("users/1/avatar", "a.png"), ContentFile(b"x"))
+    )
+    theirs_storage = S3Storage(bucket_name=bucket, access_key=KEY, secret_key=SECRET, endpoint_url=endpoint)
+    theirs_storage.file_overwrite = False  # its default for FileSystemStorage-like safety
+    theirs = count_requests(
+        theirs_storage.connection.meta.client,
+        lambda: theirs_storage.save("users/1/avatar/a.png", ContentFile(b"x")),
+    )
+    row(
+        "requests per FileField save",
+        " + ".join(f"{n} {op}" for op, n in sorted(ours.items())),
+        " + ".join(f"{n} {op}" for op, n in sorted(theirs.items())),
+        "django-storages, file_overwrite=False",
+        f"{sum(ours.values())} vs {sum(theirs.values())}",
+    )
+
+
+# Transfers ----------------------------------------------------------------------------------
+
+
+def best_throughputs(ours, theirs, total_bytes: int, rounds: int = 4) -> tuple[float, float]:
+    """Best of `rounds` (MiB/s) for each side, the rounds interleaved so both see the same
+    server and machine load; the least disturbed run of each side is compared."""
+    best = [0.0, 0.0]
+    for _ in range(rounds):
+        for side, send in enumerate((ours, theirs)):
+            start = time.perf_counter()
+            send()
+            best[side] = max(best[side], total_bytes / MiB / (time.perf_counter() - start))
+    return best[0], best[1]
+
+
+def bench_transfers(endpoint: str, bucket: str, big: int) -> None:
+    from keyed_storage import KeyedStorage, upload
+
+    use_s3(endpoint, bucket)
+    storage = KeyedStorage()
+    client = boto3_client(endpoint)
+    # Photos and recordings as users upload them: a known signature, then incompressible bytes.
+    one_mib = PNG_SIGNATURE + os.urandom(MiB - len(PNG_SIGNATURE))
+    unknown = os.urandom(MiB)  # no signature: puremagic's full scan runs (the slow case)
+    large = b"ID3\x04\x00\x00\x00\x00\x00\x00" + os.urandom(big - 10)
+
+    def ours_small():
+        for i in range(50):
+            storage.save(f"bench/small/{i}", io.BytesIO(one_mib), overwrite=True)
+
+    def ours_unknown():
+        for i in range(50):
+            storage.save(f"bench/unknown/{i}", io.BytesIO(unknown), overwrite=True)
+
+    def boto_unknown():
+        for i in range(50):
+            client.upload_fileobj(io.BytesIO(unknown), bucket, f"bench/boto-unknown/{i}")
+
+    def ours_small_upload():
+        for i in range(50):
+            upload(io.BytesIO(one_mib), f"bench/upload/{i}")
+
+    def boto_small():
+        for i in range(50):
+            client.upload_fileobj(io.BytesIO(one_mib), bucket, f"bench/boto/{i}")
+
+    for label, ours_fn, theirs_fn in [
+        ("50 x 1 MiB images, FileField save", ours_small, boto_small),
+        ("50 x 1 MiB unknown binary, FileField save", ours_unknown, boto_unknown),
+        ("50 x 1 MiB images, upload() (+1 listing each)", ours_small_upload, boto_small),
+    ]:
+        ours, theirs = best_throughputs(ours_fn, theirs_fn, 50 * MiB)
+        row(
+            label, f"{ours:.0f} MiB/s", f"{theirs:.0f} MiB/s", "boto3 upload_fileobj", f"{ours / theirs:.2f}x"
+        )
+
+    ours, theirs = best_throughputs(
+        lambda: storage.save("bench/big", io.BytesIO(large), overwrite=True),
+        lambda: client.upload_fileobj(io.BytesIO(large), bucket, "bench/boto-big"),
+        big,
+        rounds=2,
+    )
+    row(
+        f"1 x {big // MiB} MiB",
+        f"{ours:.0f} MiB/s",
+        f"{theirs:.0f} MiB/s",
+        "boto3 upload_fileobj",
+        f"{ours / theirs:.2f}x",
+    )
+
+
+def bench_memory(endpoint: str, bucket: str, size: int) -> None:
+    child = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rss_child.py")
+    growth = {}
+    for who in ("keyed", "boto3"):
+        out = subprocess.run(
+            [sys.executable, child, who, endpoint, bucket, str(size)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        baseline, peak = map(int, out.stdout.split()[-2:])
+        growth[who] = (peak - baseline) / 1024  # ru_maxrss is in KiB on Linux
+    row(
+        f"peak RSS growth, {size // MiB} MiB stream",
+        f"+{growth['keyed']:.0f} MiB",
+        f"+{growth['boto3']:.0f} MiB",
+        "boto3 upload_fileobj (defaults)",
+        "within +64 MiB" if growth["keyed"] <= 64 else "OVER 64 MiB",
+    )
+
+
+def bench_local_large(size: int) -> None:
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    from keyed_storage import KeyedStorage
+
+    use_local()
+    storage = KeyedStorage()
+    root = tempfile.mkdtemp(prefix="keyed-bench-copy-")
+    data = os.urandom(MiB)
+
+    def temporary() -> TemporaryUploadedFile:
+        upload = TemporaryUploadedFile("big.bin", "application/octet-stream", size, None)
+        for _ in range(size // MiB):
+            upload.write(data)
+        upload.seek(0)
+        return upload
+
+    def ours() -> float:
+        upload = temporary()
+        start = time.perf_counter()
+        storage.save(f"bench/{uuid.uuid4().hex}/big.bin", upload, overwrite=True)
+        elapsed = time.perf_counter() - start
+        upload.close()
+        return elapsed
+
+    def copy(fsync: bool) -> float:
+        upload = temporary()
+        start = time.perf_counter()
+        with open(os.path.join(root, uuid.uuid4().hex), "wb") as out:
+            shutil.copyfileobj(upload, out)
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
+        elapsed = time.perf_counter() - start
+        upload.close()
+        return elapsed
+
+    mine = min(ours() for _ in range(3))
+    durable = min(copy(True) for _ in range(3))
+    plain = min(copy(False) for _ in range(3))
+    rate = size / MiB
+    row(
+        f"local save, {size // MiB} MiB temp upload",
+        f"{rate / mine:.0f} MiB/s",
+        f"{rate / durable:.0f} MiB/s",
+        "shutil.copyfileobj + fsync",
+        f"{durable / mine:.2f}x",
+    )
+    row(
+        f"local save, {size // MiB} MiB temp upload",
+        f"{rate / mine:.0f} MiB/s",
+        f"{rate / plain:.0f} MiB/s",
+        "shutil.copyfileobj, no fsync",
+        f"{plain / mine:.2f}x",
+    )
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller transfers (64 MiB, 256 MiB stream)")
+    options = parser.parse_args()
+    big = 64 * MiB if options.quick else 100 * MiB
+    stream = 256 * MiB if options.quick else 1024 * MiB
+
+    configure_django()
+    process, endpoint = start_moto()
+    try:
+        bucket = f"bench-{uuid.uuid4().hex[:12]}"
+        boto3_client(endpoint).create_bucket(Bucket=bucket)
+        print("Running (each line is one comparison)...", flush=True)
+        bench_links()
+        bench_setup()
+        bench_first_use(endpoint, bucket)
+        bench_requests(endpoint, bucket)
+        bench_transfers(endpoint, bucket, big)
+        bench_memory(endpoint, bucket, stream)
+        bench_local_large(big)
+    finally:
+        process.kill()
+        process.wait()
+
+    import boto3
+    import django
+    import storages
+
+    print()
+    print(
+        f"Python {platform.python_version()}, Django {django.get_version()}, django-storages "
+        f"{storages.__version__}, boto3 {boto3.__version__}; {os.cpu_count()} cores, "
+        f"{platform.machine()}; moto server on 127.0.0.1 in its own process."
+    )
+    headers = ("operation", "keyed_storage", "comparator", "compared with", "ratio")
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(5)]
+    line = "  ".join("=" * w for w in widths)
+    print(line)
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print(line)
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    print(line)
+    print(f"bench process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

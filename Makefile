@@ -9,7 +9,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 DEMO_S3_PORT ?= 9000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo demo-s3 browser-deps screenshots test lint dist-check clean
+.PHONY: demo demo-s3 browser-deps screenshots test lint bench dist-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,9 @@ browser-deps:
 screenshots: $(STAMP)
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
-## test: lint, then the whole test suite (starts its own S3 server on 127.0.0.1)
-test: $(STAMP)
+## test: lint, then the whole test suite (starts its own S3 server on 127.0.0.1; installs
+## Debian's Chromium for the browser tests if it is missing)
+test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
@@ -57,6 +58,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## bench: keyed_storage against django-storages, boto3 and the floor, one table (not pass/fail)
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 ## dist-check: build the sdist and wheel, install each into a clean venv and use it there
 dist-check: $(STAMP)

@@ -317,7 +317,7 @@ def bench_memory(endpoint: str, bucket: str, size: int) -> None:
             check=True,
         )
         baseline, peak = map(int, out.stdout.split()[-2:])
-        growth[who] = (peak - baseline) / 1024  # ru_maxrss is in KiB on Linux
+        growth[who] = (peak - baseline) / 1024  # KiB to MiB
     row(
         f"peak RSS growth, {size // MiB} MiB stream",
         f"+{growth['keyed']:.0f} MiB",

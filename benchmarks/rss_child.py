@@ -1,14 +1,15 @@
 """Upload SIZE bytes from a non-seekable stream and report this process's peak RSS growth.
 
 Run as a child of bench.py: `python rss_child.py keyed|boto3 ENDPOINT BUCKET SIZE`. It prints
-'baseline_kib peak_kib' where baseline is the peak after imports and a warm-up upload.
+'baseline_kib peak_kib': the resident set after imports and a warm-up upload, and the peak
+(VmHWM) during the big upload. The peak is reset first (clear_refs), since getrusage's
+ru_maxrss would carry the parent's peak across fork and exec.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import resource
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,10 +51,20 @@ def main() -> None:
             client.upload_fileobj(stream, bucket, key)
 
     send(1024 * 1024, f"warmup-{who}")
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as reset:
+        reset.write("5")  # reset VmHWM to the current resident set
+    baseline = status("VmHWM")
     send(size, f"big-{who}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(baseline, peak)
+    print(baseline, status("VmHWM"))
+
+
+def status(field: str) -> int:
+    """A /proc/self/status figure in KiB."""
+    with open("/proc/self/status") as lines:
+        for line in lines:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)
 
 
 if __name__ == "__main__":

@@ -56,3 +56,17 @@ def png_bytes(width: int = 64, height: int = 48, color: str = "teal") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def wav_bytes(frames: int = 800) -> bytes:
+    """A real WAV file (silence), made with the standard library."""
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00\x00" * frames)
+    return buffer.getvalue()

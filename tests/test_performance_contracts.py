@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from events.models import Event, Session
 from keyed_storage import KeyedStorage, backends, config, upload
 
-from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client, png_bytes
+from .helpers import TEST_KEY, TEST_SECRET, fetch, png_bytes
 
 FROZEN = datetime.datetime(2026, 11, 26, 12, 34, 56, tzinfo=datetime.UTC)
 
@@ -173,23 +173,6 @@ def test_presigned_links_equal_botocores(monkeypatch, key, token, bucket, region
         == parse_qs(urlsplit(theirs).query)["X-Amz-Signature"]
     )
     assert ours == theirs
-
-
-def test_a_presigned_link_serves_its_object(moto_endpoint, monkeypatch):
-    client = make_client(moto_endpoint)
-    client.create_bucket(Bucket="ks-presigned")
-    for name, value in {
-        "BUCKET_NAME": "ks-presigned",
-        "AWS_KEY": TEST_KEY,
-        "AWS_SECRET": TEST_SECRET,
-        "AWS_ENDPOINT_URL_S3": moto_endpoint,
-        "KEYED_STORAGE_PRIVATE": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
-    url = upload(SimpleUploadedFile("x.txt", b"signed"), "users/1/a b+c#d", exact=True)
-    assert "X-Amz-Signature=" in url
-    assert fetch(url) == b"signed"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import wave
 
 import pytest
 import requests
@@ -12,20 +11,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from keyed_storage import upload
 from keyed_storage.content import identify
 
-from .helpers import png_bytes
+from .helpers import png_bytes, wav_bytes
 
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect width="1" height="1"/></svg>'
-
-
-def wav_bytes() -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\x00\x00" * 800)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize(

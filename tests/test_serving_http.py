@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import http.client
 import io
-import wave
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,6 +14,8 @@ from django.utils.http import http_date
 from PIL import Image
 
 from keyed_storage import upload
+
+from .helpers import wav_bytes
 
 BODY = bytes(range(256)) * 1000  # 256,000 bytes: several read chunks, every byte value
 
@@ -66,23 +67,13 @@ def _image(kind: str) -> bytes:
     return buffer.getvalue()
 
 
-def _wav() -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\x00\x00" * 100)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     ("filename", "data", "content_type"),
     [
         ("logo.png", _image("PNG"), "image/png"),
         ("photo.jpg", _image("JPEG"), "image/jpeg"),
         ("image.webp", _image("WEBP"), "image/webp"),
-        ("talk.wav", _wav(), "audio/wav"),
+        ("talk.wav", wav_bytes(100), "audio/wav"),
         ("talk.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64" + bytes(200), "audio/mpeg"),
         ("talk.m4a", b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom" + bytes(100), "audio/mp4"),
         ("talk.ogg", b"OggS\x00\x02" + bytes(100), "audio/ogg"),

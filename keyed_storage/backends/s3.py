@@ -50,10 +50,11 @@ def signing_origin(config: Config) -> tuple[str, str]:
 
 
 def _transfer_config() -> TransferConfig:
-    # At most 3 parts of 8 MiB in memory, in flight or read ahead from a stream: however
-    # large the file, an upload holds well under 64 MiB (boto3's defaults: over 100 MiB).
+    # Parts of 8 MiB, at most 3 of them held in memory (read ahead or in flight) and 6
+    # threads to send them: a 1 GiB stream's upload grows the process by under 64 MiB
+    # (boto3's defaults: over 100 MiB) at boto3's speed or better (see benchmarks/).
     transfer = TransferConfig(
-        multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD, max_concurrency=3
+        multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD, max_concurrency=6
     )
     transfer.max_in_memory_upload_chunks = 3  # s3transfer's setting, not among boto3's arguments
     return transfer

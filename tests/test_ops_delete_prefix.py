@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from keyed_storage import KeyedStorage, upload
 
 from .helpers import fetch
+from .ops_helpers import run
 
 # The live server serving local links opens database connections.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,3 +93,30 @@ def test_s3_deletes_in_batches_of_at_most_1000(s3):
     assert len(deleted) == 1003
     assert batches == [1000, 3]
     assert s3.keys() == ["events/90/keep.txt"]
+
+
+def test_command_lists_without_yes_and_deletes_with_it(mode, files, request, settings):
+    s3 = request.getfixturevalue("s3") if mode == "s3" else None
+    before = stored(mode, settings, s3)
+
+    out, _, code = run("delete-prefix", "events/7")
+    assert code == 0
+    assert "Nothing deleted: add --yes" in out
+    assert out.count("would delete events/7/") == len(GONE)
+    assert stored(mode, settings, s3) == before
+
+    out, _, code = run("delete-prefix", "events/7", "--yes")
+    assert code == 0
+    assert out.count("deleted events/7/") == len(GONE)
+    assert f"Deleted {len(GONE)} objects under 'events/7'" in out
+    assert all(not name.startswith("events/7/") for name in stored(mode, settings, s3))
+    assert len(stored(mode, settings, s3)) == len(KEPT)
+
+
+def test_command_refuses_an_empty_prefix(mode, files, request, settings):
+    s3 = request.getfixturevalue("s3") if mode == "s3" else None
+    before = stored(mode, settings, s3)
+    _, err, code = run("delete-prefix", "", "--yes")
+    assert code != 0
+    assert "empty" in err
+    assert stored(mode, settings, s3) == before

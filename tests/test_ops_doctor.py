@@ -10,7 +10,7 @@ from keyed_storage import config
 from keyed_storage.ops import doctor
 from keyed_storage.ops.policy import iam_policy
 
-from .helpers import TEST_KEY
+from .helpers import TEST_KEY, TEST_SECRET
 from .ops_helpers import free_port, iam_enforcing_s3, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,6 +55,46 @@ def test_settings_are_named_as_the_source(s3, monkeypatch, settings):
     out, _, code = run("doctor")
     assert code == 0, out
     assert "AWS_REGION=us-east-1  (settings)" in out
+
+
+def test_credentials_from_boto3s_chain(s3, monkeypatch):
+    monkeypatch.delenv("AWS_KEY")
+    monkeypatch.delenv("AWS_SECRET")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
+    config.reset()
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert f"✓ credentials: access key {TEST_KEY} from boto3's chain (env)" in out
+
+
+def test_no_credentials_at_all(s3, monkeypatch):
+    monkeypatch.delenv("AWS_KEY")
+    monkeypatch.delenv("AWS_SECRET")
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == ["✗ credentials"]
+    assert "Set AWS_KEY and AWS_SECRET, or run with an IAM role" in out
+
+
+def test_custom_domain_link_is_the_one_fetched(s3, monkeypatch):
+    # A "CDN" that is the S3 server itself, path-style: the link doctor fetches is the custom one.
+    monkeypatch.setenv("KEYED_STORAGE_CUSTOM_DOMAIN", f"{s3.endpoint}/{s3.bucket}")
+    config.reset()
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert f"✓ GET {s3.endpoint}/{s3.bucket}/keyed-storage-doctor/" in out
+
+
+def test_custom_domain_that_does_not_serve_the_bucket(s3, monkeypatch):
+    monkeypatch.setenv("KEYED_STORAGE_CUSTOM_DOMAIN", f"{s3.endpoint}/not-this-bucket")
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out)[0].startswith(f"✗ GET {s3.endpoint}/not-this-bucket/")
+    assert f"The link's host {s3.endpoint}/not-this-bucket answered 404" in out
+    assert "Point the CDN's origin at the bucket" in out
 
 
 def test_public_get_403_blames_block_public_access_or_the_bucket_policy(s3):
@@ -123,11 +163,14 @@ def test_half_configuration_names_the_variable(monkeypatch):
 
 @pytest.fixture(scope="module")
 def enforcing():
-    """A server that checks signatures and IAM: 'app' has the printed policy minus s3:PutObject."""
+    """A server that checks signatures and IAM, with one user per action taken out of the policy."""
     bucket = "doctor-iam"
-    no_put = iam_policy(bucket)
-    no_put["Statement"][1]["Action"].remove("s3:PutObject")
-    with iam_enforcing_s3(bucket, {"no-put": no_put}) as (endpoint, keys):
+    users = {}
+    for statement, action in ((0, "s3:GetBucketLocation"), (0, "s3:ListBucket"), (1, "s3:PutObject")):
+        document = iam_policy(bucket)
+        document["Statement"][statement]["Action"].remove(action)
+        users[f"no-{action[3:]}"] = document
+    with iam_enforcing_s3(bucket, users) as (endpoint, keys):
         yield bucket, endpoint, keys
 
 
@@ -145,19 +188,29 @@ def enforced(enforcing, monkeypatch):
     return keys, use
 
 
-def test_access_denied_names_the_missing_action(enforced):
+@pytest.mark.parametrize(
+    ("action", "step"),
+    [
+        ("s3:GetBucketLocation", "✗ bucket doctor-iam exists"),
+        ("s3:ListBucket", "✗ list objects (the app lists a key's earlier objects to replace them)"),
+        ("s3:PutObject", "✗ PUT"),
+    ],
+)
+def test_access_denied_names_the_missing_action(enforced, action, step):
     keys, use = enforced
-    use(*keys["no-put"])
-    out, _, code = run("doctor")
+    key, secret = keys[f"no-{action[3:]}"]
+    use(key, secret)
+    out, err, code = run("doctor")
     assert code == 1
-    assert [step.split(" keyed-storage-doctor/")[0] for step in failed_steps(out)] == ["✗ PUT"]
-    assert "not allowed s3:PutObject" in out
+    assert [line.split(" keyed-storage-doctor/")[0] for line in failed_steps(out)] == [step]
+    assert f"not allowed {action}" in out
     assert "keyed_storage policy" in out
+    assert secret not in out + err
 
 
 def test_wrong_secret(enforced):
     keys, use = enforced
-    use(keys["no-put"][0], "not-the-secret-at-all-0123456789")
+    use(keys["no-PutObject"][0], "not-the-secret-at-all-0123456789")
     out, _, code = run("doctor")
     assert code == 1
     assert "AWS_SECRET does not belong to AWS_KEY" in out

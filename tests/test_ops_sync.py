@@ -308,3 +308,17 @@ def test_an_empty_source_is_a_success(s3):
     assert code == 0
     assert out.startswith("0 files (0\xa0bytes) from s3 to local.")
     assert summary(out) == "Copied 0 files (0\xa0bytes), skipped 0 already there, 0 failed."
+
+
+def test_verbosity_2_lists_every_file_with_its_outcome(s3, settings):
+    write_local(settings.MEDIA_ROOT, {"site/a.txt": b"a", "site/b.txt": b"b"})
+    run("sync", "--from", "local", "--to", "s3")
+    write_local(settings.MEDIA_ROOT, {"site/b.txt": b"B"})
+    _, err, code = run("sync", "--from", "local", "--to", "s3", "-v", "2")
+    assert code == 0
+    assert "skipped: site/a.txt (1\xa0byte)" in err
+    assert "copied: site/b.txt (1\xa0byte)" in err
+    _, err, _ = run("-v", "2", "sync", "--from", "local", "--to", "s3")
+    assert "skipped: site/b.txt (1\xa0byte)" in err
+    _, err, _ = run("sync", "--from", "local", "--to", "s3")
+    assert "site/b.txt" not in err

@@ -52,6 +52,15 @@ class Command(BaseCommand):
             default=None,
             help="Show progress bars (default: when standard error is a terminal).",
         )
+        # Also accepted after the subcommand; SUPPRESS keeps a -v given before it.
+        p.add_argument(
+            "-v",
+            "--verbosity",
+            type=int,
+            choices=[0, 1, 2, 3],
+            default=argparse.SUPPRESS,
+            help="2 lists every file with its outcome.",
+        )
 
         p = commands.add_parser("delete-prefix", help="Delete every object under a whole key.")
         p.add_argument("prefix", metavar="PREFIX", help="A whole key such as events/7.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tracemalloc
 
@@ -322,3 +323,33 @@ def test_verbosity_2_lists_every_file_with_its_outcome(s3, settings):
     assert "skipped: site/b.txt (1\xa0byte)" in err
     _, err, _ = run("sync", "--from", "local", "--to", "s3")
     assert "site/b.txt" not in err
+
+
+def test_a_large_file_changed_in_place_during_a_multipart_upload_fails_verification(s3, settings):
+    """Same size, other bytes, uploaded in parts: only the parts' checksums can tell."""
+    name = "events/1/video/talk.mp4"
+    body = os.urandom(sync.PART + MB)
+    write_local(settings.MEDIA_ROOT, {name: body})
+    upload = sync.S3Side.upload
+
+    def racing(self, path, key, md5, progress):
+        with open(path, "r+b") as file:
+            file.seek(sync.PART + 10)
+            file.write(b"edited")
+        upload(self, path, key, md5, progress)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sync.S3Side, "upload", racing)
+        _, err, code = run("sync", "--from", "local", "--to", "s3")
+    assert code == 1
+    assert "verification failed" in err
+    assert "-2" in s3.client.head_object(Bucket=s3.bucket, Key=name)["ETag"]  # it was a multipart upload
+
+
+def test_multipart_etag_is_computed_as_s3_does(s3):
+    body = os.urandom(11 * MB)
+    config5 = TransferConfig(multipart_threshold=5 * MB, multipart_chunksize=5 * MB)
+    s3.client.upload_fileobj(io.BytesIO(body), s3.bucket, "x.bin", Config=config5)
+    etag = s3.client.head_object(Bucket=s3.bucket, Key="x.bin")["ETag"].strip('"')
+    assert sync.checksum([body[:3], body[3:]], 5 * MB).etag == etag
+    assert sync.checksum([body], 5 * MB).md5 != etag

@@ -6,12 +6,13 @@ import dataclasses
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from django.core.exceptions import SuspiciousFileOperation
+from s3transfer.utils import ChunksizeAdjuster
 
 from .. import config
 from ..keys import validate_key
@@ -22,6 +23,7 @@ PART = 16 * 1024 * 1024  # multipart part size for large uploads
 PARTIAL_SUFFIX = ".keyed-sync-part"
 METADATA_MD5 = "keyed-storage-md5"  # set on every object sync uploads: a checksum any ETag can't hide
 _PLAIN_ETAG = re.compile(r"[0-9a-f]{32}")
+_MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-[0-9]+")
 
 Progress = Callable[[int], None]
 
@@ -47,11 +49,57 @@ class Report:
         return sum(entry.size for entry in self.copied)
 
 
-def md5_of(chunks) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+class Checksum:
+    """The MD5 of some bytes and, given a part size, the ETag S3 gives them uploaded in such parts."""
+
+    def __init__(self, part_size: int | None = None):
+        self.part_size = part_size
+        self._whole = hashlib.md5(usedforsecurity=False)
+        self._part = hashlib.md5(usedforsecurity=False)
+        self._in_part = 0
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self._whole.update(data)
+        self.size += len(data)
+        view = memoryview(data)
+        while self.part_size and view:
+            piece = view[: self.part_size - self._in_part]
+            self._part.update(piece)
+            self._in_part += len(piece)
+            view = view[len(piece) :]
+            if self._in_part == self.part_size:
+                self._parts.append(self._part.digest())
+                self._part, self._in_part = hashlib.md5(usedforsecurity=False), 0
+
+    @property
+    def md5(self) -> str:
+        return self._whole.hexdigest()
+
+    @property
+    def etag(self) -> str:
+        """A multipart ETag: the MD5 of the parts' MD5s, then '-' and the number of parts."""
+        parts = self._parts + ([self._part.digest()] if self._in_part else [])
+        return hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest() + f"-{len(parts)}"
+
+
+def checksum(chunks: Iterable[bytes], part_size: int | None = None) -> Checksum:
+    result = Checksum(part_size)
     for chunk in chunks:
-        digest.update(chunk)
-    return digest.hexdigest()
+        result.update(chunk)
+    return result
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What an object's checksum must be: its MD5, or its multipart ETag with parts of part_size."""
+
+    value: str
+    part_size: int | None = None
+
+    def holds(self, found: Checksum) -> bool:
+        return (found.md5 if self.part_size is None else found.etag) == self.value
 
 
 def file_chunks(path: str) -> Iterator[bytes]:
@@ -93,14 +141,12 @@ class LocalSide:
                 name = os.path.relpath(path, self.root).replace(os.sep, "/")
                 yield Entry(name, os.path.getsize(path))
 
-    def md5(self, name: str, size: int) -> str | None:
-        """The file's MD5 if it exists with this size, else None."""
+    def same_size(self, name: str, size: int) -> str | None:
+        """The file's path if it exists with this size, else None."""
         path = self.backend.path(name)
-        if not os.path.isfile(path) or os.path.getsize(path) != size:
-            return None
-        return md5_of(file_chunks(path))
+        return path if os.path.isfile(path) and os.path.getsize(path) == size else None
 
-    def write(self, name: str, chunks: Iterator[bytes], verify: Callable[[int, str], None]) -> None:
+    def write(self, name: str, chunks: Iterator[bytes], found: Checksum, verify: Callable[[], None]) -> None:
         """Write to a partial file beside the target, verify it, then rename it into place.
 
         An interruption or a failed verification leaves the target as it was: never half a file.
@@ -108,20 +154,25 @@ class LocalSide:
         path = self.backend.path(name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         partial = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + PARTIAL_SUFFIX)
-        digest, written = hashlib.md5(usedforsecurity=False), 0
         try:
             with open(partial, "wb") as out:
                 for chunk in chunks:
                     out.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
+                    found.update(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            verify(written, digest.hexdigest())
+            verify()
             os.replace(partial, path)
         except BaseException:
             _remove(partial)
             raise
+
+
+def upload_part_size(size: int) -> int | None:
+    """The part size S3Side.upload uses for a file of `size` bytes; None for a single PUT."""
+    if size < PART:
+        return None
+    return ChunksizeAdjuster().adjust_chunksize(PART, size)
 
 
 class S3Side:
@@ -145,24 +196,33 @@ class S3Side:
                 return None
             raise
 
-    def md5(self, name: str, size: int, head: dict | None = None) -> str | None:
-        """The object's MD5 if it exists with this size, else None.
+    def expected(self, name: str, head: dict, *, trust_metadata: bool = True) -> Expected | None:
+        """The checksum the object's headers vouch for, without reading it; None if they vouch for none.
 
-        A single-part ETag is the MD5; sync's own uploads carry it in metadata; for anything
-        else (multipart uploads by other tools) the object is read and hashed.
+        A single-part ETag is the MD5 and a multipart one the ETag of the parts, whose size the
+        first part tells (with SSE-KMS an ETag is neither). Objects sync uploaded carry their MD5
+        in metadata; that is trusted for skipping, never to verify the upload that set it.
         """
-        head = head or self.head(name)
-        if head is None or head["ContentLength"] != size:
-            return None
-        return self.known_md5(head) or md5_of(self.chunks(name))
-
-    @staticmethod
-    def known_md5(head: dict) -> str | None:
-        """The MD5 an object's headers vouch for, without reading it: a plain ETag or sync's metadata."""
         etag = head.get("ETag", "").strip('"')
-        if _PLAIN_ETAG.fullmatch(etag) and head.get("ServerSideEncryption") != "aws:kms":
-            return etag
-        return head.get("Metadata", {}).get(METADATA_MD5)
+        kms = head.get("ServerSideEncryption") == "aws:kms"
+        if not kms and _PLAIN_ETAG.fullmatch(etag):
+            return Expected(etag)
+        if trust_metadata and head.get("Metadata", {}).get(METADATA_MD5):
+            return Expected(head["Metadata"][METADATA_MD5])
+        if not kms and _MULTIPART_ETAG.fullmatch(etag):
+            try:
+                first = self.client.head_object(Bucket=self.bucket, Key=name, PartNumber=1)
+            except ClientError:
+                return None
+            return Expected(etag, first["ContentLength"])
+        return None
+
+    def holds(self, name: str, head: dict, local: Callable[[], Iterator[bytes]], **how) -> bool:
+        """Whether the object holds the same bytes as `local` (called for a fresh read of them)."""
+        expected = self.expected(name, head, **how)
+        if expected is None:  # nothing to compare with but the bytes themselves
+            return checksum(self.chunks(name)).md5 == checksum(local()).md5
+        return expected.holds(checksum(local(), expected.part_size))
 
     def chunks(self, name: str, progress: Progress | None = None) -> Iterator[bytes]:
         # ChecksumMode makes botocore check the object's CRC/SHA checksum while streaming, when it has one.
@@ -245,43 +305,50 @@ class Sync:
 
     def _up(self, name: str, entry: Entry, on_bytes: Progress) -> str:
         path = self.local.backend.path(name)
-        md5 = md5_of(file_chunks(path))
-        if self.s3.md5(name, entry.size) == md5:
-            on_bytes(entry.size)
-            return "skipped"
+        head = self.s3.head(name)
+        if head is not None and head["ContentLength"] == entry.size:
+            if self.s3.holds(name, head, lambda: file_chunks(path)):
+                on_bytes(entry.size)
+                return "skipped"
         if self.dry_run:
             on_bytes(entry.size)
             return "would copy"
-        self.s3.upload(path, name, md5, on_bytes)
+        # Hashed before the upload, in the parts the upload will use: a change since shows as a mismatch.
+        before = checksum(file_chunks(path), upload_part_size(entry.size))
+        self.s3.upload(path, name, before.md5, on_bytes)
         head = self.s3.head(name)
         if head is None or head["ContentLength"] != entry.size:
             raise SyncError(f"verification failed: S3 holds {head and head['ContentLength']} bytes")
-        copied = self.s3.md5(name, entry.size, head)
-        if copied != md5:
-            raise SyncError(
-                f"verification failed: the file read {md5} but S3 holds {copied} (did it change meanwhile?)"
-            )
+        expected = self.s3.expected(name, head, trust_metadata=False)
+        if expected is not None and expected.part_size in (None, before.part_size):
+            same = expected.holds(before)
+        else:  # no usable ETag (SSE-KMS, another part size): read the object back
+            same = checksum(self.s3.chunks(name)).md5 == before.md5
+        if not same:
+            raise SyncError("verification failed: S3 holds other bytes than the file had (did it change?)")
         return "copied"
 
     def _down(self, name: str, entry: Entry, on_bytes: Progress) -> str:
         head = self.s3.head(name)
         if head is None:
             raise SyncError("it vanished from the bucket while syncing")
-        present = self.local.md5(name, entry.size)
-        if present is not None and present == self.s3.md5(name, entry.size, head):
+        present = self.local.same_size(name, entry.size)
+        if present is not None and self.s3.holds(name, head, lambda: file_chunks(present)):
             on_bytes(entry.size)
             return "skipped"
         if self.dry_run:
             on_bytes(entry.size)
             return "would copy"
-        known = self.s3.known_md5(head)
+        expected = self.s3.expected(name, head)
+        found = Checksum(expected.part_size if expected else None)
 
-        def verify(written: int, md5: str) -> None:
-            if written != head["ContentLength"] or (known and md5 != known):
+        def verify() -> None:
+            if found.size != head["ContentLength"] or (expected and not expected.holds(found)):
                 raise SyncError(
-                    f"verification failed: got {written} bytes with MD5 {md5}, "
-                    f"S3 holds {head['ContentLength']} bytes with MD5 {known}"
+                    f"verification failed: got {found.size} bytes (MD5 {found.md5}); S3 holds "
+                    f"{head['ContentLength']} bytes"
+                    + (f" with checksum {expected.value}" if expected else "")
                 )
 
-        self.local.write(name, self.s3.chunks(name, on_bytes), verify)
+        self.local.write(name, self.s3.chunks(name, on_bytes), found, verify)
         return "copied"

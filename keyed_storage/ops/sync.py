@@ -217,9 +217,9 @@ class S3Side:
             return Expected(etag, first["ContentLength"])
         return None
 
-    def holds(self, name: str, head: dict, local: Callable[[], Iterator[bytes]], **how) -> bool:
+    def holds(self, name: str, head: dict, local: Callable[[], Iterator[bytes]]) -> bool:
         """Whether the object holds the same bytes as `local` (called for a fresh read of them)."""
-        expected = self.expected(name, head, **how)
+        expected = self.expected(name, head)
         if expected is None:  # nothing to compare with but the bytes themselves
             return checksum(self.chunks(name)).md5 == checksum(local()).md5
         return expected.holds(checksum(local(), expected.part_size))

@@ -353,3 +353,11 @@ def test_multipart_etag_is_computed_as_s3_does(s3):
     etag = s3.client.head_object(Bucket=s3.bucket, Key="x.bin")["ETag"].strip('"')
     assert sync.checksum([body[:3], body[3:]], 5 * MB).etag == etag
     assert sync.checksum([body], 5 * MB).md5 != etag
+
+
+def test_an_unreachable_bucket_is_an_error_pointing_at_doctor(s3, monkeypatch):
+    monkeypatch.setenv("BUCKET_NAME", "no-such-bucket-here")
+    config.reset()
+    _, err, code = run("sync", "--from", "s3", "--to", "local")
+    assert code == 1
+    assert "NoSuchBucket" in err and "keyed_storage doctor" in err

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shlex
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
@@ -77,6 +78,8 @@ class Command(BaseCommand):
             handler(**options)
         except (ImproperlyConfigured, SuspiciousFileOperation, ValueError) as error:
             raise CommandError(str(error)) from None
+        except (BotoCoreError, ClientError, OSError) as error:
+            raise CommandError(f"{error}\nRun `manage.py keyed_storage doctor` to find out why.") from None
 
     # policy -----------------------------------------------------------------------------
 

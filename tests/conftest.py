@@ -107,11 +107,20 @@ def live_server(request):
 
 
 @pytest.fixture
-def local(live_server, monkeypatch):
+def local(live_server, monkeypatch, request):
     """Local mode with links pointing at the live server, so every URL can be fetched."""
+    # The live server's thread runs Django's request signals, which touch its database
+    # connection once an earlier test has opened one; so local tests get database access.
+    if "transactional_db" not in request.fixturenames and not _is_transactional(request):
+        request.getfixturevalue("db")
     monkeypatch.setenv("KEYED_STORAGE_BASE_URL", live_server.url)
     config.reset()
     return live_server
+
+
+def _is_transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -1,0 +1,220 @@
+"""`manage.py keyed_storage policy | doctor | sync | delete-prefix`: set up, prove and move storage."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
+from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import filesizeformat
+
+from keyed_storage import KeyedStorage, backends, config
+from keyed_storage.ops import doctor, policy
+from keyed_storage.ops.sync import Sync
+from keyed_storage.prefixes import list_prefix
+
+
+class Command(BaseCommand):
+    help = "Operations on keyed_storage: policy, doctor, sync, delete-prefix."
+    requires_system_checks = []  # doctor reports a broken configuration itself, in plain words
+
+    def add_arguments(self, parser):
+        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
+        p = commands.add_parser("policy", help="Print the least-privilege IAM policy (and a bucket policy).")
+        p.add_argument("--bucket", help="Bucket name; defaults to BUCKET_NAME.")
+        p.add_argument(
+            "--public-read",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="PREFIX",
+            help="Also print a bucket policy letting anyone GET objects under these keys ('*': all).",
+        )
+        p.add_argument(
+            "--only",
+            choices=["iam", "bucket"],
+            help="Print only that policy document, e.g. for `aws iam put-user-policy --policy-document`.",
+        )
+
+        commands.add_parser("doctor", help="Say which backend is active and why, then prove it works.")
+
+        p = commands.add_parser("sync", help="Copy every file between the local disk and S3.")
+        p.add_argument("--from", dest="source", choices=["local", "s3"], required=True)
+        p.add_argument("--to", dest="target", choices=["local", "s3"], required=True)
+        p.add_argument("--dry-run", action="store_true", help="Say what would be copied; copy nothing.")
+        p.add_argument(
+            "--progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Show progress bars (default: when standard error is a terminal).",
+        )
+        # Also accepted after the subcommand; SUPPRESS keeps a -v given before it.
+        p.add_argument(
+            "-v",
+            "--verbosity",
+            type=int,
+            choices=[0, 1, 2, 3],
+            default=argparse.SUPPRESS,
+            help="2 lists every file with its outcome.",
+        )
+
+        p = commands.add_parser("delete-prefix", help="Delete every object under a whole key.")
+        p.add_argument("prefix", metavar="PREFIX", help="A whole key such as events/7.")
+        p.add_argument("--yes", action="store_true", help="Really delete; without it, only list.")
+
+    def handle(self, *args, subcommand: str, **options):
+        handler = {
+            "policy": self.policy,
+            "doctor": self.doctor,
+            "sync": self.sync,
+            "delete-prefix": self.delete_prefix,
+        }[subcommand]
+        try:
+            handler(**options)
+        except (ImproperlyConfigured, SuspiciousFileOperation, ValueError) as error:
+            raise CommandError(str(error)) from None
+        except (BotoCoreError, ClientError, OSError) as error:
+            raise CommandError(f"{error}\nRun `manage.py keyed_storage doctor` to find out why.") from None
+
+    # policy -----------------------------------------------------------------------------
+
+    def policy(self, *, bucket: str | None, public_read: list[str], only: str | None, **options) -> None:
+        from keyed_storage.backends.s3 import S3Backend
+
+        cfg, _ = config.inspect()
+        bucket = bucket or (cfg.bucket if cfg else "")
+        if not bucket:
+            raise CommandError("Which bucket? Pass --bucket NAME or set BUCKET_NAME.")
+        if only == "bucket" and not public_read:
+            raise CommandError(
+                "--only bucket needs --public-read PREFIX: without it no bucket policy is made."
+            )
+        base = cfg or config.Config(backend="s3")
+        acls = policy.uses_acls(S3Backend(dataclasses.replace(base, backend="s3", bucket=bucket)))
+        documents = {"IAMPolicy": policy.iam_policy(bucket, acls=acls)}
+        if public_read:
+            documents["BucketPolicy"] = policy.bucket_policy(bucket, public_read)
+        if only:
+            self.stdout.write(
+                json.dumps(documents[{"iam": "IAMPolicy", "bucket": "BucketPolicy"}[only]], indent=2)
+            )
+            return
+        self.stdout.write(json.dumps(documents, indent=2))
+        self.stderr.write(self._policy_notes(bucket, public_read, acls))
+
+    def _policy_notes(self, bucket: str, public_read: list[str], acls: bool) -> str:
+        command = f"python manage.py keyed_storage policy --bucket {shlex.quote(bucket)}"
+        notes = [
+            "",
+            "IAMPolicy: attach it to the app's own IAM user (or role), e.g.",
+            f"  aws iam put-user-policy --user-name {bucket}-app --policy-name keyed-storage \\",
+            f'    --policy-document "$({command} --only iam)"',
+        ]
+        if acls:
+            notes.append(
+                "It includes s3:PutObjectAcl because uploads send an ACL (AWS_S3_OBJECT_PARAMETERS)."
+            )
+        if public_read:
+            prefixes = " ".join(shlex.quote(prefix) for prefix in public_read)
+            notes += [
+                "BucketPolicy: lets anyone GET the objects under " + ", ".join(public_read) + ".",
+                "Block Public Access must allow public bucket policies for it to work:",
+                f"  aws s3api put-public-access-block --bucket {bucket} \\",
+                "    --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,\\",
+                "BlockPublicPolicy=false,RestrictPublicBuckets=false",
+                f"  aws s3api put-bucket-policy --bucket {bucket} \\",
+                f'    --policy "$({command} --public-read {prefixes} --only bucket)"',
+            ]
+        return "\n".join(notes)
+
+    # doctor -----------------------------------------------------------------------------
+
+    def doctor(self, **options) -> None:
+        header, steps = doctor.run()
+        for line in header:
+            self.stdout.write(line)
+        passed = failed = 0
+        for step in steps:
+            if step.ok:
+                passed += 1
+                self.stdout.write(self.style.SUCCESS("✓ ") + step.title)
+                continue
+            failed += 1
+            self.stdout.write(self.style.ERROR("✗ ") + step.title)
+            self.stdout.write(f"    cause: {step.cause}")
+            if step.fix:
+                self.stdout.write(f"    fix:   {step.fix}")
+        if failed:
+            raise CommandError(f"doctor: {failed} check(s) failed, {passed} passed.", returncode=1)
+        self.stdout.write(f"All {passed} checks passed.")
+
+    # sync -------------------------------------------------------------------------------
+
+    def sync(self, *, source: str, target: str, dry_run: bool, progress: bool | None, **options) -> None:
+        job = Sync(config.current(), source, target, dry_run=dry_run)
+        entries = job.entries()
+        total = sum(entry.size for entry in entries)
+        verbose = options["verbosity"] >= 2
+        self.stdout.write(
+            f"{'Dry run: ' if dry_run else ''}{len(entries)} files ({filesizeformat(total)}) "
+            f"from {source} to {target}."
+        )
+        out = getattr(self.stderr, "_out", self.stderr)
+        show = progress if progress is not None else bool(getattr(out, "isatty", lambda: False)())
+        files_bar, bytes_bar = _bars(out, len(entries), total, show)
+
+        def on_file(entry, outcome):
+            files_bar.update(1)
+            if outcome == "would copy" or verbose:
+                files_bar.write(f"{outcome}: {entry.name} ({filesizeformat(entry.size)})", file=out)
+
+        with files_bar, bytes_bar:
+            report = job.run(entries, on_bytes=bytes_bar.update, on_file=on_file)
+        for name, why in report.failed:
+            self.stderr.write(f"failed: {name}: {why}")
+        verb = "Would copy" if dry_run else "Copied"
+        summary = (
+            f"{verb} {len(report.copied)} files ({filesizeformat(report.copied_bytes)}), "
+            f"skipped {len(report.skipped)} already there, {len(report.failed)} failed."
+        )
+        if report.failed:
+            raise CommandError(summary + " Run the same command again to retry: it resumes.", returncode=1)
+        self.stdout.write(summary)
+
+    # delete-prefix ----------------------------------------------------------------------
+
+    def delete_prefix(self, *, prefix: str, yes: bool, **options) -> None:
+        storage = KeyedStorage()
+        where = f"in bucket {config.current().bucket}" if storage.backend == "s3" else "on the local disk"
+        if not yes:
+            names = list_prefix(backends.for_config(config.current()), prefix)
+            for name in names:
+                self.stdout.write(f"would delete {name}")
+            self.stdout.write(f"{len(names)} objects under {prefix!r} {where}. Nothing deleted: add --yes.")
+            return
+        names = storage.delete_prefix(prefix)
+        for name in names:
+            self.stdout.write(f"deleted {name}")
+        self.stdout.write(f"Deleted {len(names)} objects under {prefix!r} {where}.")
+
+
+def _bars(out, files: int, total: int, show: bool):
+    from tqdm import tqdm
+
+    files_bar = tqdm(total=files, unit=" files", desc="files", file=out, disable=not show, position=0)
+    bytes_bar = tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc="bytes",
+        file=out,
+        disable=not show,
+        position=1,
+    )
+    return files_bar, bytes_bar

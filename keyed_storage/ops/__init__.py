@@ -1,0 +1,1 @@
+"""Operations behind `manage.py keyed_storage`: the IAM policy, the doctor, sync."""

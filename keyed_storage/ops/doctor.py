@@ -1,0 +1,268 @@
+"""The doctor: say which backend is active and why, then prove it works, step by step."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+
+from .. import backends, config
+from ..keys import object_name
+from .explain import Diagnosis, explain, explain_get
+
+PROBE_KEY = "keyed-storage-doctor"
+MAX_SKEW = 15 * 60  # seconds; S3 refuses signed requests further off than this
+GET_TIMEOUT = 15
+
+# Replaced by tests to provoke a clock skew; the wall clock otherwise.
+clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class Step:
+    ok: bool
+    title: str
+    cause: str = ""
+    fix: str = ""
+
+    @classmethod
+    def failed(cls, title: str, diagnosis: Diagnosis) -> Step:
+        return cls(False, title, diagnosis.cause, diagnosis.fix)
+
+
+def describe(cfg: config.Config) -> list[str]:
+    """Which backend is active and which variables made it so. Never shows AWS_SECRET's value."""
+    seen = dict(cfg.sources)
+    if cfg.backend == "s3":
+        why = f"because BUCKET_NAME is set (in the {seen['BUCKET_NAME']})"
+    else:
+        why = f"because BUCKET_NAME is not set; files go to MEDIA_ROOT={cfg.media_root}"
+    values = {
+        "BUCKET_NAME": cfg.bucket,
+        "AWS_KEY": cfg.access_key,
+        "AWS_SECRET": "(set, not shown)",
+        "AWS_REGION": cfg.region,
+        "AWS_ENDPOINT_URL_S3": cfg.endpoint_url,
+        "KEYED_STORAGE_CUSTOM_DOMAIN": cfg.custom_domain,
+        "KEYED_STORAGE_PRIVATE": "1" if cfg.private else "0",
+        "KEYED_STORAGE_URL_EXPIRES": str(cfg.url_expires),
+        "KEYED_STORAGE_BASE_URL": cfg.base_url,
+    }
+    lines = [f"Backend: {cfg.backend}, {why}."]
+    if seen:
+        lines.append("Variables seen:")
+        lines.extend(f"  {name}={values[name] or '(ignored)'}  ({source})" for name, source in cfg.sources)
+    else:
+        lines.append("Variables seen: none.")
+    return lines
+
+
+def run() -> tuple[list[str], Iterator[Step]]:
+    """The header lines and the steps; the steps stop at the first one the others depend on."""
+    cfg, problems = config.inspect()
+    if problems:
+        header = ["Backend: none, the configuration is incomplete."]
+        return header, iter(Step(False, f"configuration ({p.id})", p.message, p.hint) for p in problems)
+    steps = _s3_steps(cfg) if cfg.backend == "s3" else _local_steps(cfg)
+    return describe(cfg), steps
+
+
+# S3 ----------------------------------------------------------------------------------------
+
+
+def _s3_steps(cfg: config.Config) -> Iterator[Step]:
+    backend = backends.for_config(cfg)
+    client = backend.connection.meta.client
+
+    if cfg.access_key:
+        yield Step(True, f"credentials: access key {cfg.access_key} from AWS_KEY and AWS_SECRET")
+    else:
+        found = backend._create_session().get_credentials()
+        if found is None:
+            yield Step(
+                False,
+                "credentials",
+                "AWS_KEY and AWS_SECRET are not set and boto3 found no other credentials.",
+                "Set AWS_KEY and AWS_SECRET, or run with an IAM role (instance profile, task role).",
+            )
+            return
+        yield Step(True, f"credentials: access key {found.access_key} from boto3's chain ({found.method})")
+
+    # GetBucketLocation first: unlike HEAD, its errors carry a code (NoSuchBucket, AccessDenied,
+    # SignatureDoesNotMatch, ...) and it answers from any region, so a region mismatch shows as one.
+    title = f"bucket {cfg.bucket} exists"
+    try:
+        location = client.get_bucket_location(Bucket=cfg.bucket).get("LocationConstraint")
+    except Exception as error:
+        yield Step.failed(title, explain(error, action="s3:GetBucketLocation", config=cfg))
+        return
+    yield Step(True, title)
+
+    actual = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+    if actual != (cfg.region or "us-east-1"):
+        yield Step(
+            False,
+            "bucket region",
+            f"The bucket is in {actual} but AWS_REGION={cfg.region or '(unset, so us-east-1)'}; "
+            "requests and links would go to the wrong regional host.",
+            f"Set AWS_REGION={actual}.",
+        )
+        return
+    yield Step(True, f"bucket region: {actual}" + (" matches AWS_REGION" if cfg.region else ""))
+
+    title = "list objects (the app lists a key's earlier objects to replace them)"
+    try:
+        answer = client.list_objects_v2(Bucket=cfg.bucket, Prefix=PROBE_KEY + "/", MaxKeys=1)
+    except Exception as error:
+        yield Step.failed(title, explain(error, action="s3:ListBucket", config=cfg))
+        return
+    yield Step(True, title)
+    yield _clock_step(answer["ResponseMetadata"].get("HTTPHeaders", {}).get("date"))
+
+    yield from _probe_steps(cfg, backend)
+
+
+def _clock_step(date_header: str | None) -> Step:
+    if not date_header:
+        return Step(True, "clock: the server sent no Date header to compare with")
+    skew = clock() - parsedate_to_datetime(date_header).timestamp()
+    if abs(skew) >= MAX_SKEW:
+        direction = "ahead of" if skew > 0 else "behind"
+        return Step(
+            False,
+            "clock",
+            f"This machine's clock is {abs(skew) / 60:.0f} minutes {direction} the server's; S3 refuses "
+            "signed requests and presigned links 15 minutes off.",
+            "Set the clock right, e.g. `timedatectl set-ntp true`.",
+        )
+    return Step(True, f"clock: within {max(1, round(abs(skew)))} s of the server's")
+
+
+# Local disk --------------------------------------------------------------------------------
+
+
+def _local_steps(cfg: config.Config) -> Iterator[Step]:
+    root = cfg.media_root
+    if not os.path.isdir(root):
+        yield Step(
+            False,
+            f"MEDIA_ROOT {root} exists",
+            "The directory does not exist (or is not a directory).",
+            f"Create it as the user the site runs as: mkdir -p {root}",
+        )
+        return
+    yield Step(True, f"MEDIA_ROOT {root} exists")
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".keyed-storage-doctor-"):
+            pass
+    except OSError as error:
+        yield Step(
+            False,
+            f"MEDIA_ROOT {root} is writable",
+            f"Writing a file there failed: {error.strerror}.",
+            f"Give the user the site runs as write access: chown -R <user> {root}",
+        )
+        return
+    yield Step(True, f"MEDIA_ROOT {root} is writable")
+    yield _base_url_step(cfg)
+    yield from _probe_steps(cfg, backends.for_config(cfg), fetch_link=False)
+
+
+def _base_url_step(cfg: config.Config) -> Step:
+    if cfg.base_url:
+        return Step(True, f"base URL for links: {cfg.base_url} (KEYED_STORAGE_BASE_URL)")
+    if "://" in cfg.media_url:
+        return Step(True, f"base URL for links: {cfg.media_url} (MEDIA_URL is absolute)")
+    note = (
+        f"KEYED_STORAGE_BASE_URL is not set, so links made outside a request (jobs, emails, commands) "
+        f"start with {config.DEFAULT_LOCAL_ORIGIN}."
+    )
+    if settings.DEBUG:
+        return Step(True, f"base URL for links: request origin, else {config.DEFAULT_LOCAL_ORIGIN} (DEBUG)")
+    return Step(False, "base URL for links", note, "Set KEYED_STORAGE_BASE_URL, e.g. https://example.org.")
+
+
+# Both: a probe object through the app's own storage -------------------------------------------
+
+
+def _probe_steps(cfg: config.Config, backend, *, fetch_link: bool = True) -> Iterator[Step]:
+    from ..storage import KeyedStorage
+
+    storage = KeyedStorage()
+    body = f"keyed_storage doctor probe {secrets.token_hex(16)}\n".encode()
+    name = object_name(PROBE_KEY, "probe.txt")
+    try:
+        name = storage.save(name, ContentFile(body))
+    except Exception as error:
+        yield Step.failed(f"PUT {name}", _explain_write(error, cfg))
+        return
+    yield Step(True, f"PUT {name} ({len(body)} bytes)")
+    if fetch_link:
+        yield _get_step(storage.url(name), body, cfg)
+    else:
+        with storage.open(name) as stored:
+            same = stored.read() == body
+        cause = "" if same else "The bytes read back differ from those written."
+        yield Step(same, f"read back {name}", cause, "" if same else "Check the disk.")
+    yield _delete_step(storage, name, cfg)
+    if cfg.backend == "local":
+        try:
+            os.rmdir(storage.path(PROBE_KEY))
+        except OSError:
+            pass  # not empty: another doctor is running, or someone stored files there
+
+
+def _explain_write(error: Exception, cfg: config.Config) -> Diagnosis:
+    if isinstance(error, OSError) and cfg.backend == "local":
+        return Diagnosis(f"Writing failed: {error}.", f"Let the site's user write to {cfg.media_root}.")
+    return explain(error, action="s3:PutObject", config=cfg)
+
+
+def _get_step(url: str, body: bytes, cfg: config.Config) -> Step:
+    kind = "presigned" if cfg.private else "anonymous"
+    shown = url.split("?", 1)[0] + ("?<signature>" if "?" in url else "")
+    title = f"GET {shown} ({kind}, the link the app hands out)"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url), timeout=GET_TIMEOUT) as response:
+            got = response.read()
+    except urllib.error.HTTPError as error:
+        text = error.read(2000).decode("utf-8", "replace")
+        found = re.search(r"<Code>([^<]+)</Code>", text)
+        return Step.failed(title, explain_get(error.code, found.group(1) if found else "", cfg))
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return Step(
+            False,
+            title,
+            f"The link's host cannot be reached: {reason}.",
+            "Check AWS_ENDPOINT_URL_S3, KEYED_STORAGE_CUSTOM_DOMAIN and the network.",
+        )
+    if got != body:
+        return Step(
+            False,
+            title,
+            f"The link answered 200 but with other bytes ({len(got)} instead of {len(body)}).",
+            "Check that KEYED_STORAGE_CUSTOM_DOMAIN or the endpoint serves this bucket.",
+        )
+    return Step(True, f"{title}: 200, same bytes")
+
+
+def _delete_step(storage, name: str, cfg: config.Config) -> Step:
+    try:
+        storage.delete(name)
+    except Exception as error:
+        if isinstance(error, OSError) and cfg.backend == "local":
+            cause = f"Deleting failed: {error}."
+            return Step(False, f"DELETE {name}", cause, "Check MEDIA_ROOT's permissions.")
+        return Step.failed(f"DELETE {name}", explain(error, action="s3:DeleteObject", config=cfg))
+    return Step(True, f"DELETE {name}")

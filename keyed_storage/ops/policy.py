@@ -1,0 +1,85 @@
+"""Least-privilege IAM policy for the app's user, and the bucket policy for public links."""
+
+from __future__ import annotations
+
+from ..config import _BUCKET
+from ..keys import validate_key
+
+VERSION = "2012-10-17"
+
+# What keyed_storage does to a bucket, and nothing more: list a key's earlier objects and
+# find the bucket's region; read, write and delete objects, and clean up after an
+# interrupted multipart upload. No wildcard action and no s3:ListAllMyBuckets.
+BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
+OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+)
+ACL_ACTION = "s3:PutObjectAcl"
+
+WHOLE_BUCKET = "*"
+
+
+def check_bucket(bucket: str) -> str:
+    if not _BUCKET.fullmatch(bucket or ""):
+        raise ValueError(
+            f"{bucket!r} is not a valid S3 bucket name: use 3-63 lowercase letters, digits, dots and "
+            "hyphens, starting and ending with a letter or digit."
+        )
+    return bucket
+
+
+def uses_acls(backend) -> bool:
+    """True when uploads send an ACL (AWS_DEFAULT_ACL, or ACL in AWS_S3_OBJECT_PARAMETERS)."""
+    return bool(getattr(backend, "default_acl", None) or (backend.object_parameters or {}).get("ACL"))
+
+
+def iam_policy(bucket: str, *, acls: bool = False) -> dict:
+    """The identity policy to attach to the IAM user (or role) the app runs as."""
+    bucket = check_bucket(bucket)
+    object_actions = [*OBJECT_ACTIONS, ACL_ACTION] if acls else list(OBJECT_ACTIONS)
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "KeyedStorageBucket",
+                "Effect": "Allow",
+                "Action": list(BUCKET_ACTIONS),
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {
+                "Sid": "KeyedStorageObjects",
+                "Effect": "Allow",
+                "Action": object_actions,
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            },
+        ],
+    }
+
+
+def public_resource(bucket: str, prefix: str) -> str:
+    if prefix == WHOLE_BUCKET:
+        return f"arn:aws:s3:::{bucket}/*"
+    key = validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return f"arn:aws:s3:::{bucket}/{key}/*"
+
+
+def bucket_policy(bucket: str, prefixes: list[str]) -> dict:
+    """The bucket policy that lets anyone GET objects under `prefixes` ('*': the whole bucket)."""
+    bucket = check_bucket(bucket)
+    resources = sorted({public_resource(bucket, prefix) for prefix in prefixes})
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "KeyedStoragePublicRead",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": resources if len(resources) > 1 else resources[0],
+            }
+        ],
+    }

@@ -1,0 +1,354 @@
+"""Copy every file between the local disk and S3 under the same names: streamed, verified, resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+from django.core.exceptions import SuspiciousFileOperation
+from s3transfer.utils import ChunksizeAdjuster
+
+from .. import config
+from ..keys import validate_key
+
+CHUNK = 1024 * 1024  # bytes read at a time: memory stays flat whatever the file size
+PART = 16 * 1024 * 1024  # multipart part size for large uploads
+# Where a download is written before it is renamed into place; never listed, never uploaded.
+PARTIAL_SUFFIX = ".keyed-sync-part"
+METADATA_MD5 = "keyed-storage-md5"  # set on every object sync uploads: a checksum any ETag can't hide
+_PLAIN_ETAG = re.compile(r"[0-9a-f]{32}")
+_MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-[0-9]+")
+
+Progress = Callable[[int], None]
+
+
+class SyncError(Exception):
+    """One file could not be copied or verified; the message says why."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    size: int
+
+
+@dataclass
+class Report:
+    copied: list[Entry] = field(default_factory=list)
+    skipped: list[Entry] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+
+    @property
+    def copied_bytes(self) -> int:
+        return sum(entry.size for entry in self.copied)
+
+
+class Checksum:
+    """The MD5 of some bytes and, given a part size, the ETag S3 gives them uploaded in such parts."""
+
+    def __init__(self, part_size: int | None = None):
+        self.part_size = part_size
+        self._whole = hashlib.md5(usedforsecurity=False)
+        self._part = hashlib.md5(usedforsecurity=False)
+        self._in_part = 0
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self._whole.update(data)
+        self.size += len(data)
+        view = memoryview(data)
+        while self.part_size and view:
+            piece = view[: self.part_size - self._in_part]
+            self._part.update(piece)
+            self._in_part += len(piece)
+            view = view[len(piece) :]
+            if self._in_part == self.part_size:
+                self._parts.append(self._part.digest())
+                self._part, self._in_part = hashlib.md5(usedforsecurity=False), 0
+
+    @property
+    def md5(self) -> str:
+        return self._whole.hexdigest()
+
+    @property
+    def etag(self) -> str:
+        """A multipart ETag: the MD5 of the parts' MD5s, then '-' and the number of parts."""
+        parts = self._parts + ([self._part.digest()] if self._in_part else [])
+        return hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest() + f"-{len(parts)}"
+
+
+def checksum(chunks: Iterable[bytes], part_size: int | None = None) -> Checksum:
+    result = Checksum(part_size)
+    for chunk in chunks:
+        result.update(chunk)
+    return result
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What an object's checksum must be: its MD5, or its multipart ETag with parts of part_size."""
+
+    value: str
+    part_size: int | None = None
+
+    def holds(self, found: Checksum) -> bool:
+        return (found.md5 if self.part_size is None else found.etag) == self.value
+
+
+def file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            yield chunk
+
+
+def backends_for(cfg: config.Config):
+    """The local and the S3 backend of one configuration, both at once."""
+    from ..backends.local import LocalBackend
+    from ..backends.s3 import S3Backend
+
+    if not cfg.bucket:
+        raise ValueError("sync needs S3: set BUCKET_NAME (and AWS_KEY, AWS_SECRET) for the bucket to use.")
+    if not cfg.media_root:
+        raise ValueError("sync needs the local disk: the MEDIA_ROOT setting is empty.")
+    return (
+        LocalBackend(dataclasses.replace(cfg, backend="local")),
+        S3Backend(dataclasses.replace(cfg, backend="s3")),
+    )
+
+
+# The two places ------------------------------------------------------------------------------
+
+
+class LocalSide:
+    def __init__(self, backend):
+        self.backend = backend
+        self.root = backend.location
+
+    def entries(self) -> Iterator[Entry]:
+        for directory, subdirectories, files in os.walk(self.root):
+            subdirectories.sort()
+            for file in sorted(files):
+                if file.endswith(PARTIAL_SUFFIX):
+                    continue
+                path = os.path.join(directory, file)
+                name = os.path.relpath(path, self.root).replace(os.sep, "/")
+                yield Entry(name, os.path.getsize(path))
+
+    def same_size(self, name: str, size: int) -> str | None:
+        """The file's path if it exists with this size, else None."""
+        path = self.backend.path(name)
+        return path if os.path.isfile(path) and os.path.getsize(path) == size else None
+
+    def write(self, name: str, chunks: Iterator[bytes], found: Checksum, verify: Callable[[], None]) -> None:
+        """Write to a partial file beside the target, verify it, then rename it into place.
+
+        An interruption or a failed verification leaves the target as it was: never half a file.
+        """
+        path = self.backend.path(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + PARTIAL_SUFFIX)
+        try:
+            with open(partial, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    found.update(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            verify()
+            os.replace(partial, path)
+        except BaseException:
+            _remove(partial)
+            raise
+
+
+def upload_part_size(size: int) -> int | None:
+    """The part size S3Side.upload uses for a file of `size` bytes; None for a single PUT."""
+    if size < PART:
+        return None
+    return ChunksizeAdjuster().adjust_chunksize(PART, size)
+
+
+class S3Side:
+    def __init__(self, backend):
+        self.backend = backend
+        self.client = backend.connection.meta.client
+        self.bucket = backend.bucket_name
+
+    def entries(self) -> Iterator[Entry]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                if not obj["Key"].endswith("/"):  # a console "folder" marker, not a file
+                    yield Entry(obj["Key"], obj["Size"])
+
+    def head(self, name: str) -> dict | None:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=name)
+        except ClientError as error:
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return None
+            raise
+
+    def expected(self, name: str, head: dict, *, trust_metadata: bool = True) -> Expected | None:
+        """The checksum the object's headers vouch for, without reading it; None if they vouch for none.
+
+        A single-part ETag is the MD5 and a multipart one the ETag of the parts, whose size the
+        first part tells (with SSE-KMS an ETag is neither). Objects sync uploaded carry their MD5
+        in metadata; that is trusted for skipping, never to verify the upload that set it.
+        """
+        etag = head.get("ETag", "").strip('"')
+        kms = head.get("ServerSideEncryption") == "aws:kms"
+        if not kms and _PLAIN_ETAG.fullmatch(etag):
+            return Expected(etag)
+        if trust_metadata and head.get("Metadata", {}).get(METADATA_MD5):
+            return Expected(head["Metadata"][METADATA_MD5])
+        if not kms and _MULTIPART_ETAG.fullmatch(etag):
+            try:
+                first = self.client.head_object(Bucket=self.bucket, Key=name, PartNumber=1)
+            except ClientError:
+                return None
+            return Expected(etag, first["ContentLength"])
+        return None
+
+    def holds(self, name: str, head: dict, local: Callable[[], Iterator[bytes]]) -> bool:
+        """Whether the object holds the same bytes as `local` (called for a fresh read of them)."""
+        expected = self.expected(name, head)
+        if expected is None:  # nothing to compare with but the bytes themselves
+            return checksum(self.chunks(name)).md5 == checksum(local()).md5
+        return expected.holds(checksum(local(), expected.part_size))
+
+    def chunks(self, name: str, progress: Progress | None = None) -> Iterator[bytes]:
+        # ChecksumMode makes botocore check the object's CRC/SHA checksum while streaming, when it has one.
+        body = self.client.get_object(Bucket=self.bucket, Key=name, ChecksumMode="ENABLED")["Body"]
+        try:
+            for chunk in body.iter_chunks(CHUNK):
+                if progress:
+                    progress(len(chunk))
+                yield chunk
+        finally:
+            body.close()
+
+    def upload(self, path: str, name: str, md5: str, progress: Progress) -> None:
+        extra = self.backend._get_write_parameters(name)
+        extra["Metadata"] = {**extra.get("Metadata", {}), METADATA_MD5: md5}
+        # From a file name, boto3 reads each part lazily from disk; a single PUT is atomic and a
+        # multipart upload is invisible until it completes, so an interruption never leaves half a file.
+        self.client.upload_file(
+            path,
+            self.bucket,
+            name,
+            ExtraArgs=extra,
+            Callback=progress,
+            Config=TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=4),
+        )
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+# Copying ------------------------------------------------------------------------------------
+
+
+class Sync:
+    """Copy every file of `source` to `target` ('local' or 's3'), or with dry_run say what it would do."""
+
+    def __init__(self, cfg: config.Config, source: str, target: str, *, dry_run: bool = False):
+        if {source, target} != {"local", "s3"}:
+            raise ValueError("sync copies between 'local' and 's3': use --from local --to s3 or the reverse.")
+        local, s3 = backends_for(cfg)
+        self.local, self.s3 = LocalSide(local), S3Side(s3)
+        self.upward = source == "local"
+        self.dry_run = dry_run
+
+    def entries(self) -> list[Entry]:
+        return list((self.local if self.upward else self.s3).entries())
+
+    def run(
+        self,
+        entries: list[Entry],
+        *,
+        on_bytes: Progress = lambda n: None,
+        on_file: Callable[[Entry, str], None] = lambda entry, outcome: None,
+    ) -> Report:
+        report = Report()
+        for entry in entries:
+            try:
+                outcome = self.copy(entry, on_bytes)
+            except Exception as error:
+                report.failed.append((entry.name, str(error) or type(error).__name__))
+                outcome = "failed"
+            else:
+                (report.skipped if outcome == "skipped" else report.copied).append(entry)
+            on_file(entry, outcome)
+        return report
+
+    def copy(self, entry: Entry, on_bytes: Progress) -> str:
+        """'skipped' when the target already has the same bytes, else copy (unless dry run) and verify."""
+        try:
+            name = validate_key(entry.name)
+        except SuspiciousFileOperation as error:
+            raise SyncError(f"not copied: {error}") from None
+        if self.upward:
+            return self._up(name, entry, on_bytes)
+        return self._down(name, entry, on_bytes)
+
+    def _up(self, name: str, entry: Entry, on_bytes: Progress) -> str:
+        path = self.local.backend.path(name)
+        head = self.s3.head(name)
+        if head is not None and head["ContentLength"] == entry.size:
+            if self.s3.holds(name, head, lambda: file_chunks(path)):
+                on_bytes(entry.size)
+                return "skipped"
+        if self.dry_run:
+            on_bytes(entry.size)
+            return "would copy"
+        # Hashed before the upload, in the parts the upload will use: a change since shows as a mismatch.
+        before = checksum(file_chunks(path), upload_part_size(entry.size))
+        self.s3.upload(path, name, before.md5, on_bytes)
+        head = self.s3.head(name)
+        if head is None or head["ContentLength"] != entry.size:
+            raise SyncError(f"verification failed: S3 holds {head and head['ContentLength']} bytes")
+        expected = self.s3.expected(name, head, trust_metadata=False)
+        if expected is not None and expected.part_size in (None, before.part_size):
+            same = expected.holds(before)
+        else:  # no usable ETag (SSE-KMS, another part size): read the object back
+            same = checksum(self.s3.chunks(name)).md5 == before.md5
+        if not same:
+            raise SyncError("verification failed: S3 holds other bytes than the file had (did it change?)")
+        return "copied"
+
+    def _down(self, name: str, entry: Entry, on_bytes: Progress) -> str:
+        head = self.s3.head(name)
+        if head is None:
+            raise SyncError("it vanished from the bucket while syncing")
+        present = self.local.same_size(name, entry.size)
+        if present is not None and self.s3.holds(name, head, lambda: file_chunks(present)):
+            on_bytes(entry.size)
+            return "skipped"
+        if self.dry_run:
+            on_bytes(entry.size)
+            return "would copy"
+        expected = self.s3.expected(name, head)
+        found = Checksum(expected.part_size if expected else None)
+
+        def verify() -> None:
+            if found.size != head["ContentLength"] or (expected and not expected.holds(found)):
+                raise SyncError(
+                    f"verification failed: got {found.size} bytes (MD5 {found.md5}); S3 holds "
+                    f"{head['ContentLength']} bytes"
+                    + (f" with checksum {expected.value}" if expected else "")
+                )
+
+        self.local.write(name, self.s3.chunks(name, on_bytes), found, verify)
+        return "copied"

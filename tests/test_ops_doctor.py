@@ -1,0 +1,259 @@
+"""`keyed_storage doctor`: which backend and why, then proof, or ✗ with the cause and the fix."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from keyed_storage import config
+from keyed_storage.ops import doctor
+from keyed_storage.ops.policy import iam_policy
+
+from .helpers import TEST_KEY, TEST_SECRET
+from .ops_helpers import free_port, iam_enforcing_s3, run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def failed_steps(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("✗")]
+
+
+def assert_all_passed(out: str, code: int) -> None:
+    assert code == 0, out
+    assert "✗" not in out
+    assert out.count("✓") >= 5
+    assert "checks passed" in out
+
+
+def test_s3_success_says_why_and_cleans_up(s3):
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert "Backend: s3, because BUCKET_NAME is set (in the environment)" in out
+    assert f"BUCKET_NAME={s3.bucket}  (environment)" in out
+    assert f"AWS_KEY={TEST_KEY}" in out
+    assert "AWS_SECRET=(set, not shown)" in out
+    assert f"✓ GET {s3.endpoint}/{s3.bucket}/keyed-storage-doctor/" in out
+    assert "anonymous" in out and "same bytes" in out
+    assert s3.keys() == []  # the probe is gone
+
+
+def test_s3_private_fetches_the_presigned_link(s3, monkeypatch):
+    s3.client.delete_bucket_policy(Bucket=s3.bucket)  # nothing public: only the signature opens it
+    monkeypatch.setenv("KEYED_STORAGE_PRIVATE", "1")
+    config.reset()
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert "(presigned, the link the app hands out): 200, same bytes" in out
+    assert "X-Amz-Signature" not in out
+
+
+def test_settings_are_named_as_the_source(s3, monkeypatch, settings):
+    monkeypatch.delenv("AWS_REGION")
+    settings.KEYED_STORAGE = {"AWS_REGION": "us-east-1"}
+    out, _, code = run("doctor")
+    assert code == 0, out
+    assert "AWS_REGION=us-east-1  (settings)" in out
+
+
+def test_credentials_from_boto3s_chain(s3, monkeypatch):
+    monkeypatch.delenv("AWS_KEY")
+    monkeypatch.delenv("AWS_SECRET")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
+    config.reset()
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert f"✓ credentials: access key {TEST_KEY} from boto3's chain (env)" in out
+
+
+def test_no_credentials_at_all(s3, monkeypatch):
+    monkeypatch.delenv("AWS_KEY")
+    monkeypatch.delenv("AWS_SECRET")
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == ["✗ credentials"]
+    assert "Set AWS_KEY and AWS_SECRET, or run with an IAM role" in out
+
+
+def test_custom_domain_link_is_the_one_fetched(s3, monkeypatch):
+    # A "CDN" that is the S3 server itself, path-style: the link doctor fetches is the custom one.
+    monkeypatch.setenv("KEYED_STORAGE_CUSTOM_DOMAIN", f"{s3.endpoint}/{s3.bucket}")
+    config.reset()
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert f"✓ GET {s3.endpoint}/{s3.bucket}/keyed-storage-doctor/" in out
+
+
+def test_custom_domain_that_does_not_serve_the_bucket(s3, monkeypatch):
+    monkeypatch.setenv("KEYED_STORAGE_CUSTOM_DOMAIN", f"{s3.endpoint}/not-this-bucket")
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out)[0].startswith(f"✗ GET {s3.endpoint}/not-this-bucket/")
+    assert f"The link's host {s3.endpoint}/not-this-bucket answered 404" in out
+    assert "Point the CDN's origin at the bucket" in out
+
+
+def test_public_get_403_blames_block_public_access_or_the_bucket_policy(s3):
+    s3.client.delete_bucket_policy(Bucket=s3.bucket)
+    out, err, code = run("doctor")
+    assert code == 1
+    (step,) = failed_steps(out)
+    assert step.startswith("✗ GET ")
+    assert "Anonymous GET of the public link was refused (403" in out
+    assert "Block Public Access" in out and "--public-read" in out and "KEYED_STORAGE_PRIVATE=1" in out
+    assert "✓ DELETE keyed-storage-doctor/" in out  # the probe is still cleaned up
+    assert s3.keys() == []
+    assert "1 check(s) failed" in err
+
+
+def test_missing_bucket(s3, monkeypatch):
+    monkeypatch.setenv("BUCKET_NAME", "no-such-bucket-here")
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == ["✗ bucket no-such-bucket-here exists"]
+    assert "does not exist" in out and "create-bucket --bucket no-such-bucket-here" in out
+    assert "PUT" not in out
+
+
+def test_unreachable_endpoint(s3, monkeypatch):
+    closed = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", closed)
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == [f"✗ bucket {s3.bucket} exists"]
+    assert f"cannot be reached ({closed})" in out
+    assert "Check AWS_ENDPOINT_URL_S3" in out
+
+
+def test_wrong_region(moto_endpoint, s3, monkeypatch):
+    bucket = s3.bucket + "-eu"
+    s3.client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setenv("BUCKET_NAME", bucket)
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == ["✗ bucket region"]
+    assert "in eu-west-1 but AWS_REGION=us-east-1" in out
+    assert "Set AWS_REGION=eu-west-1." in out
+
+
+def test_clock_skew(s3, monkeypatch):
+    real = doctor.clock
+    monkeypatch.setattr(doctor, "clock", lambda: real() + 3600)
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == ["✗ clock"]
+    assert "60 minutes ahead of the server's" in out and "timedatectl" in out
+
+
+def test_half_configuration_names_the_variable(monkeypatch):
+    monkeypatch.setenv("AWS_KEY", TEST_KEY)
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 1
+    assert "✗ configuration (keyed_storage.E001)" in out
+    assert "AWS_SECRET is not" in out
+
+
+@pytest.fixture(scope="module")
+def enforcing():
+    """A server that checks signatures and IAM, with one user per action taken out of the policy."""
+    bucket = "doctor-iam"
+    users = {}
+    for statement, action in ((0, "s3:GetBucketLocation"), (0, "s3:ListBucket"), (1, "s3:PutObject")):
+        document = iam_policy(bucket)
+        document["Statement"][statement]["Action"].remove(action)
+        users[f"no-{action[3:]}"] = document
+    with iam_enforcing_s3(bucket, users) as (endpoint, keys):
+        yield bucket, endpoint, keys
+
+
+@pytest.fixture
+def enforced(enforcing, monkeypatch):
+    bucket, endpoint, keys = enforcing
+    monkeypatch.setenv("BUCKET_NAME", bucket)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+
+    def use(key: str, secret: str) -> None:
+        monkeypatch.setenv("AWS_KEY", key)
+        monkeypatch.setenv("AWS_SECRET", secret)
+        config.reset()
+
+    return keys, use
+
+
+@pytest.mark.parametrize(
+    ("action", "step"),
+    [
+        ("s3:GetBucketLocation", "✗ bucket doctor-iam exists"),
+        ("s3:ListBucket", "✗ list objects (the app lists a key's earlier objects to replace them)"),
+        ("s3:PutObject", "✗ PUT"),
+    ],
+)
+def test_access_denied_names_the_missing_action(enforced, action, step):
+    keys, use = enforced
+    key, secret = keys[f"no-{action[3:]}"]
+    use(key, secret)
+    out, err, code = run("doctor")
+    assert code == 1
+    assert [line.split(" keyed-storage-doctor/")[0] for line in failed_steps(out)] == [step]
+    assert f"not allowed {action}" in out
+    assert "keyed_storage policy" in out
+    assert secret not in out + err
+
+
+def test_wrong_secret(enforced):
+    keys, use = enforced
+    use(keys["no-PutObject"][0], "not-the-secret-at-all-0123456789")
+    out, _, code = run("doctor")
+    assert code == 1
+    assert "AWS_SECRET does not belong to AWS_KEY" in out
+    assert "not-the-secret" not in out
+
+
+def test_unknown_access_key(enforced):
+    _, use = enforced
+    use("AKIANOTAREALKEY00000", "whatever-secret-value")
+    out, _, code = run("doctor")
+    assert code == 1
+    assert "S3 does not know the access key AWS_KEY=AKIANOTAREALKEY00000" in out
+
+
+def test_local_success(local, settings):
+    os.makedirs(settings.MEDIA_ROOT)
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert "Backend: local, because BUCKET_NAME is not set" in out
+    assert f"✓ base URL for links: {local.url} (KEYED_STORAGE_BASE_URL)" in out
+    assert os.listdir(settings.MEDIA_ROOT) == []  # the probe and its directories are gone
+
+
+def test_local_missing_media_root(local, settings):
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == [f"✗ MEDIA_ROOT {settings.MEDIA_ROOT} exists"]
+    assert f"mkdir -p {settings.MEDIA_ROOT}" in out
+
+
+def test_local_media_root_not_writable(local, settings):
+    # /proc is a directory no one can create files in, root included (CI runs as root).
+    settings.MEDIA_ROOT = "/proc"
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == ["✗ MEDIA_ROOT /proc is writable"]
+    assert "chown" in out
+
+
+def test_local_base_url_unset_in_production(settings):
+    os.makedirs(settings.MEDIA_ROOT)
+    settings.DEBUG = False
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == ["✗ base URL for links"]
+    assert "Set KEYED_STORAGE_BASE_URL" in out

@@ -55,7 +55,7 @@ def delete_prefix(backend: Storage, prefix: str) -> list[str]:
 
 
 def _s3_names(backend, prefix: str) -> list[str]:
-    client = backend.connection.meta.client
+    client = backend.client
     bucket = backend.bucket_name
     names = []
     # The shortest key starting with 'prefix' is 'prefix' itself, so one key tells whether it exists.
@@ -68,7 +68,7 @@ def _s3_names(backend, prefix: str) -> list[str]:
 
 
 def _s3_delete(backend, prefix: str) -> list[str]:
-    client = backend.connection.meta.client
+    client = backend.client
     names = _s3_names(backend, prefix)
     deleted, failed = [], []
     for start in range(0, len(names), DELETE_BATCH):

@@ -82,16 +82,25 @@ def test_s3_deletes_in_batches_of_at_most_1000(s3):
     s3.client.put_object(Bucket=s3.bucket, Key="events/90/keep.txt", Body=b"x")
     storage = KeyedStorage()
     batches = []
-    client = storage._impl.connection.meta.client
+    requests_sent = []
+    client = storage._impl.client
     record = lambda params, **kwargs: batches.append(len(params["Delete"]["Objects"]))  # noqa: E731
+    count = lambda **kwargs: requests_sent.append(kwargs["event_name"].rsplit(".", 1)[-1])  # noqa: E731
     client.meta.events.register("provide-client-params.s3.DeleteObjects", record)
+    client.meta.events.register("before-send.s3", count)
     try:
         deleted = storage.delete_prefix("events/9")
     finally:
         client.meta.events.unregister("provide-client-params.s3.DeleteObjects", record)
+        client.meta.events.unregister("before-send.s3", count)
 
     assert len(deleted) == 1003
     assert batches == [1000, 3]
+    # ceil(1003 / 1000) = 2 DeleteObjects, plus the listing: one probe for an object named
+    # exactly 'events/9', then 'events/9/' at 1000 keys a page.
+    assert requests_sent.count("DeleteObjects") == 2
+    assert requests_sent.count("ListObjectsV2") == 1 + 2
+    assert len(requests_sent) == 5
     assert s3.keys() == ["events/90/keep.txt"]
 
 

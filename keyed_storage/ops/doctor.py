@@ -82,7 +82,7 @@ def run() -> tuple[list[str], Iterator[Step]]:
 
 def _s3_steps(cfg: config.Config) -> Iterator[Step]:
     backend = backends.for_config(cfg)
-    client = backend.connection.meta.client
+    client = backend.client
 
     if cfg.access_key:
         yield Step(True, f"credentials: access key {cfg.access_key} from AWS_KEY and AWS_SECRET")

@@ -178,7 +178,7 @@ def upload_part_size(size: int) -> int | None:
 class S3Side:
     def __init__(self, backend):
         self.backend = backend
-        self.client = backend.connection.meta.client
+        self.client = backend.client
         self.bucket = backend.bucket_name
 
     def entries(self) -> Iterator[Entry]:

@@ -25,4 +25,15 @@ assert KeyedStorage().backend == "local"
 url = upload(open(__file__, "rb"), "ci/smoke/file")
 assert url.startswith("http://localhost:8000/media/ci/smoke/file/"), url
 assert event_logo_key.pattern == "events/{id}/logo"
+
+# The management command ships in the wheel and runs: the IAM policy for a bucket.
+import io  # noqa: E402
+import json  # noqa: E402
+
+from django.core.management import call_command  # noqa: E402
+
+out = io.StringIO()
+call_command("keyed_storage", "policy", "--bucket", "smoke-bucket", "--only", "iam", stdout=out)
+actions = {a for s in json.loads(out.getvalue())["Statement"] for a in s["Action"]}
+assert "s3:PutObject" in actions and not any("*" in a for a in actions), actions
 print(f"{sys.argv[1]}: installed, imported and stored a file ({url})")

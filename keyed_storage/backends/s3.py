@@ -20,6 +20,7 @@ from .local import url_path
 from .presign import Credentials, Presigner
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+PART_SIZE = 6 * 1024 * 1024  # S3's minimum is 5 MiB
 
 
 def public_base(config: Config) -> str:
@@ -50,11 +51,11 @@ def signing_origin(config: Config) -> tuple[str, str]:
 
 
 def _transfer_config() -> TransferConfig:
-    # Parts of 8 MiB, at most 3 of them held in memory (read ahead or in flight) and 6
-    # threads to send them: a 1 GiB stream's upload grows the process by under 64 MiB
-    # (boto3's defaults: over 100 MiB) at boto3's speed or better (see benchmarks/).
+    # Parts of 6 MiB, at most 3 of them held in memory (read ahead or in flight) and 6
+    # threads to send them: a 1 GiB stream's upload grows the process by well under 64 MiB
+    # (boto3's defaults: over 100 MiB) at boto3's speed (see benchmarks/).
     transfer = TransferConfig(
-        multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD, max_concurrency=6
+        multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE, max_concurrency=6
     )
     transfer.max_in_memory_upload_chunks = 3  # s3transfer's setting, not among boto3's arguments
     return transfer

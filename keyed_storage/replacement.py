@@ -8,6 +8,7 @@ a live row nor the bucket is left wrong.
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 
@@ -20,18 +21,15 @@ from .storage import KeyedStorage
 logger = logging.getLogger("keyed_storage")
 
 _ORIGINAL = "_keyed_storage_original_names"
-_fields_cache: dict[type, tuple[FileField, ...]] = {}
 
 
+@functools.cache
 def _keyed_fields(model: type) -> tuple[FileField, ...]:
-    fields = _fields_cache.get(model)
-    if fields is None:
-        fields = _fields_cache[model] = tuple(
-            field
-            for field in model._meta.concrete_fields
-            if isinstance(field, FileField) and isinstance(field.storage, KeyedStorage)
-        )
-    return fields
+    return tuple(
+        field
+        for field in model._meta.concrete_fields
+        if isinstance(field, FileField) and isinstance(field.storage, KeyedStorage)
+    )
 
 
 def _loaded(sender, instance, **kwargs) -> None:

@@ -8,26 +8,25 @@ works for model forms and the admin with no code in the model.
 
 from __future__ import annotations
 
+import functools
+
 from django.db.models import FileField, ImageField
 from django.db.models.signals import post_save, pre_save
 
 from .keys import KeyTemplate
 
-_fields_cache: dict[type, tuple[FileField, ...]] = {}
 _HELD = "_keyed_storage_held_files"
 
 
+@functools.cache
 def _fields_needing_pk(model: type) -> tuple[FileField, ...]:
-    fields = _fields_cache.get(model)
-    if fields is None:
-        fields = _fields_cache[model] = tuple(
-            field
-            for field in model._meta.concrete_fields
-            if isinstance(field, FileField)
-            and isinstance(field.upload_to, KeyTemplate)
-            and field.upload_to.needs_pk(model)
-        )
-    return fields
+    return tuple(
+        field
+        for field in model._meta.concrete_fields
+        if isinstance(field, FileField)
+        and isinstance(field.upload_to, KeyTemplate)
+        and field.upload_to.needs_pk(model)
+    )
 
 
 def _hold_files(sender, instance, raw=False, **kwargs) -> None:

@@ -69,62 +69,38 @@ def row(operation: str, ours: str, comparator: str, against: str, ratio: str) ->
 # Links --------------------------------------------------------------------------------------
 
 
-def bench_links() -> None:
+def storages_s3(*, signed: bool):
+    """django-storages' S3Storage configured as keyed_storage is in the same comparison."""
     from storages.backends.s3 import S3Storage
 
-    from keyed_storage import KeyedStorage, backends, config
+    return S3Storage(
+        bucket_name="bench-bucket",
+        access_key=KEY,
+        secret_key=SECRET,
+        region_name="us-east-1",
+        querystring_auth=signed,
+        file_overwrite=True,
+    )
+
+
+def bench_links() -> None:
+    from keyed_storage import KeyedStorage
 
     use_s3(None, "bench-bucket")
     storage = KeyedStorage()
-    theirs = S3Storage(
-        bucket_name="bench-bucket",
-        access_key=KEY,
-        secret_key=SECRET,
-        region_name="us-east-1",
-        querystring_auth=False,
-        file_overwrite=True,
-    )
-    assert storage.url(NAME).split("/", 3)[3] == theirs.url(NAME).split("/", 3)[3], "not the same link"
-    ours = per_call(lambda: storage.url(NAME))
-    storages_time = per_call(lambda: theirs.url(NAME), calls=200)
+    theirs = storages_s3(signed=False)
     base = "https://bench-bucket.s3.amazonaws.com/"
-    floor = per_call(lambda: base + quote(NAME, safe="/~"))
-    row(
-        "public S3 url()",
-        us(ours),
-        us(storages_time),
-        "django-storages",
-        f"{storages_time / ours:.0f}x faster",
-    )
-    row("public S3 url()", us(ours), us(floor), "string join + quote()", f"{ours / floor:.2f}x the floor")
-    ours = per_call(lambda: storage.url(AWKWARD))
-    storages_time = per_call(lambda: theirs.url(AWKWARD), calls=200)
-    floor = per_call(lambda: base + quote(AWKWARD, safe="/~"))
-    row(
-        "public S3 url(), name to encode",
-        us(ours),
-        us(storages_time),
-        "django-storages",
-        f"{storages_time / ours:.0f}x faster",
-    )
-    row(
-        "public S3 url(), name to encode",
-        us(ours),
-        us(floor),
-        "string join + quote()",
-        f"{ours / floor:.2f}x the floor",
-    )
+    for label, name in [("public S3 url()", NAME), ("public S3 url(), name to encode", AWKWARD)]:
+        assert storage.url(name).split("/", 3)[3] == theirs.url(name).split("/", 3)[3], "not the same link"
+        ours = per_call(lambda name=name: storage.url(name))
+        storages_time = per_call(lambda name=name: theirs.url(name), calls=200)
+        floor = per_call(lambda name=name: base + quote(name, safe="/~"))
+        row(label, us(ours), us(storages_time), "django-storages", f"{storages_time / ours:.0f}x faster")
+        row(label, us(ours), us(floor), "string join + quote()", f"{ours / floor:.2f}x the floor")
 
     use_s3(None, "bench-bucket", private=True)
     storage.url(NAME)
-    signed_theirs = S3Storage(
-        bucket_name="bench-bucket",
-        access_key=KEY,
-        secret_key=SECRET,
-        region_name="us-east-1",
-        querystring_auth=True,
-        file_overwrite=True,
-    )
+    signed_theirs = storages_s3(signed=True)
     ours = per_call(lambda: storage.url(NAME), calls=500)
     storages_time = per_call(lambda: signed_theirs.url(NAME), calls=100)
     row(
@@ -148,7 +124,6 @@ def bench_links() -> None:
         "FileSystemStorage (relative)",
         f"{ours / theirs_time:.2f}x its time",
     )
-    del backends, config
 
 
 def bench_setup() -> None:

@@ -95,15 +95,6 @@ def object_name(key: str, filename: Any) -> str:
     return validate_key(name)
 
 
-def earlier_object(key: str, name: str) -> bool:
-    """True when `name` is an object that an upload to `key` (not exact) stored."""
-    prefix = key + "/"
-    if not name.startswith(prefix):
-        return False
-    rest = name[len(prefix) :].split("/")
-    return len(rest) == 2 and is_token(rest[0]) and bool(rest[1])
-
-
 def has_token(name: str) -> bool:
     """True for names produced by object_name(): they are unique, so never need an exists() check."""
     parts = name.split("/")
@@ -169,16 +160,7 @@ class KeyTemplate:
             if value is None or value == "":
                 model = type(instance).__name__
                 meta = getattr(instance, "_meta", None)
-                if (
-                    meta is not None
-                    and self.needs_pk(type(instance))
-                    and field
-                    in (
-                        "pk",
-                        meta.pk.attname,
-                        meta.pk.name,
-                    )
-                ):
+                if meta is not None and field in ("pk", meta.pk.attname, meta.pk.name):
                     hint = (
                         "keyed_storage fills in the primary key of a new instance by saving the row "
                         "first; add 'keyed_storage' to INSTALLED_APPS so it can."

@@ -12,7 +12,7 @@ from django.utils.deconstruct import deconstructible
 
 from . import backends, config
 from .content import SNIFF_BYTES, identify
-from .keys import earlier_object, has_token, is_token, validate_key
+from .keys import has_token, is_token, validate_key
 
 # Set for the duration of one save(overwrite=True); a ContextVar, as one storage serves many threads.
 _overwriting: ContextVar[bool] = ContextVar("keyed_storage_overwriting", default=False)
@@ -131,7 +131,7 @@ class KeyedStorage(Storage):
             _, files = self._impl.listdir(prefix)
         except FileNotFoundError:
             return []
-        return [f"{prefix}/{file}" for file in files if earlier_object(key, f"{prefix}/{file}")]
+        return [f"{prefix}/{file}" for file in files]
 
 
 class _Prepended(io.RawIOBase):

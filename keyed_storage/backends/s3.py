@@ -147,12 +147,19 @@ class S3Backend(S3Storage):
 
     @contextmanager
     def _failing(self, action: str, name: str):
-        """Turn boto3's errors into a StorageError naming the bucket and the key."""
+        """Turn boto3's errors into a StorageError naming the bucket and the key.
+
+        KeyError is among them: s3transfer reads answers by index (response['UploadId']),
+        so a server that dies in the middle of an answer surfaces as a KeyError.
+        """
         try:
             yield
-        except (ClientError, BotoCoreError, Boto3Error) as error:
+        except (ClientError, BotoCoreError, Boto3Error, KeyError) as error:
+            cause = (
+                f"the server's answer was cut short (no {error})" if isinstance(error, KeyError) else error
+            )
             raise StorageError(
-                f"Could not {action} {name!r} in {self._where}: {error}",
+                f"Could not {action} {name!r} in {self._where}: {cause}",
                 name=name,
                 location=self.keyed_config.bucket,
             ) from error

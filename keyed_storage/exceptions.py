@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class StorageError(OSError):
     """Storing, reading or deleting a file failed. The cause is chained as __cause__."""
@@ -10,3 +12,17 @@ class StorageError(OSError):
         super().__init__(message)
         self.name = name
         self.location = location
+
+
+class NoOrigin(ImproperlyConfigured):
+    """A local link was asked for with no origin to start it: no base URL and no request."""
+
+    def __init__(self, name: str):
+        super().__init__(
+            f"Cannot make an absolute link to {name!r}: KEYED_STORAGE_BASE_URL is not set and no "
+            "request is being handled (this is a background job, an email or a management "
+            "command, or keyed_storage.middleware.RequestOriginMiddleware is not in MIDDLEWARE). "
+            "Set KEYED_STORAGE_BASE_URL to this site's origin, e.g. "
+            "KEYED_STORAGE_BASE_URL=https://example.org."
+        )
+        self.name = name

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 from django.core.files.storage import FileSystemStorage
 
-from ..config import DEFAULT_LOCAL_ORIGIN, Config
+from ..config import Config
 from ..content import ContentInfo
-from ..exceptions import StorageError
+from ..exceptions import NoOrigin, StorageError
 from ..keys import is_token
 from ..origin import current_origin
 
@@ -39,7 +39,9 @@ class LocalBackend(FileSystemStorage):
     def url(self, name: str) -> str:
         if self._absolute_media_url:
             return self.keyed_config.media_url + url_path(name)
-        origin = self.keyed_config.base_url or current_origin() or DEFAULT_LOCAL_ORIGIN
+        origin = self.keyed_config.base_url or current_origin()
+        if origin is None:
+            raise NoOrigin(name)  # never a made-up host that serves nothing
         return origin + self.keyed_config.media_url + url_path(name)
 
     def store(self, name: str, content, info: ContentInfo) -> str:

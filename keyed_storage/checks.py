@@ -23,7 +23,7 @@ def check_configuration(app_configs=None, **kwargs) -> list[CheckMessage]:
     ]
     if current and current.backend == "local" and not current.base_url and "://" not in current.media_url:
         # Local links take their origin from the request being handled, if any.
-        messages += [_no_base_url(), *_missing_middleware()]
+        messages += [_no_base_url(), *_missing_middleware(), *_any_host_allowed()]
     return messages
 
 
@@ -56,3 +56,19 @@ def _is_subclass(path: str, cls: type) -> bool:
     except ImportError:
         return False  # Django reports a middleware that cannot be imported itself
     return isinstance(middleware, type) and issubclass(middleware, cls)
+
+
+def _any_host_allowed() -> Iterator[CheckMessage]:
+    # Django's validate_host() lets "*" match any host; no other pattern does.
+    if "*" not in settings.ALLOWED_HOSTS:
+        return
+    yield Warning(
+        "ALLOWED_HOSTS contains '*' and KEYED_STORAGE_BASE_URL is not set, so local links take "
+        "whatever Host header a request sends: a forged one makes every file link on the page "
+        "point at the sender's host, and a cache in front of the site can serve that page to "
+        "everyone.",
+        hint="Set KEYED_STORAGE_BASE_URL to this site's origin, e.g. "
+        "KEYED_STORAGE_BASE_URL=https://example.org, or list the site's host names in ALLOWED_HOSTS.",
+        id="keyed_storage.W002",
+        obj="ALLOWED_HOSTS",
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.checks import run_checks
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -65,3 +67,45 @@ def test_the_middleware_is_not_needed_when_links_do_not_use_requests(without_mid
         monkeypatch.setenv(name, value)
     config.reset()
     assert check_ids() == []
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("hosts", [["*"], ["example.org", "*"]])
+def test_any_host_allowed_without_a_base_url_warns(settings, debug, hosts):
+    settings.DEBUG = debug
+    settings.ALLOWED_HOSTS = hosts
+    warnings = [m for m in run_checks(tags=["keyed_storage"]) if m.id == "keyed_storage.W002"]
+    assert len(warnings) == 1
+    assert not warnings[0].is_serious()
+    assert warnings[0].obj == "ALLOWED_HOSTS"
+    assert "ALLOWED_HOSTS" in warnings[0].msg and "KEYED_STORAGE_BASE_URL" in warnings[0].msg
+    assert "KEYED_STORAGE_BASE_URL=https://example.org" in warnings[0].hint
+    err = io.StringIO()
+    call_command("check", stderr=err)  # what `manage.py check` prints
+    assert "keyed_storage.W002" in err.getvalue()
+
+
+@pytest.mark.parametrize("hosts", [[".example.org", "example.org"], ["localhost", "127.0.0.1"]])
+def test_named_hosts_and_subdomain_patterns_do_not_warn(settings, hosts):
+    settings.ALLOWED_HOSTS = hosts
+    assert "keyed_storage.W002" not in check_ids()
+
+
+def test_any_host_with_a_base_url_does_not_warn(settings, monkeypatch):
+    settings.ALLOWED_HOSTS = ["*"]
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://example.org")
+    config.reset()
+    assert check_ids() == []
+
+
+@pytest.mark.django_db
+def test_what_w002_warns_of_a_forged_host_reaches_the_links_and_a_base_url_stops_it(settings, monkeypatch):
+    settings.ALLOWED_HOSTS = ["*"]
+    event = Event.objects.create(name="Forged Con", logo=SimpleUploadedFile("logo.png", png_bytes()))
+    page = Client().get(f"/events/{event.pk}/", headers={"host": "evil.example"}).content.decode()
+    assert 'src="http://evil.example/media/events/' in page
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://example.org")
+    config.reset()
+    page = Client().get(f"/events/{event.pk}/", headers={"host": "evil.example"}).content.decode()
+    assert "evil.example/media" not in page
+    assert 'src="https://example.org/media/events/' in page

@@ -1,17 +1,31 @@
-"""System checks: half configurations, naming the variable, and local links without an origin."""
+"""System checks: half configurations, local links without an origin, columns too short for names."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import string
+from collections.abc import Iterable, Iterator
 
+from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db.models import FileField
 from django.utils.module_loading import import_string
 
 from . import config
+from .keys import TOKEN_HEX_CHARS, KeyTemplate
 from .middleware import RequestOriginMiddleware
+from .storage import KeyedStorage
 
 MIDDLEWARE = "keyed_storage.middleware.RequestOriginMiddleware"
+
+# A stored name is <key>/<token>/<filename>. To judge whether a column can hold one, each
+# placeholder of the key is taken as 10 characters (an id up to ten digits) and the filename
+# as 40 (a phone's "IMG_20240518_101501.jpg", a "Screenshot 2024-05-18 at 10.15.01.png"). A
+# column too short for even these refuses ordinary uploads on PostgreSQL and MySQL, after
+# the file is stored (SQLite stores the long value anyway, so tests there pass).
+PLACEHOLDER_CHARS = 10
+FILENAME_CHARS = 40
+SUGGESTED_MAX_LENGTH = 255
 
 
 @register("keyed_storage")
@@ -72,3 +86,45 @@ def _any_host_allowed() -> Iterator[CheckMessage]:
         id="keyed_storage.W002",
         obj="ALLOWED_HOSTS",
     )
+
+
+@register(Tags.models, "keyed_storage")
+def check_file_name_lengths(app_configs=None, **kwargs) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for field in _file_fields(app_configs):
+        if not isinstance(field.upload_to, KeyTemplate) or not isinstance(field.storage, KeyedStorage):
+            continue
+        needed = likely_name_length(field.upload_to)
+        if field.max_length is not None and field.max_length < needed:
+            messages.append(
+                Warning(
+                    f"max_length={field.max_length} is too short for the names key_template"
+                    f"({field.upload_to.pattern!r}) makes: <key>/<{TOKEN_HEX_CHARS}-digit token>/"
+                    f"<filename> is about {needed} characters with ids of {PLACEHOLDER_CHARS} "
+                    f"digits and a {FILENAME_CHARS}-character filename. PostgreSQL and MySQL "
+                    "refuse a longer name after the file has been stored.",
+                    hint=f"Set max_length={SUGGESTED_MAX_LENGTH} on the field (and make a migration).",
+                    id="keyed_storage.W003",
+                    obj=field,
+                )
+            )
+    return messages
+
+
+def likely_name_length(template: KeyTemplate) -> int:
+    """The length of a name the template makes for an ordinary upload (see FILENAME_CHARS)."""
+    literal = sum(len(text) for text, _, _, _ in string.Formatter().parse(template.pattern))
+    key = literal + PLACEHOLDER_CHARS * len(template.fields)
+    return key + 1 + TOKEN_HEX_CHARS + 1 + FILENAME_CHARS
+
+
+def _file_fields(app_configs: Iterable | None) -> Iterator[FileField]:
+    models = (
+        apps.get_models()
+        if app_configs is None
+        else (model for app_config in app_configs for model in app_config.get_models())
+    )
+    for model in models:
+        for field in model._meta.local_fields:
+            if isinstance(field, FileField):
+                yield field

@@ -143,6 +143,14 @@ def test_asgi_links_carry_each_requests_own_origin(uvicorn_site):
     assert_each_page_links_its_own_origin(uvicorn_site)
 
 
+def test_asgi_a_forged_host_never_reaches_a_link(uvicorn_site):
+    page = requests.get(
+        f"http://127.0.0.1:{uvicorn_site.port}/", headers={"Host": "evil.example"}, timeout=10
+    )
+    assert page.status_code == 400
+    assert "evil.example/media" not in page.text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_wsgi_links_carry_each_requests_own_origin(live_server, settings):
     call_command("demo_data", stdout=io.StringIO())

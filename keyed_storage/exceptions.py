@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 
 class StorageError(OSError):
@@ -12,6 +12,25 @@ class StorageError(OSError):
         super().__init__(message)
         self.name = name
         self.location = location
+
+
+class NameTaken(FileExistsError):
+    """A conditional write found its name already taken (raised by backends, handled by KeyedStorage)."""
+
+
+class FileRefused(ValidationError):
+    """A file refused before anything was stored or deleted: its type or its size is not accepted.
+
+    A django.core.exceptions.ValidationError, so forms and the admin show its message.
+    """
+
+
+class FileTypeRefused(FileRefused):
+    """The file's type, told from its bytes, matches none of the accepted patterns."""
+
+
+class FileTooLarge(FileRefused):
+    """The file is larger than the size allowed."""
 
 
 class NoOrigin(ImproperlyConfigured):

@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
@@ -51,12 +53,24 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "testproject.wsgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
+# SQLite for the demo and by default in tests. KEYED_STORAGE_TEST_DB=postgres (set by the
+# test matrix's PostgreSQL entries) selects PostgreSQL, which refuses what SQLite forgives
+# (over-long names, for one); the test run starts a throwaway cluster and fills in where it
+# listens (tests/postgres.py) before the test database is created. DEMO_DB names the SQLite
+# file of a site of its own (make demo-s3, the uvicorn site of the ASGI tests), so it always
+# means SQLite.
+TEST_DB = os.environ.get("KEYED_STORAGE_TEST_DB", "sqlite")
+if TEST_DB not in ("sqlite", "postgres"):
+    raise ImproperlyConfigured(f"KEYED_STORAGE_TEST_DB={TEST_DB!r}: use 'sqlite' or 'postgres'.")
+if TEST_DB == "postgres" and "DEMO_DB" not in os.environ:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "keyed_storage"}}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
+        }
     }
-}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

@@ -77,7 +77,7 @@ def _saved(sender, instance, raw=False, update_fields=None, using=None, **kwargs
         _after_commit(
             using,
             on_commit=_Deletion(field, old, using) if old else None,
-            on_rollback=_Deletion(field, stored, using) if stored else None,
+            on_rollback=functools.partial(field.storage.delete, stored) if stored else None,
         )
         original[field.attname] = new
     instance.__dict__[_ORIGINAL] = original

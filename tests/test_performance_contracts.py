@@ -82,6 +82,10 @@ def test_url_makes_no_request(requests_made, monkeypatch, private):
     assert counter == Counter()
 
 
+# Forking while threads run (moto's server, the eight client threads) is the point here: it is
+# what a pre-fork server such as gunicorn does with an app already loaded. Python 3.12+ warns
+# that the child may deadlock; the child only reads an attribute and writes to a pipe.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 def test_one_client_per_process_shared_by_threads_and_renewed_after_fork(s3):
     backend_ = backend()
     clients = []

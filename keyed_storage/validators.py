@@ -88,7 +88,8 @@ def refuse_size(size: int, max_size: int) -> FileTooLarge:
 def _pending(value: Any) -> Any:
     """The file object to check, or None for a file already in storage (checked when stored)."""
     if isinstance(value, FieldFile):
-        return None if value._committed else value.file
+        # _committed (False until the file is stored) is private, so django-stubs leave it out.
+        return None if value._committed else value.file  # type: ignore[attr-defined]
     return value
 
 

@@ -62,7 +62,7 @@ class FilePreviewWidget(AdminFileWidget):
     template_name = "keyed_storage/widgets/file_preview.html"
     preview_size = (320, 200)
 
-    def get_context(self, name: str, value: Any, attrs: dict | None) -> dict[str, Any]:
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
         # Only a stored file has a URL; a file picked in a form that failed validation has not.
         if self.is_initial(value):

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminFileWidget
 from django.db import models
 
 from .widgets import FilePreviewWidget, render_preview
 
+if TYPE_CHECKING:
+    # What the mixin is mixed into, so its super() call and attributes are checked; at run
+    # time it derives from object alone, as before.
+    _AdminBase = admin.options.BaseModelAdmin[Any]
+else:
+    _AdminBase = object
 
-class FilePreviewMixin:
+
+class FilePreviewMixin(_AdminBase):
     """Mix into a ModelAdmin or an inline: every file and image field's input shows its current file.
 
     class EventAdmin(FilePreviewMixin, admin.ModelAdmin): ...
@@ -22,7 +30,9 @@ class FilePreviewMixin:
 
     preview_widget = FilePreviewWidget
 
-    def formfield_for_dbfield(self, db_field: models.Field, request: Any, **kwargs: Any):
+    def formfield_for_dbfield(
+        self, db_field: models.Field[Any, Any], request: Any, **kwargs: Any
+    ) -> forms.Field | None:
         # ModelAdmin merges its defaults (AdminFileWidget for file fields) into formfield_overrides.
         overridden = self.formfield_overrides.get(type(db_field), {}).get("widget")
         if (

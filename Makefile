@@ -55,11 +55,17 @@ screenshots: $(STAMP)
 test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## typecheck: mypy --strict on keyed_storage/ (configured in pyproject.toml: django-stubs, boto3-stubs)
+.PHONY: typecheck
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 ## bench: keyed_storage against django-storages, boto3 and the floor, one table (not pass/fail)
 bench: $(STAMP)

@@ -19,8 +19,10 @@ class Event(models.Model):
     description = models.TextField(blank=True)
     # An explicit storage on the Event's fields; the other models rely on STORAGES["default"],
     # which the settings point at KeyedStorage. Both end up in the same place.
-    logo = models.ImageField(storage=KeyedStorage(), upload_to=event_logo_key, blank=True)
-    background = models.ImageField(storage=KeyedStorage(), upload_to=event_background_key, blank=True)
+    logo = models.ImageField(storage=KeyedStorage(), upload_to=event_logo_key, max_length=255, blank=True)
+    background = models.ImageField(
+        storage=KeyedStorage(), upload_to=event_background_key, max_length=255, blank=True
+    )
 
     class Meta:
         ordering = ["name"]
@@ -32,8 +34,8 @@ class Event(models.Model):
 class Session(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="sessions")
     title = models.CharField(max_length=200)
-    audio = models.FileField(upload_to=session_audio_key, blank=True)
-    slides = models.FileField(upload_to=session_slides_key, blank=True)
+    audio = models.FileField(upload_to=session_audio_key, max_length=255, blank=True)
+    slides = models.FileField(upload_to=session_slides_key, max_length=255, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -48,7 +50,11 @@ class Speaker(models.Model):
     # The photo's size is stored in the row when the photo is saved, so pages can give
     # <img> its width and height without opening the file in storage.
     photo = models.ImageField(
-        upload_to=speaker_photo_key, width_field="photo_width", height_field="photo_height", blank=True
+        upload_to=speaker_photo_key,
+        width_field="photo_width",
+        height_field="photo_height",
+        max_length=255,
+        blank=True,
     )
     photo_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
     photo_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
@@ -64,7 +70,7 @@ class Sponsor(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="sponsors")
     name = models.CharField(max_length=200)
     website = models.URLField(blank=True)
-    logo = models.ImageField(upload_to=sponsor_logo_key, blank=True)
+    logo = models.ImageField(upload_to=sponsor_logo_key, max_length=255, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -78,7 +84,7 @@ class Profile(models.Model):
     # keyed_storage.keys.user_avatar_key is "users/{id}/avatar", for a custom User model that
     # holds the avatar itself. On a separate Profile row that {id} would be the profile's,
     # so the key is built from the user's id instead: users/<user id>/avatar.
-    avatar = models.ImageField(upload_to=key_template("users/{user_id}/avatar"), blank=True)
+    avatar = models.ImageField(upload_to=key_template("users/{user_id}/avatar"), max_length=255, blank=True)
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"

@@ -52,3 +52,23 @@ class KeyedImageFieldTwoDimensionsTestsCommitted(RealCommits, KeyedImageFieldTwo
 
 class KeyedTwoImageFieldTestsCommitted(RealCommits, KeyedTwoImageFieldTests):
     pass
+
+
+class KeyedImageFieldNoDimensionsTestsCommitted(RealCommits, KeyedImageFieldNoDimensionsTests):
+    pass
+
+
+class KeyedImageFieldOneDimensionTestsCommitted(RealCommits, KeyedImageFieldOneDimensionTests):
+    pass
+
+
+class KeyedImageFieldDimensionsFirstTestsCommitted(RealCommits, KeyedImageFieldDimensionsFirstTests):
+    pass
+
+
+class KeyedImageFieldUsingFileTestsCommitted(RealCommits, KeyedImageFieldUsingFileTests):
+    pass
+
+
+class KeyedNoReadTestsCommitted(RealCommits, KeyedNoReadTests):
+    pass

@@ -79,6 +79,7 @@ _EXTRA_NAME_TYPES = {
 class ContentInfo:
     content_type: str
     attachment: bool  # True: serve with Content-Disposition: attachment
+    by_bytes: bool = True  # False: the bytes had no signature and the name chose the type
 
 
 def is_active(content_type: str | None) -> bool:
@@ -110,6 +111,10 @@ def _common_type(head: bytes) -> str | None:
             return content_type
     if head.startswith(b"RIFF"):
         return _RIFF_TYPES.get(head[8:12])
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        # An MPEG audio frame header without an ID3 tag: 11 sync bits, then the version and
+        # the layer; layer 0 is AAC in an ADTS stream, the others MP1/MP2/MP3.
+        return "audio/aac" if head[1] & 0x06 == 0 else "audio/mpeg"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         return (
@@ -173,6 +178,7 @@ def identify(head: bytes, filename: str = "", claimed: str | None = None) -> Con
     """
     guessed = type_from_name(filename or "")
     sniffed = _sniff_bytes(head)
+    by_bytes = sniffed is not None or (_is_text(head) and bool(head))
     if sniffed is None:
         if not head:
             sniffed = guessed if guessed and not is_active(guessed) else GENERIC
@@ -191,4 +197,4 @@ def identify(head: bytes, filename: str = "", claimed: str | None = None) -> Con
     attachment = is_active(sniffed) or is_active(guessed) or is_active(claimed)
     if sniffed.startswith("text/") and "charset" not in sniffed:
         sniffed += "; charset=utf-8" if _is_text(head) else ""
-    return ContentInfo(sniffed, attachment)
+    return ContentInfo(sniffed, attachment, by_bytes)

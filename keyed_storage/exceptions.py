@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+
 
 class StorageError(OSError):
     """Storing, reading or deleting a file failed. The cause is chained as __cause__."""
@@ -10,3 +12,22 @@ class StorageError(OSError):
         super().__init__(message)
         self.name = name
         self.location = location
+
+
+class NameTaken(FileExistsError):
+    """A conditional write found its name already taken (raised by backends, handled by KeyedStorage)."""
+
+
+class FileRefused(ValidationError):
+    """A file refused before anything was stored or deleted: its type or its size is not accepted.
+
+    A django.core.exceptions.ValidationError, so forms and the admin show its message.
+    """
+
+
+class FileTypeRefused(FileRefused):
+    """The file's type, told from its bytes, matches none of the accepted patterns."""
+
+
+class FileTooLarge(FileRefused):
+    """The file is larger than the size allowed."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
 import string
+import threading
 import time
 import unicodedata
 from typing import Any
 
 from django.core.exceptions import SuspiciousFileOperation
+from django.utils.crypto import get_random_string
 from django.utils.deconstruct import deconstructible
 from django.utils.text import get_valid_filename
 
@@ -27,6 +30,21 @@ _RANDOM_BYTES = 9
 TOKEN_HEX_CHARS = _TIME_HEX + 2 * _RANDOM_BYTES
 _TOKEN = re.compile(rf"[0-9a-f]{{{TOKEN_HEX_CHARS}}}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What an ASCII key may not contain (see _bad_shape for the refused shapes).
+_ASCII_REFUSED = re.compile(r"[\x00-\x1f\x7f\\]")
+# Unicode categories refused in keys beside control characters (Cc): format characters (Cf:
+# bidi overrides such as U+202E, zero-width joiners, the BOM), surrogates (Cs, which cannot
+# be encoded), and line, paragraph and space separators other than the ASCII space (Zl, Zp,
+# Zs: U+2028, U+00A0...). All of them are invisible or change how a key reads.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
+# An extension longer than this is not an extension but part of the name ('a.' + 200 'é').
+MAX_EXTENSION_CHARS = 16
+# Names made by object_name() in this process and not yet saved: their token makes them
+# unique, so saving one needs no exists() round trip. Kept by provenance, not by shape: a
+# name that merely looks tokened (another app's 'blobs/<md5>/f.txt') is not in here.
+_ISSUED_LIMIT = 4096
+_issued: dict[str, None] = {}
+_issued_lock = threading.Lock()
 
 
 def new_token() -> str:
@@ -41,19 +59,77 @@ def _refuse(key: Any, why: str) -> SuspiciousFileOperation:
     return SuspiciousFileOperation(f"Refused key {key!r}: {why}.")
 
 
+def _invisible(text: str) -> str | None:
+    """The first character of `text` in a refused Unicode category, if any."""
+    for char in text:
+        if char != " " and (char < " " or not char.isascii()):
+            if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+                return char
+    return None
+
+
 def validate_key(key: Any) -> str:
     """Return the key in NFC form, or raise SuspiciousFileOperation saying what is wrong with it.
 
-    The same rules apply to keys given to upload(), keys built by key templates and names
-    given to KeyedStorage.save(), so no entry can write outside its place.
+    The same rules apply to keys given to upload(), keys built by key templates and every
+    name given to a KeyedStorage method (save, open, url, exists, size, delete...), so no
+    entry can reach outside its place and NFC and NFD spellings name the same object.
     """
     if not isinstance(key, str):
         raise TypeError(f"A key must be a str such as 'users/42/avatar', not {type(key).__name__}.")
+    return _validated(key)
+
+
+@functools.lru_cache(maxsize=16384)
+def _validated(key: str) -> str:
+    # Cached: url() validates every name it is given, and a page asks for the same names
+    # again and again; a hit costs a dictionary lookup. Only valid keys are cached.
+    if key.isascii():
+        if (
+            key
+            and len(key) <= MAX_NAME_BYTES
+            and not _ASCII_REFUSED.search(key)
+            and not _bad_shape(key)
+            and (len(key) <= MAX_SEGMENT_BYTES or _segments_fit(key))
+        ):
+            return key
+        _diagnose(key)
     key = unicodedata.normalize("NFC", key)
+    _diagnose(key)
+    return key
+
+
+def _bad_shape(key: str) -> bool:
+    # Plain substring tests: several times faster than one regular expression with anchors.
+    return (
+        key[0] == "/"
+        or key[-1] == "/"
+        or "//" in key
+        or "/./" in key
+        or "/../" in key
+        or key.startswith(("./", "../"))
+        or key.endswith(("/.", "/.."))
+        or key in (".", "..")
+    )
+
+
+def _segments_fit(key: str) -> bool:
+    return all(len(segment.encode("utf-8")) <= MAX_SEGMENT_BYTES for segment in key.split("/"))
+
+
+def _diagnose(key: str) -> None:
+    """Raise SuspiciousFileOperation naming the first rule `key` breaks; return if it breaks none."""
     if not key:
         raise _refuse(key, "it is empty")
     if _CONTROL.search(key):
         raise _refuse(key, "it contains a control character")
+    char = _invisible(key)
+    if char is not None:
+        name = unicodedata.name(char, "unnamed")
+        raise _refuse(
+            key,
+            f"it contains the invisible or direction-changing character U+{ord(char):04X} ({name})",
+        )
     if "\\" in key:
         raise _refuse(key, "it contains a backslash; separate segments with '/'")
     if key.startswith("/"):
@@ -66,39 +142,146 @@ def validate_key(key: Any) -> str:
             raise _refuse(key, why)
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
             raise _refuse(key, f"segment {segment[:20]!r}… is longer than {MAX_SEGMENT_BYTES} bytes")
-    return key
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of `text` whose UTF-8 encoding fits in `max_bytes`: one pass, no loop."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max(max_bytes, 0)].decode("utf-8", "ignore")
+
+
+def split_extension(filename: str) -> tuple[str, str]:
+    """(stem, extension): '.png', or a double extension such as '.tar.gz' as Django's
+    alternative names keep it. Anything longer than MAX_EXTENSION_CHARS is not an extension."""
+    stem, extension = os.path.splitext(filename)
+    if not stem or len(extension) > MAX_EXTENSION_CHARS:
+        return filename, ""
+    inner_stem, inner = os.path.splitext(stem)
+    if inner_stem and inner[1:].isalpha() and len(inner + extension) <= MAX_EXTENSION_CHARS:
+        return inner_stem, inner + extension
+    return stem, extension
+
+
+def shorten_filename(filename: str, max_chars: int | None = None, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
+    """`filename` cut to at most `max_chars` characters and `max_bytes` UTF-8 bytes, keeping
+    its extension when there is room for it and a character of stem; '' when nothing fits."""
+    limit_chars = len(filename) if max_chars is None else max(max_chars, 0)
+    if len(filename) <= limit_chars and len(filename.encode("utf-8")) <= max_bytes:
+        return filename
+    stem, extension = split_extension(filename)
+    if extension and len(extension) < limit_chars and len(extension.encode("utf-8")) < max_bytes:
+        room_chars = limit_chars - len(extension)
+        room_bytes = max_bytes - len(extension.encode("utf-8"))
+        return truncate_utf8(stem[:room_chars], room_bytes) + extension
+    return truncate_utf8(filename[:limit_chars], max_bytes)
 
 
 def safe_filename(filename: Any) -> str:
-    """The client's filename reduced to a safe base name that keeps its extension."""
+    """The client's filename reduced to a safe base name that keeps its extension.
+
+    Every step is a single pass over the input: a hostile name costs time in proportion
+    to its length, and a name of any length comes out at most 255 bytes.
+    """
     name = unicodedata.normalize("NFC", str(filename or ""))
     # Browsers and old clients send Windows paths ('C:\\fakepath\\x.png'); keep the last part.
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _CONTROL.sub("", name)
     try:
-        name = get_valid_filename(name)
+        name = get_valid_filename(name)  # keeps letters, digits, '-', '_' and '.'
     except SuspiciousFileOperation:  # '', '.' or '..'
         name = ""
-    name = name.lstrip(".")
-    if not name:
-        return DEFAULT_FILENAME
-    stem, ext = os.path.splitext(name)
-    budget = MAX_SEGMENT_BYTES - len(ext.encode("utf-8"))
-    while len(stem.encode("utf-8")) > budget:
-        stem = stem[:-1]
-    return (stem or DEFAULT_FILENAME) + ext
+    name = shorten_filename(name.lstrip("."), max_bytes=MAX_SEGMENT_BYTES).strip(".")
+    # Cutting can leave a form that NFC writes differently; normalising never lengthens it here.
+    name = unicodedata.normalize("NFC", name)
+    return name or DEFAULT_FILENAME
 
 
 def object_name(key: str, filename: Any) -> str:
-    """The default object name for a new upload: <key>/<token>/<safe filename>."""
-    name = f"{validate_key(key)}/{new_token()}/{safe_filename(filename)}"
-    return validate_key(name)
+    """The default object name for a new upload: <key>/<token>/<safe filename>.
+
+    The name is remembered as issued by keyed_storage, so KeyedStorage.save() knows it is
+    unique without asking the storage (see claim_issued).
+    """
+    name = validate_key(f"{validate_key(key)}/{new_token()}/{safe_filename(filename)}")
+    with _issued_lock:
+        _issued[name] = None
+        if len(_issued) > _ISSUED_LIMIT:
+            del _issued[next(iter(_issued))]  # the oldest: a name issued and never saved
+    return name
+
+
+def claim_issued(name: str) -> bool:
+    """True once for a name object_name() issued in this process (and forget it)."""
+    with _issued_lock:
+        return _issued.pop(name, False) is None
+
+
+def split_tokened(name: str) -> tuple[str, str, str] | None:
+    """(key, token, filename) of a name shaped <key>/<token>/<filename>, else None."""
+    parts = name.rsplit("/", 2)
+    if len(parts) == 3 and is_token(parts[1]):
+        return parts[0], parts[1], parts[2]
+    return None
+
+
+def _too_long(name: str, max_length: int, why: str) -> SuspiciousFileOperation:
+    # Django's own sentence first: code and people searching for it find it.
+    return SuspiciousFileOperation(
+        f'Storage can not find an available filename for "{name}". Please make sure that the '
+        f'corresponding file field allows sufficient "max_length". {why} (max_length={max_length}; '
+        "keyed_storage's names are <key>/<token>/<filename>, so use max_length=255)."
+    )
+
+
+def fit_name(name: str, max_length: int | None) -> str:
+    """`name` with its filename shortened to fit `max_length` characters; the directory part
+    (key and token) is never cut. Raises SuspiciousFileOperation if it alone does not fit."""
+    if not max_length or len(name) <= max_length:
+        return name
+    directory, _, filename = name.rpartition("/")
+    room = max_length - (len(directory) + 1 if directory else 0)
+    shorter = shorten_filename(filename, room) if room > 0 else ""
+    if not shorter:
+        raise _too_long(name, max_length, f"The key and token {directory!r} alone take {len(directory) + 1}.")
+    return f"{directory}/{shorter}" if directory else shorter
+
+
+def fit_exact_name(name: str, max_length: int | None) -> str:
+    """An exact name (overwrite=True) as it is: shortening it would write another key."""
+    if max_length and len(name) > max_length:
+        raise _too_long(
+            name, max_length, f"The exact name has {len(name)} characters and is never shortened."
+        )
+    return name
+
+
+def alternative_name(name: str, max_length: int | None) -> str:
+    """Another name in the same directory: '<stem>_<7 random characters><extension>', as Django's
+    get_alternative_name() makes, the stem cut first so the random part always survives."""
+    directory, _, filename = name.rpartition("/")
+    stem, extension = split_extension(filename)
+    suffix = f"_{get_random_string(7)}"
+    room_bytes = MAX_SEGMENT_BYTES - len((suffix + extension).encode("utf-8"))
+    if max_length:
+        room = max_length - (len(directory) + 1 if directory else 0) - len(suffix + extension)
+        if room < 1:
+            raise _too_long(name, max_length, "No alternative name fits.")
+        stem = stem[:room]
+    filename = truncate_utf8(stem, room_bytes) + suffix + extension
+    return validate_key(f"{directory}/{filename}" if directory else filename)
+
+
+def reissued_name(name: str, max_length: int | None) -> str:
+    """An issued name <key>/<token>/<filename> with a new token, for the (astronomically rare)
+    case that its token was taken."""
+    key, _, filename = split_tokened(name) or (name.rpartition("/")[0], "", name.rpartition("/")[2])
+    return fit_name(validate_key(f"{key}/{new_token()}/{filename}"), max_length)
 
 
 def has_token(name: str) -> bool:
-    """True for names produced by object_name(): they are unique, so never need an exists() check."""
-    parts = name.split("/")
-    return len(parts) >= 3 and is_token(parts[-2])
+    """True for names shaped like object_name()'s. Shape only: see claim_issued for provenance."""
+    return split_tokened(name) is not None
 
 
 class KeyNeedsValue(ValueError):

@@ -7,6 +7,7 @@ Section numbers are RFC 9110's, which obsoletes RFC 7232 (conditional requests) 
 from __future__ import annotations
 
 import os
+import re
 import stat as stat_mode
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,6 +192,11 @@ def _preconditions(request: HttpRequest, stored: StoredFile) -> int | None:
 
 ByteRange = tuple[int, int] | Literal["unsatisfiable"] | None
 
+# One range, 'bytes=first-last', 'bytes=first-' or 'bytes=-suffix' (§14.1.2), in ASCII digits
+# only (str.isdigit() also accepts '²' and other digits int() refuses), at most 18 digits
+# each: larger than any file, and int() stays cheap. Anything else is ignored.
+_RANGE = re.compile(r"[ \t]*bytes[ \t]*=[ \t]*([0-9]{0,18})[ \t]*-[ \t]*([0-9]{0,18})[ \t]*", re.ASCII | re.I)
+
 
 def _requested_range(request: HttpRequest, stored: StoredFile) -> ByteRange:
     """(first, last) byte positions, 'unsatisfiable', or None to send the whole file."""
@@ -200,16 +206,15 @@ def _requested_range(request: HttpRequest, stored: StoredFile) -> ByteRange:
     if_range = request.headers.get("If-Range")
     if if_range is not None and not _if_range_holds(if_range.strip(), stored):
         return None  # §13.1.5: the client's copy is stale, so it gets the whole new file
-    unit, _, ranges = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in ranges:
-        # §14.2 lets a server ignore Range; one range is all an audio or video player asks for.
+    match = _RANGE.fullmatch(header)
+    if match is None:
+        # Not one well-formed byte range: several ranges, another unit, non-ASCII digits,
+        # or a number longer than any file. §14.2 lets a server ignore Range; one range is
+        # all an audio or video player asks for.
         return None
-    first, dash, last = ranges.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()):
-        return None  # syntactically invalid: ignored (§14.1.1)
-    if last and not last.isdigit():
-        return None
+    first, last = match.group(1), match.group(2)
+    if not first and not last:
+        return None  # 'bytes=-' is syntactically invalid: ignored (§14.1.1)
     size = stored.size
     if not first:
         # A suffix range (§14.1.2): the last N bytes.

@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
-import io
+import os
 from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
 from . import backends, config
-from .content import SNIFF_BYTES, identify
-from .keys import has_token, is_token, validate_key
+from .content import identify
+from .exceptions import NameTaken, StorageError
+from .keys import (
+    alternative_name,
+    claim_issued,
+    fit_exact_name,
+    fit_name,
+    is_token,
+    reissued_name,
+    safe_filename,
+    validate_key,
+)
+from .streams import peek, rewind
 
-# Set for the duration of one save(overwrite=True); a ContextVar, as one storage serves many threads.
-_overwriting: ContextVar[bool] = ContextVar("keyed_storage_overwriting", default=False)
+# Attempts at a free name before giving up: each alternative carries 7 random characters
+# (or a new 72-bit token), so a second attempt is already rare; the bound keeps every loop
+# finite whatever the storage answers.
+MAX_NAME_ATTEMPTS = 100
+
+
+@dataclass(slots=True)
+class _Save:
+    """What one save() call asked for, seen by its get_available_name() and _save() hooks."""
+
+    overwrite: bool
+    max_length: int | None
+    issued: bool = False  # the name came from keyed_storage.keys.object_name()
+
+
+# One storage serves many threads and tasks, so per-call state lives in a ContextVar.
+_saving: ContextVar[_Save | None] = ContextVar("keyed_storage_saving", default=None)
+
+
+def _as_name(name: Any) -> str:
+    """A name as given to the Storage API: a str, or a path-like object as Django accepts."""
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    return validate_key(name)
 
 
 @deconstructible(path="keyed_storage.KeyedStorage")
@@ -25,7 +61,19 @@ class KeyedStorage(Storage):
     It takes no arguments, and nothing from the environment is kept in the instance, so
     migrations never change with the environment. The backend is resolved on first use and
     again whenever the configuration is reset (see keyed_storage.config.reset).
+
+    Every method that takes a name validates it with the same rules as save() (see
+    keyed_storage.keys.validate_key), so no entry point reaches outside its place.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args or kwargs:
+            given = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+            raise TypeError(
+                f"KeyedStorage() takes no arguments (got {given}): where files go comes from the "
+                "environment (BUCKET_NAME, AWS_KEY, AWS_SECRET, ...) and the MEDIA_ROOT and "
+                "MEDIA_URL settings. See the Configuration section of keyed_storage's README."
+            )
 
     @property
     def _impl(self) -> Storage:
@@ -41,63 +89,121 @@ class KeyedStorage(Storage):
 
     # Saving -----------------------------------------------------------------------------
 
-    def save(
-        self, name: str | None, content: Any, max_length: int | None = None, *, overwrite: bool = False
-    ) -> str:
-        """Django's save(), plus `overwrite=True` to store at exactly `name`, replacing what is there."""
+    def get_valid_name(self, name: str) -> str:
+        """A client's filename made safe (Django calls this for FileField uploads): no path,
+        no characters a key refuses, at most 255 bytes with its extension kept."""
+        return safe_filename(name)
+
+    def save(self, name: Any, content: Any, max_length: int | None = None, *, overwrite: bool = False) -> str:
+        """Django's save(), plus `overwrite=True` to store at exactly `name`, replacing what is there.
+
+        Without overwrite, the name returned is one no other save got: the write itself is
+        conditional (created only if absent, on disk and in S3), and a name taken meanwhile
+        is replaced by an alternative.
+        """
         if name is None:
             name = content.name
-        name = validate_key(name)
-        token = _overwriting.set(overwrite)
+        if not hasattr(content, "chunks"):
+            content = File(content, name)
+        name = _as_name(name)
+        token = _saving.set(_Save(overwrite, max_length))
         try:
-            return super().save(name, content, max_length=max_length)
+            name = self.get_available_name(name, max_length=max_length)
+            return self._save(name, content)
         finally:
-            _overwriting.reset(token)
+            _saving.reset(token)
 
-    def get_available_name(self, name: str, max_length: int | None = None) -> str:
-        name = validate_key(name)
-        if _overwriting.get() or has_token(name):
-            # A fresh random token makes the name unique: no exists() round trip needed.
-            return name
-        return super().get_available_name(name, max_length=max_length)
+    def get_available_name(self, name: Any, max_length: int | None = None) -> str:
+        """A name free for new content, at most `max_length` characters.
+
+        Names keyed_storage issued (<key>/<token>/<filename> from a key builder or upload())
+        are unique by their fresh token: only the filename is shortened to fit, never the key
+        or the token, and the storage is not asked. Any other name is checked with exists(),
+        as Django does; the conditional write in _save() settles any race that remains.
+        """
+        name = _as_name(name)
+        state = _saving.get()
+        if state is not None and state.overwrite:
+            return fit_exact_name(name, max_length)
+        if claim_issued(name):
+            if state is not None:
+                state.issued = True
+            return fit_name(name, max_length)
+        name = fit_name(name, max_length)
+        for _ in range(MAX_NAME_ATTEMPTS):
+            if not self.exists(name):
+                return name
+            name = alternative_name(name, max_length)
+        raise SuspiciousFileOperation(
+            f"Storage can not find an available filename for {name!r} after {MAX_NAME_ATTEMPTS} attempts."
+        )
 
     def _save(self, name: str, content: Any) -> str:
-        head, content = _peek(content)
+        head, content = peek(content)
         info = identify(head, name, getattr(content, "content_type", None))
-        return self._impl.store(name, content, info)
+        state = _saving.get() or _Save(overwrite=False, max_length=None)
+        if state.overwrite:
+            return self._impl.store(name, content, info, exclusive=False)
+        for _ in range(MAX_NAME_ATTEMPTS):
+            try:
+                return self._impl.store(name, content, info, exclusive=True)
+            except NameTaken:
+                # Another save took the name between our check and our write.
+                if not rewind(content):
+                    raise StorageError(
+                        f"Could not store {name!r}: a concurrent save took the name, and the "
+                        "content is a stream that cannot be read a second time.",
+                        name=name,
+                    ) from None
+                name = (
+                    reissued_name(name, state.max_length)
+                    if state.issued
+                    else alternative_name(name, state.max_length)
+                )
+        raise StorageError(f"Could not find a free name for {name!r} in {MAX_NAME_ATTEMPTS} attempts.")
 
-    def _open(self, name: str, mode: str = "rb"):
-        return self._impl._open(name, mode)
+    def _open(self, name: str, mode: str = "rb") -> File:
+        return self._impl._open(_as_name(name), mode)
 
-    # The rest of the Storage API, delegated ---------------------------------------------
+    # The rest of the Storage API, delegated after the same validation -------------------
 
-    def delete(self, name: str) -> None:
-        self._impl.delete(name)
+    def delete(self, name: Any) -> None:
+        if name is None or name == "":
+            raise ValueError("The name must be given to delete().")
+        self._impl.delete(_as_name(name))
 
-    def exists(self, name: str) -> bool:
-        return self._impl.exists(name)
+    def exists(self, name: Any) -> bool:
+        return self._impl.exists(_as_name(name))
 
-    def listdir(self, path: str) -> tuple[list[str], list[str]]:
-        return self._impl.listdir(path)
+    def listdir(self, path: Any) -> tuple[list[str], list[str]]:
+        path = os.fspath(path) if isinstance(path, os.PathLike) else path
+        if path in ("", ".", "/"):
+            return self._impl.listdir("")
+        return self._impl.listdir(_as_name(path.rstrip("/") if isinstance(path, str) else path))
 
-    def size(self, name: str) -> int:
-        return self._impl.size(name)
+    def size(self, name: Any) -> int:
+        return self._impl.size(_as_name(name))
 
-    def url(self, name: str) -> str:
-        """The absolute URL of `name`. Pure string work (presigning included): no network I/O."""
-        return self._impl.url(name)
+    def url(self, name: Any) -> str:
+        """The absolute URL of `name`. Pure string work (presigning included): no network I/O.
 
-    def path(self, name: str) -> str:
-        return self._impl.path(name)
+        None or '' give the base URL every link starts with, as Django's storages do.
+        """
+        if name is None or name == "":
+            return self._impl.url("")
+        return self._impl.url(_as_name(name))
 
-    def get_accessed_time(self, name: str):
-        return self._impl.get_accessed_time(name)
+    def path(self, name: Any) -> str:
+        return self._impl.path(_as_name(name))
 
-    def get_created_time(self, name: str):
-        return self._impl.get_created_time(name)
+    def get_accessed_time(self, name: Any) -> datetime:
+        return self._impl.get_accessed_time(_as_name(name))
 
-    def get_modified_time(self, name: str):
-        return self._impl.get_modified_time(name)
+    def get_created_time(self, name: Any) -> datetime:
+        return self._impl.get_created_time(_as_name(name))
+
+    def get_modified_time(self, name: Any) -> datetime:
+        return self._impl.get_modified_time(_as_name(name))
 
     # Keys ---------------------------------------------------------------------------------
 
@@ -132,45 +238,3 @@ class KeyedStorage(Storage):
         except FileNotFoundError:
             return []
         return [f"{prefix}/{file}" for file in files]
-
-
-class _Prepended(io.RawIOBase):
-    """A stream whose first bytes were already read for sniffing, read again from the start."""
-
-    def __init__(self, head: bytes, rest: Any):
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _peek(content: Any) -> tuple[bytes, Any]:
-    """The first bytes of `content`, and a file to store that still starts at byte 0."""
-    try:
-        seekable = content.seekable()
-    except (AttributeError, ValueError):
-        seekable = False
-    if seekable:
-        content.seek(0)
-        head = content.read(SNIFF_BYTES)
-        content.seek(0)
-    else:
-        head = content.read(SNIFF_BYTES)
-    if isinstance(head, str):
-        # Text content (ContentFile("...")): stored as UTF-8.
-        data = (head + content.read()).encode("utf-8") if not seekable else content.read().encode("utf-8")
-        return data[:SNIFF_BYTES], File(io.BytesIO(data), name=content.name)
-    if not seekable:
-        return head, File(io.BufferedReader(_Prepended(head, content)), name=content.name)
-    return head, content

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -12,6 +13,8 @@ from django.db import transaction
 
 from .keys import object_name, validate_key
 from .storage import KeyedStorage
+from .streams import peek
+from .validators import accepted_patterns, accepted_type, refuse_size
 
 logger = logging.getLogger("keyed_storage")
 
@@ -85,7 +88,14 @@ class _Readable(io.RawIOBase):
         return self._source.tell()
 
 
-def upload(file: Any, key: str, *, exact: bool = False) -> str:
+def upload(
+    file: Any,
+    key: str,
+    *,
+    exact: bool = False,
+    accept: str | Iterable[str] | None = None,
+    max_size: int | None = None,
+) -> str:
     """Store `file` under `key` and return its absolute URL.
 
     By default the object is named <key>/<token>/<filename> with a fresh random token, and
@@ -93,9 +103,20 @@ def upload(file: Any, key: str, *, exact: bool = False) -> str:
     committed) the key's earlier objects are deleted. Objects of longer keys nested under
     `key` are never touched. With exact=True the object is stored at exactly `key`,
     replacing whatever is there.
+
+    `accept` is one MIME pattern or a list of them, as in HTML ("image/*", "audio/mpeg",
+    "application/pdf"), checked against the type told from the file's bytes; `max_size` is
+    the largest size in bytes. A refused file raises FileTypeRefused or FileTooLarge (both
+    ValidationErrors) before anything is stored or deleted.
     """
     content = _as_file(file)
     key = validate_key(key)
+    patterns = accepted_patterns(accept) if accept is not None else None
+    if max_size is not None:
+        content = _within(content, _max_size(max_size))
+    if patterns is not None:
+        head, content = peek(content)
+        accepted_type(head, content.name or "", patterns)
     storage = _storage()
     if exact:
         name = storage.save(key, content, overwrite=True)
@@ -103,6 +124,48 @@ def upload(file: Any, key: str, *, exact: bool = False) -> str:
     name = storage.save(object_name(key, content.name), content)
     _after_commit(partial(_delete_earlier, storage, key, keep=name))
     return storage.url(name)
+
+
+def _max_size(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"upload(max_size=...) is a number of bytes (an int, 0 or more), not {value!r}.")
+    return value
+
+
+def _within(content: File, max_size: int) -> File:
+    """Refuse `content` now if its size is known and too large; else count while it is read."""
+    try:
+        size = content.size
+    except (AttributeError, OSError, ValueError):
+        size = None  # a stream: its length shows only as it is read
+    if size is not None:
+        if size > max_size:
+            raise refuse_size(size, max_size)
+        return content
+    return File(io.BufferedReader(_Bounded(content, max_size)), name=content.name)
+
+
+class _Bounded(io.RawIOBase):
+    """Reads a stream of unknown length and raises FileTooLarge past `max_size` bytes, which
+    aborts the store: the partial file is removed (a multipart upload aborted) and nothing of
+    the key is deleted."""
+
+    def __init__(self, source: Any, max_size: int):
+        self._source = source
+        self._max_size = max_size
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        # Ask for one byte more than is allowed, so a file of exactly max_size passes.
+        data = self._source.read(min(len(buffer), self._max_size - self._read + 1))
+        self._read += len(data)
+        if self._read > self._max_size:
+            raise refuse_size(self._read, self._max_size)
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _after_commit(cleanup) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import HttpRequest, HttpResponse
 from django.utils._os import safe_join
@@ -26,10 +28,21 @@ def serve(request: HttpRequest, path: str) -> HttpResponse:
     if "\\" in path or "\x00" in path or any(part in ("", ".", "..") for part in path.split("/")):
         return _not_found()
     try:
-        stored = StoredFile.open(path, safe_join(current.media_root, path))
+        real = _real_path_inside(current.media_root, path)
+        stored = StoredFile.open(path, real)
     except (OSError, SuspiciousFileOperation, ValueError):
         return _not_found()
     return respond(request, stored)
+
+
+def _real_path_inside(root: str, path: str) -> str:
+    """The file's real path (symbolic links resolved), refused unless it is inside MEDIA_ROOT:
+    a link under MEDIA_ROOT to /etc/passwd is never served."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(safe_join(root, path))
+    if not real.startswith(real_root + os.sep):
+        raise SuspiciousFileOperation(f"{path!r} resolves outside MEDIA_ROOT")
+    return real
 
 
 def _not_found() -> HttpResponse:

@@ -12,8 +12,7 @@ from django.core.files.storage import FileSystemStorage
 
 from ..config import DEFAULT_LOCAL_ORIGIN, Config
 from ..content import ContentInfo
-from ..exceptions import StorageError
-from ..keys import is_token
+from ..exceptions import NameTaken, StorageError
 from ..origin import current_origin
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
@@ -29,12 +28,12 @@ class LocalBackend(FileSystemStorage):
     backend = "local"
 
     def __init__(self, config: Config):
-        # Uniqueness is decided by KeyedStorage.get_available_name; the backend writes where told.
+        # Uniqueness is decided by KeyedStorage: it asks for exclusive writes where a name
+        # must be new, and for plain ones (replacing what is there) where it may not be.
         super().__init__(location=config.media_root, base_url=config.media_url, allow_overwrite=True)
         self.keyed_config = config
         self._absolute_media_url = "://" in config.media_url
-        mode = self.file_permissions_mode
-        self._file_mode = mode if mode is not None else 0o666 & ~_umask()
+        self._umask = _umask()
 
     def url(self, name: str) -> str:
         if self._absolute_media_url:
@@ -42,37 +41,69 @@ class LocalBackend(FileSystemStorage):
         origin = self.keyed_config.base_url or current_origin() or DEFAULT_LOCAL_ORIGIN
         return origin + self.keyed_config.media_url + url_path(name)
 
-    def store(self, name: str, content, info: ContentInfo) -> str:
-        """Write atomically: a temporary file beside the target, fsync, then rename over it.
+    def store(self, name: str, content, info: ContentInfo, *, exclusive: bool = False) -> str:
+        """Write atomically: a temporary file beside the target, fsync, then into place.
 
         A reader sees the old file or the whole new one, never a part; a writer killed
-        midway leaves the old file in place and only a '.keyed-*' temporary behind.
+        midway leaves the old file in place and only a '.keyed-*' temporary behind. An
+        exclusive write creates the name only if nothing is there (a hard link, which fails
+        if the name exists, as open(O_EXCL) does) and raises NameTaken otherwise. A failed
+        write removes the directories it created, so no empty token directory stays.
         """
         path = self.path(name)
         directory = os.path.dirname(path)
+        created: list[str] = []
         try:
-            self._make_directory(directory)
-            if not self._move_upload(content, path):
-                self._write(content, directory, path)
-        except (NotADirectoryError, FileExistsError) as error:
-            raise self._conflict(name, "a part of the key is already a file") from error
-        except IsADirectoryError as error:
-            raise self._conflict(name, "that key is a directory holding other keys' files") from error
+            created = self._make_directory(directory)
+            if not self._move_upload(content, name, path, exclusive):
+                self._write(content, name, directory, path, exclusive)
+        except BaseException as error:
+            self._remove_empty(reversed(created))
+            if isinstance(error, NameTaken):
+                raise
+            if isinstance(error, (NotADirectoryError, FileExistsError)):
+                raise self._conflict(name, "a part of the key is already a file") from error
+            if isinstance(error, IsADirectoryError):
+                raise self._conflict(name, "that key is a directory holding other keys' files") from error
+            raise
         _fsync_directory(directory)
         return name
 
-    def _write(self, content, directory: str, path: str) -> None:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".part")
+    @property
+    def _file_mode(self) -> int:
+        # Read at each write: FILE_UPLOAD_PERMISSIONS may change at run time (tests do).
+        mode = self.file_permissions_mode
+        return mode if mode is not None else 0o666 & ~self._umask
+
+    def _write(self, content, name: str, directory: str, path: str, exclusive: bool) -> None:
+        temporary = self._temporary(directory)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(temporary, "wb") as out:
                 shutil.copyfileobj(content, out, COPY_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(temporary, self._file_mode)
-            os.replace(temporary, path)
-        except BaseException:
-            _remove(temporary)
-            raise
+            if exclusive:
+                _place_new(temporary, path, name)
+            else:
+                os.replace(temporary, path)
+        finally:
+            _remove(temporary)  # gone already once placed
+
+    def _temporary(self, directory: str) -> str:
+        # A concurrent delete may remove an empty directory between our makedirs and the
+        # file's creation; make it again (a bounded number of times).
+        for attempt in range(3):
+            try:
+                fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".part")
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                self._make_directory(directory)
+                continue
+            os.close(fd)
+            return temporary
+        raise AssertionError("unreachable")
 
     def _conflict(self, name: str, why: str) -> StorageError:
         return StorageError(
@@ -82,7 +113,7 @@ class LocalBackend(FileSystemStorage):
             location=self.location,
         )
 
-    def _move_upload(self, content, path: str) -> bool:
+    def _move_upload(self, content, name: str, path: str, exclusive: bool) -> bool:
         """Rename a large upload's temporary file into place instead of copying its bytes.
 
         Django spools big uploads to a file (TemporaryUploadedFile); on the same file system
@@ -97,22 +128,52 @@ class LocalBackend(FileSystemStorage):
             with open(source, "rb") as stored:
                 os.fsync(stored.fileno())
             os.chmod(source, self._file_mode)
-            os.replace(source, path)
+            if exclusive:
+                _place_new(source, path, name)
+                _remove(source)
+            else:
+                os.replace(source, path)
+        except NameTaken:
+            raise
         except OSError as error:
             if error.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EACCES):
                 return False  # another file system, or not ours to move: copy instead
             raise
         return True
 
-    def _make_directory(self, directory: str) -> None:
+    def _make_directory(self, directory: str) -> list[str]:
+        """Create `directory` and its missing parents; return those it created, outermost first."""
+        missing = []
+        parent = directory
+        while parent != self.location and not os.path.isdir(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
         if self.directory_permissions_mode is None:
             os.makedirs(directory, exist_ok=True)
-            return
-        old = os.umask(0o777 & ~self.directory_permissions_mode)
-        try:
-            os.makedirs(directory, self.directory_permissions_mode, exist_ok=True)
-        finally:
-            os.umask(old)
+        else:
+            old = os.umask(0o777 & ~self.directory_permissions_mode)
+            try:
+                os.makedirs(directory, self.directory_permissions_mode, exist_ok=True)
+            finally:
+                os.umask(old)
+        return missing[::-1]
+
+    def _remove_empty(self, directories) -> None:
+        for directory in directories:
+            try:
+                os.rmdir(directory)
+            except OSError:
+                return  # not empty (another upload is using it) or already gone
+
+    def remove_empty_parents(self, path: str) -> None:
+        """Remove the empty directories from `path`'s parent up to MEDIA_ROOT (never MEDIA_ROOT)."""
+        root = self.location.rstrip(os.sep)
+        directory = os.path.dirname(path)
+        parents = []
+        while directory.startswith(root + os.sep):
+            parents.append(directory)
+            directory = os.path.dirname(directory)
+        self._remove_empty(parents)
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         directories, files = super().listdir(path)
@@ -120,14 +181,27 @@ class LocalBackend(FileSystemStorage):
 
     def delete(self, name: str) -> None:
         super().delete(name)
-        # An upload's token directory holds that one file; remove it so no empty
-        # directories pile up under a key that is replaced every day.
-        parent = os.path.dirname(self.path(name))
-        if is_token(os.path.basename(parent)):
-            try:
-                os.rmdir(parent)
-            except OSError:
-                pass  # not empty: a write is in progress there, so it stays
+        # A key's directories hold nothing but its uploads: once the last file under one
+        # is gone, remove the empty directories up to MEDIA_ROOT, so none pile up.
+        self.remove_empty_parents(self.path(name))
+
+
+def _place_new(source: str, path: str, name: str) -> None:
+    """Give `source`'s file the name `path` only if nothing has that name: NameTaken otherwise."""
+    try:
+        os.link(source, path)
+    except FileExistsError:
+        raise NameTaken(name) from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        # A file system without hard links: claim the name with O_EXCL, then rename over
+        # the claim. A reader may see an empty file for that instant; none is ever lost.
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise NameTaken(name) from None
+        os.replace(source, path)
 
 
 def _umask() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import posixpath
 import threading
+from collections import Counter
 from contextlib import contextmanager
 
 from boto3.exceptions import Boto3Error
@@ -15,7 +16,7 @@ from storages.backends.s3 import S3Storage
 
 from ..config import Config
 from ..content import ContentInfo
-from ..exceptions import StorageError
+from ..exceptions import NameTaken, StorageError
 from .local import url_path
 from .presign import Credentials, Presigner
 
@@ -104,6 +105,9 @@ class S3Backend(S3Storage):
         self._where = f"S3 bucket {config.bucket!r}{where}"
         self._client_lock = threading.Lock()
         self._shared: tuple[int, object, object] | None = None  # (pid, session, client)
+        # Names being written with If-None-Match: * (see store): how many writes of each.
+        self._exclusive: Counter[str] = Counter()
+        self._exclusive_lock = threading.Lock()
         self._presigner: Presigner | None = None
 
     def __repr__(self) -> str:
@@ -124,6 +128,12 @@ class S3Backend(S3Storage):
                         endpoint_url=self.endpoint_url,
                         config=self.client_config,
                     )
+                    # s3transfer passes only some arguments on to CompleteMultipartUpload, so
+                    # the condition of an exclusive write is added here, for both operations.
+                    for operation in ("PutObject", "CompleteMultipartUpload"):
+                        client.meta.events.register(
+                            f"before-parameter-build.s3.{operation}", self._add_condition
+                        )
                     shared = self._shared = (os.getpid(), session, client)
         return shared[1], shared[2]
 
@@ -166,17 +176,43 @@ class S3Backend(S3Storage):
 
     # Storage API ---------------------------------------------------------------------------
 
-    def store(self, name: str, content, info: ContentInfo) -> str:
+    def store(self, name: str, content, info: ContentInfo, *, exclusive: bool = False) -> str:
+        """Upload `content` as `name`. Exclusive: only if no object has that name (a conditional
+        write, If-None-Match: *, which AWS and current S3 servers honour), else NameTaken."""
         params = {"ContentType": info.content_type}
         if info.attachment:
             params["ContentDisposition"] = "attachment"
-        # One PutObject below the threshold; above it, parts, and if any part fails
-        # s3transfer aborts the multipart upload so no invisible, billed parts remain.
-        with self._failing("store", name):
-            self.client.upload_fileobj(
-                _KeptOpen(content), self.bucket_name, name, ExtraArgs=params, Config=self.transfer_config
-            )
+        if exclusive:
+            with self._exclusive_lock:
+                self._exclusive[name] += 1
+        # One PutObject below the threshold; above it, parts, and if any part fails (or the
+        # completion's condition does) s3transfer aborts the multipart upload, so no
+        # invisible, billed parts remain.
+        try:
+            with self._failing("store", name):
+                try:
+                    self.client.upload_fileobj(
+                        _KeptOpen(content),
+                        self.bucket_name,
+                        name,
+                        ExtraArgs=params,
+                        Config=self.transfer_config,
+                    )
+                except ClientError as error:
+                    if exclusive and _name_taken(error):
+                        raise NameTaken(name) from error
+                    raise
+        finally:
+            if exclusive:
+                with self._exclusive_lock:
+                    self._exclusive[name] -= 1
+                    if not self._exclusive[name]:
+                        del self._exclusive[name]
         return name
+
+    def _add_condition(self, params, **kwargs) -> None:
+        if params.get("Key") in self._exclusive:
+            params["IfNoneMatch"] = "*"
 
     def delete(self, name: str) -> None:
         with self._failing("delete", name):
@@ -225,6 +261,8 @@ class S3Backend(S3Storage):
             return super()._open(name, mode)
 
     def url(self, name: str, parameters=None, expire=None, http_method=None) -> str:
+        if not name:
+            return self._public_base  # the base every link starts with (Django's url(None))
         if not self.keyed_config.private:
             return self._public_base + url_path(name)
         if parameters or http_method not in (None, "GET"):
@@ -239,6 +277,13 @@ class S3Backend(S3Storage):
                 credentials=self._frozen_credentials,
             )
         return presigner.url(url_path(name), expire or self.keyed_config.url_expires)
+
+
+def _name_taken(error: ClientError) -> bool:
+    # 412: the object exists. 409 ConditionalRequestConflict: another conditional write of
+    # the same name is in flight (AWS); either way the name is not ours.
+    code = error.response.get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict")
 
 
 class _KeptOpen:

@@ -16,6 +16,7 @@ class SessionInline(FilePreviewMixin, admin.StackedInline):
 class EventAdmin(FilePreviewMixin, admin.ModelAdmin):
     list_display = ["name", preview("logo"), preview("background")]
     search_fields = ["name"]
+    save_as = True  # "Save as new" copies an event; the copy shares its files until it gets its own
     inlines = [SessionInline]
 
 

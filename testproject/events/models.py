@@ -12,6 +12,13 @@ from keyed_storage.keys import (
     speaker_photo_key,
     sponsor_logo_key,
 )
+from keyed_storage.validators import ContentTypeValidator, FileSizeValidator
+
+# What each field accepts, told from the file's bytes (a text file named logo.png is refused
+# with a message the form and the admin show), and how large it may be.
+IMAGE = [ContentTypeValidator("image/*"), FileSizeValidator(10 * 1024 * 1024)]
+AUDIO = [ContentTypeValidator("audio/*"), FileSizeValidator(500 * 1024 * 1024)]
+SLIDES = [ContentTypeValidator("application/pdf"), FileSizeValidator(100 * 1024 * 1024)]
 
 
 class Event(models.Model):
@@ -19,9 +26,11 @@ class Event(models.Model):
     description = models.TextField(blank=True)
     # An explicit storage on the Event's fields; the other models rely on STORAGES["default"],
     # which the settings point at KeyedStorage. Both end up in the same place.
-    logo = models.ImageField(storage=KeyedStorage(), upload_to=event_logo_key, max_length=255, blank=True)
+    logo = models.ImageField(
+        storage=KeyedStorage(), upload_to=event_logo_key, max_length=255, blank=True, validators=IMAGE
+    )
     background = models.ImageField(
-        storage=KeyedStorage(), upload_to=event_background_key, max_length=255, blank=True
+        storage=KeyedStorage(), upload_to=event_background_key, max_length=255, blank=True, validators=IMAGE
     )
 
     class Meta:
@@ -34,8 +43,8 @@ class Event(models.Model):
 class Session(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="sessions")
     title = models.CharField(max_length=200)
-    audio = models.FileField(upload_to=session_audio_key, max_length=255, blank=True)
-    slides = models.FileField(upload_to=session_slides_key, max_length=255, blank=True)
+    audio = models.FileField(upload_to=session_audio_key, max_length=255, blank=True, validators=AUDIO)
+    slides = models.FileField(upload_to=session_slides_key, max_length=255, blank=True, validators=SLIDES)
 
     class Meta:
         ordering = ["id"]
@@ -55,6 +64,7 @@ class Speaker(models.Model):
         height_field="photo_height",
         max_length=255,
         blank=True,
+        validators=IMAGE,
     )
     photo_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
     photo_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
@@ -70,7 +80,7 @@ class Sponsor(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="sponsors")
     name = models.CharField(max_length=200)
     website = models.URLField(blank=True)
-    logo = models.ImageField(upload_to=sponsor_logo_key, max_length=255, blank=True)
+    logo = models.ImageField(upload_to=sponsor_logo_key, max_length=255, blank=True, validators=IMAGE)
 
     class Meta:
         ordering = ["name"]
@@ -84,7 +94,9 @@ class Profile(models.Model):
     # keyed_storage.keys.user_avatar_key is "users/{id}/avatar", for a custom User model that
     # holds the avatar itself. On a separate Profile row that {id} would be the profile's,
     # so the key is built from the user's id instead: users/<user id>/avatar.
-    avatar = models.ImageField(upload_to=key_template("users/{user_id}/avatar"), max_length=255, blank=True)
+    avatar = models.ImageField(
+        upload_to=key_template("users/{user_id}/avatar"), max_length=255, blank=True, validators=IMAGE
+    )
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"

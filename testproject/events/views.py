@@ -7,9 +7,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from keyed_storage import upload
+from keyed_storage.exceptions import FileRefused
 
 from .forms import AvatarForm
 from .models import Event, Profile
+
+AVATAR_MAX = 5 * 1024 * 1024
 
 
 def event_list(request):
@@ -40,9 +43,22 @@ def avatar_upload(request):
     file = request.FILES.get("profile_pic")
     if file is None:
         return JsonResponse({"error": "send the image as 'profile_pic'"}, status=400)
-    url = upload(file, f"users/{request.user.id}/profile_pic")
-    if request.headers.get("Accept") == "application/json":
+    wants_json = request.headers.get("Accept") == "application/json"
+    try:
+        # Only pictures, and not huge ones: a refused file is stored nowhere and the
+        # user's current picture stays.
+        url = upload(file, f"users/{request.user.id}/profile_pic", accept=["image/*"], max_size=AVATAR_MAX)
+    except FileRefused as refused:
+        if wants_json:
+            return JsonResponse({"error": " ".join(refused.messages)}, status=400)
+        return _avatar_page(request, upload_errors=refused.messages, status=400)
+    if wants_json:
         return JsonResponse({"url": url})
+    return _avatar_page(request, url=url)
+
+
+def _avatar_page(request, status=200, **context):
     profile, _ = Profile.objects.get_or_create(user=request.user)
     form = AvatarForm(instance=profile)
-    return render(request, "events/avatar.html", {"form": form, "profile": profile, "url": url})
+    context |= {"form": form, "profile": profile}
+    return render(request, "events/avatar.html", context, status=status)

@@ -49,19 +49,35 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Give each peer test a time limit and mark each listed difference xfail(strict=True).
+    """Give each peer test a time limit, and refuse differences that name no collected test.
 
-    An entry naming a test that does not exist in a collected class is refused, so a renamed
-    test cannot leave a stale reason behind.
+    Listed tests run as expected failures (harness.PeerMixin); an entry naming a test that
+    does not exist in a collected class is an error, so a renamed test leaves no stale reason.
     """
     peer = [item for item in items if HERE in item.path.parents]
-    keys = {item: f"{item.cls.__name__}.{item.name}" for item in peer if item.cls is not None}
-    classes = {key.split(".")[0] for key in keys.values()}
-    stale = [key for key in DIFFERENCES if key.split(".")[0] in classes and key not in keys.values()]
+    names = {_key(item) for item in peer if item.cls is not None}
+    classes = {name.split(".")[0] for name in names}
+    stale = [key for key in DIFFERENCES if key.split(".")[0] in classes and key not in names]
     if stale:
         raise pytest.UsageError(f"tests/peer/differences.py lists tests that do not exist: {stale}")
     for item in peer:
         item.add_marker(pytest.mark.timeout(TIMEOUT))
-        reason = DIFFERENCES.get(keys.get(item, ""))
-        if reason:
-            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Report a listed test's reason with its expected failure, and say what to do if it passes."""
+    report = yield
+    reason = DIFFERENCES.get(_key(item)) if item.cls is not None else None
+    if reason and hasattr(report, "wasxfail"):
+        report.wasxfail = reason
+    elif reason and report.failed and "Unexpected success" in str(report.longrepr):
+        report.longrepr = (
+            f"Unexpected success: {_key(item)} now passes. If the difference is gone, remove it from "
+            f"tests/peer/differences.py; it was listed as: {reason}"
+        )
+    return report
+
+
+def _key(item) -> str:
+    return f"{item.cls.__name__}.{item.name}"

@@ -1,9 +1,10 @@
 """Every intentional difference between KeyedStorage and Django's storage tests, with its reason.
 
 DIFFERENCES maps "<peer class>.<test method>" (as collected in tests/peer) to the reason the
-test fails on purpose. Each listed test runs as xfail(strict=True): if it starts passing, the
-run fails, so the list stays true. A failing test that is not listed is a bug to fix; never
-add one here without a reason the README backs.
+test fails on purpose. Each listed test runs as an expected failure, reported as XFAIL with
+its reason; if it starts passing, the run fails ("Unexpected success"), so the list stays
+true. A failing test that is not listed is a bug to fix; never add one here without a reason
+the README backs.
 
 ADAPTATIONS lists where a Django test runs with its set-up changed rather than being
 expected to fail, so the rest of its assertions still run.

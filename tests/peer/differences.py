@@ -35,6 +35,22 @@ _READ_NOT_CHUNKS = (
     "installs is never called. An error raised while reading does propagate and stores nothing "
     "(tests/test_safety_faults.py)."
 )
+_ABSOLUTE_NAMES = (
+    "Names are keys, and a key is relative: an absolute path is refused with "
+    "SuspiciousFileOperation even when it lies inside MEDIA_ROOT (README 'Safety'), where "
+    "FileSystemStorage.delete() accepts it."
+)
+_EXACT_NAME_NOT_SHORTENED = (
+    "save(name, content, overwrite=True) stores at exactly `name`: a name longer than max_length "
+    "is refused with SuspiciousFileOperation rather than shortened to another name "
+    "('test_l.txt'), which would overwrite a file the caller never named."
+)
+_EMPTY_FILENAME_IS_FILE = (
+    "get_valid_name() sanitises a client's filename, and one that sanitises to nothing ('..', "
+    "'.', '', '???', '$.$.$') becomes 'file' (README 'Filenames are sanitised') instead of "
+    "raising, so generate_filename() does not raise for them. As keys such names are still "
+    "refused: get_available_name() and save() raise SuspiciousFileOperation."
+)
 _REPLACED_FILE_DELETED = (
     "Once the transaction commits, a FileField's replaced file is deleted (README 'Safety': "
     "Replacing a file never loses the live one); Django keeps it, so listdir() here shows only "
@@ -51,8 +67,12 @@ DIFFERENCES: dict[str, str] = {
             ("test_setting_changed", _NO_ARGUMENTS),
             ("test_empty_location", _EMPTY_LOCATION),
             ("test_file_chunks_error", _READ_NOT_CHUNKS),
+            ("test_delete_deletes_directories", _ABSOLUTE_NAMES),
         )
     },
+    "KeyedOverwritingStorageTests.test_file_name_truncation": _EXACT_NAME_NOT_SHORTENED,
+    "KeyedGenerateFilenameStorageTests.test_storage_dangerous_paths": _EMPTY_FILENAME_IS_FILE,
+    "KeyedGenerateFilenameStorageTests.test_filefield_dangerous_filename": _EMPTY_FILENAME_IS_FILE,
     "KeyedFileFieldStorageTestsCommitted.test_files": _REPLACED_FILE_DELETED,
 }
 

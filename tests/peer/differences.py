@@ -6,8 +6,22 @@ its reason; if it starts passing, the run fails ("Unexpected success"), so the l
 true. A failing test that is not listed is a bug to fix; never add one here without a reason
 the README backs.
 
-ADAPTATIONS lists where a Django test runs with its set-up changed rather than being
-expected to fail, so the rest of its assertions still run.
+Where only the set-up differs, the test is adapted instead, so all its assertions still run:
+
+- Every class: FileSystemStorage(location, base_url, file_permissions_mode,
+  directory_permissions_mode) becomes override_settings(MEDIA_ROOT, MEDIA_URL,
+  FILE_UPLOAD_PERMISSIONS, FILE_UPLOAD_DIRECTORY_PERMISSIONS) for the test and a KeyedStorage
+  (harness.PeerMixin); the test models' storages are KeyedStorage for the whole run.
+- The KeyedStorage the tests get answers FileSystemStorage's location and base_url, read-only,
+  from the configuration (MEDIA_ROOT; the absolute link prefix): harness.PeerStorage.
+- KeyedOverwritingStorageTests: FileSystemStorage(allow_overwrite=True) is
+  KeyedStorage.save(name, content, overwrite=True).
+- KeyedGenerateFilenameStorageTests: a dangerous name must raise Django's
+  SuspiciousFileOperation, worded by Django or by keyed_storage ("Refused key ...").
+- KeyedFileLikeObjectTestCase: available_apps = None instead of [], as the demo site's
+  middleware needs django.contrib.auth.
+- Settings: USE_TZ = False and a private temporary directory, as Django's own test settings
+  and runtests.py have them.
 """
 
 _ABSOLUTE_URLS = (
@@ -74,31 +88,4 @@ DIFFERENCES: dict[str, str] = {
     "KeyedGenerateFilenameStorageTests.test_storage_dangerous_paths": _EMPTY_FILENAME_IS_FILE,
     "KeyedGenerateFilenameStorageTests.test_filefield_dangerous_filename": _EMPTY_FILENAME_IS_FILE,
     "KeyedFileFieldStorageTestsCommitted.test_files": _REPLACED_FILE_DELETED,
-}
-
-ADAPTATIONS: dict[str, str] = {
-    "every class": (
-        "FileSystemStorage(location, base_url, file_permissions_mode, directory_permissions_mode) "
-        "becomes override_settings(MEDIA_ROOT, MEDIA_URL, FILE_UPLOAD_PERMISSIONS, "
-        "FILE_UPLOAD_DIRECTORY_PERMISSIONS) for the test, and a KeyedStorage (harness.PeerMixin); "
-        "the test models' storages are KeyedStorage for the whole run."
-    ),
-    "PeerStorage": (
-        "Django's tests read FileSystemStorage's location and base_url; the KeyedStorage they get "
-        "answers both, read-only, from the configuration (MEDIA_ROOT; the absolute link prefix)."
-    ),
-    "KeyedOverwritingStorageTests": (
-        "FileSystemStorage(allow_overwrite=True) is KeyedStorage.save(name, content, overwrite=True)."
-    ),
-    "KeyedGenerateFilenameStorageTests": (
-        "Dangerous names must raise Django's SuspiciousFileOperation; its message may be "
-        "keyed_storage's ('Refused key ...: it has a '..' segment') rather than Django's wording."
-    ),
-    "KeyedFileLikeObjectTestCase": (
-        "available_apps = None instead of []: the demo site's middleware needs django.contrib.auth."
-    ),
-    "settings": (
-        "USE_TZ = False and a private temporary directory, as Django's own test settings and "
-        "runtests.py have them."
-    ),
 }

@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## demo: set up and run the event site on http://$(DEMO_ADDR)/ (SQLite, files on the local disk)
+## Like a real site it sets KEYED_STORAGE_BASE_URL (check W001), so links made outside a request work.
+demo: export KEYED_STORAGE_BASE_URL ?= http://$(DEMO_ADDR)
 demo: $(STAMP)
 	cd testproject && ../$(PY) manage.py migrate --noinput
 	cd testproject && ../$(PY) manage.py demo_data

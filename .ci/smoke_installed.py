@@ -12,6 +12,8 @@ settings.configure(
     MEDIA_ROOT=media,
     MEDIA_URL="/media/",
     ROOT_URLCONF="keyed_storage.urls",
+    # Outside a request, local links take their origin from here (or raise NoOrigin).
+    KEYED_STORAGE={"KEYED_STORAGE_BASE_URL": "https://smoke.example.org"},
     DATABASES={},
 )
 django.setup()
@@ -23,7 +25,7 @@ from keyed_storage.keys import event_logo_key  # noqa: E402
 assert keyed_storage.__file__.find("/site-packages/") > 0, keyed_storage.__file__
 assert KeyedStorage().backend == "local"
 url = upload(open(__file__, "rb"), "ci/smoke/file")
-assert url.startswith("http://localhost:8000/media/ci/smoke/file/"), url
+assert url.startswith("https://smoke.example.org/media/ci/smoke/file/"), url
 assert event_logo_key.pattern == "events/{id}/logo"
 
 # The management command ships in the wheel and runs: the IAM policy for a bucket.

@@ -1,4 +1,4 @@
-"""Django glue: system checks, request-origin tracking and primary keys for new instances."""
+"""Django glue: system checks and primary keys for new instances."""
 
 from django.apps import AppConfig
 
@@ -8,8 +8,7 @@ class KeyedStorageConfig(AppConfig):
     verbose_name = "Keyed storage"
 
     def ready(self) -> None:
-        from . import checks, origin, replacement, signals  # noqa: F401  (checks registers on import)
+        from . import checks, replacement, signals  # noqa: F401  (checks registers on import)
 
-        origin.connect()
         signals.connect()
         replacement.connect()

@@ -32,7 +32,6 @@ S3_ONLY = ("KEYED_STORAGE_CUSTOM_DOMAIN", "KEYED_STORAGE_PRIVATE", "KEYED_STORAG
 
 DEFAULT_URL_EXPIRES = 3600
 MAX_URL_EXPIRES = 7 * 24 * 3600  # SigV4 presigned links cannot live longer than a week.
-DEFAULT_LOCAL_ORIGIN = "http://localhost:8000"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 
 class StorageError(OSError):
@@ -31,3 +31,17 @@ class FileTypeRefused(FileRefused):
 
 class FileTooLarge(FileRefused):
     """The file is larger than the size allowed."""
+
+
+class NoOrigin(ImproperlyConfigured):
+    """A local link was asked for with no origin to start it: no base URL and no request."""
+
+    def __init__(self, name: str):
+        super().__init__(
+            f"Cannot make an absolute link to {name!r}: KEYED_STORAGE_BASE_URL is not set and no "
+            "request is being handled (this is a background job, an email or a management "
+            "command, or keyed_storage.middleware.RequestOriginMiddleware is not in MIDDLEWARE). "
+            "Set KEYED_STORAGE_BASE_URL to this site's origin, e.g. "
+            "KEYED_STORAGE_BASE_URL=https://example.org."
+        )
+        self.name = name

@@ -1,54 +1,54 @@
-"""The origin (scheme://host) of the request being handled, for absolute local links."""
+"""The origin (scheme://host) of the request being handled, for absolute local links.
+
+RequestOriginMiddleware enters each request here for exactly as long as Django handles it.
+A ContextVar keeps concurrent requests apart: each thread (WSGI) and each task (ASGI) sees
+its own request, and sync_to_async carries it into the thread a sync view runs in.
+Django's request_started signal cannot do this job under ASGI: it is sent with asend(),
+whose receivers run in a task with a copy of the handler's context, so a value set there
+never reaches the view.
+"""
 
 from __future__ import annotations
 
-import io
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
-from django.core.signals import request_finished, request_started
-
-# What the request handler announced: a WSGI environ or an ASGI scope, turned into an
-# origin only when a local link is actually built during that request.
-_request: ContextVar[dict | None] = ContextVar("keyed_storage_request", default=None)
-_origin: ContextVar[str | None] = ContextVar("keyed_storage_origin", default=None)
+from django.http import HttpRequest
 
 
-def _started(sender, environ=None, scope=None, **kwargs) -> None:
-    _request.set(environ if environ is not None else scope)
-    _origin.set(None)
+class NotedRequest:
+    """A request being handled, and its origin once a link has asked for it."""
+
+    __slots__ = ("origin", "request")
+
+    def __init__(self, request: HttpRequest):
+        self.request = request
+        self.origin: str | None = None
 
 
-def _finished(sender, **kwargs) -> None:
-    _request.set(None)
-    _origin.set(None)
+_current: ContextVar[NotedRequest | None] = ContextVar("keyed_storage_request", default=None)
 
 
-def connect() -> None:
-    request_started.connect(_started, dispatch_uid="keyed_storage.origin.started")
-    request_finished.connect(_finished, dispatch_uid="keyed_storage.origin.finished")
+def enter(noted: NotedRequest) -> Token:
+    """Make `noted` the current request; hand the token to leave() once it is handled."""
+    return _current.set(noted)
+
+
+def leave(token: Token) -> None:
+    _current.reset(token)
 
 
 def current_origin() -> str | None:
     """The current request's origin, or None outside a request.
 
-    The host is checked against ALLOWED_HOSTS by Django's own get_host(), which raises
+    Worked out when the request's first link asks for it, then kept for the others. The
+    host is checked against ALLOWED_HOSTS by Django's own get_host(), which raises
     DisallowedHost (a 400 response) for a forged Host header, so a link never points at it.
     The scheme honours SECURE_PROXY_SSL_HEADER.
     """
-    origin = _origin.get()
-    if origin is not None:
-        return origin
-    meta = _request.get()
-    if meta is None:
+    noted = _current.get()
+    if noted is None:
         return None
-    if "type" in meta and "headers" in meta:
-        from django.core.handlers.asgi import ASGIRequest
-
-        request = ASGIRequest(meta, io.BytesIO())
-    else:
-        from django.core.handlers.wsgi import WSGIRequest
-
-        request = WSGIRequest(meta)
-    origin = f"{request.scheme}://{request.get_host()}"
-    _origin.set(origin)
-    return origin
+    if noted.origin is None:
+        request = noted.request
+        noted.origin = f"{request.scheme}://{request.get_host()}"
+    return noted.origin

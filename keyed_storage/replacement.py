@@ -4,6 +4,10 @@ When a FileField on KeyedStorage gets a new file, or its instance is deleted, th
 held is deleted once the transaction commits. If the transaction rolls back instead, the
 old file is still there and the file stored for the rolled-back save is deleted, so neither
 a live row nor the bucket is left wrong.
+
+A file is never deleted while another row of the same model's field still names it (rows
+copied with pk=None or the admin's "Save as new" share their files), nor when it is the
+field's default: the check is one query, made when a deletion is due.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import weakref
 
 from django.db import transaction
 from django.db.models import FileField
-from django.db.models.signals import post_delete, post_init, post_save
+from django.db.models.signals import post_delete, post_init, post_save, pre_save
 
 from .storage import KeyedStorage
 
 logger = logging.getLogger("keyed_storage")
 
 _ORIGINAL = "_keyed_storage_original_names"
+_STORING = "_keyed_storage_storing"
 
 
 @functools.cache
@@ -43,11 +48,24 @@ def _loaded(sender, instance, **kwargs) -> None:
         }
 
 
+def _saving(sender, instance, raw=False, **kwargs) -> None:
+    # Which fields this save stores a new file for: only those files are this save's own,
+    # to remove if it rolls back. A name copied from another row is not.
+    fields = _keyed_fields(sender)
+    if fields and not raw:
+        instance.__dict__[_STORING] = {
+            field.attname
+            for field in fields
+            if (file := getattr(instance, field.attname)) and not getattr(file, "_committed", True)
+        }
+
+
 def _saved(sender, instance, raw=False, update_fields=None, using=None, **kwargs) -> None:
     fields = _keyed_fields(sender)
     if not fields or raw:
         return
     original = instance.__dict__.get(_ORIGINAL, {})
+    storing = instance.__dict__.pop(_STORING, set())
     for field in fields:
         if update_fields is not None and field.attname not in update_fields:
             continue
@@ -55,10 +73,11 @@ def _saved(sender, instance, raw=False, update_fields=None, using=None, **kwargs
         new = getattr(instance, field.attname).name
         if old == new:
             continue
+        stored = new if new and field.attname in storing else None
         _after_commit(
             using,
-            on_commit=(field.storage, old) if old else None,
-            on_rollback=(field.storage, new) if new else None,
+            on_commit=_Deletion(field, old, using) if old else None,
+            on_rollback=_Deletion(field, stored, using) if stored else None,
         )
         original[field.attname] = new
     instance.__dict__[_ORIGINAL] = original
@@ -68,7 +87,37 @@ def _deleted(sender, instance, using=None, **kwargs) -> None:
     for field in _keyed_fields(sender):
         name = getattr(instance, field.attname).name
         if name:
-            _after_commit(using, on_commit=(field.storage, name), on_rollback=None)
+            _after_commit(using, on_commit=_Deletion(field, name, using), on_rollback=None)
+
+
+class _Deletion:
+    """Delete one file of a field, unless it is the field's default or a row still names it."""
+
+    __slots__ = ("field", "name", "using")
+
+    def __init__(self, field: FileField, name: str, using: str | None):
+        self.field, self.name, self.using = field, name, using
+
+    def __call__(self) -> None:
+        field, name = self.field, self.name
+        try:
+            if name == _default_name(field):
+                return
+            rows = field.model._base_manager.using(self.using).filter(**{field.attname: name})
+            if rows.exists():
+                logger.info("keyed_storage: kept %s, which another %s row uses", name, field.model.__name__)
+                return
+            field.storage.delete(name)
+        except Exception:
+            logger.exception("keyed_storage: could not delete %s", name)
+
+
+def _default_name(field: FileField) -> str | None:
+    if not field.has_default():
+        return None
+    default = field.get_default()
+    name = getattr(default, "name", default)
+    return name if isinstance(name, str) and name else None
 
 
 class _Cleanup:
@@ -82,18 +131,18 @@ class _Cleanup:
     def __call__(self) -> None:
         self._state["committed"] = True
         if self._on_commit:
-            _delete(*self._on_commit)
+            self._on_commit()
 
 
 def _after_rollback(state, on_rollback) -> None:
     if not state["committed"] and on_rollback:
-        _delete(*on_rollback)
+        on_rollback()
 
 
 def _after_commit(using, *, on_commit, on_rollback) -> None:
     if not transaction.get_connection(using).in_atomic_block:
         if on_commit:
-            _delete(*on_commit)
+            on_commit()
         return
     state = {"committed": False}
     callback = _Cleanup(on_commit, state)
@@ -101,14 +150,8 @@ def _after_commit(using, *, on_commit, on_rollback) -> None:
     transaction.on_commit(callback, using=using, robust=True)
 
 
-def _delete(storage: KeyedStorage, name: str) -> None:
-    try:
-        storage.delete(name)
-    except Exception:
-        logger.exception("keyed_storage: could not delete %s", name)
-
-
 def connect() -> None:
     post_init.connect(_loaded, dispatch_uid="keyed_storage.replacement.loaded")
+    pre_save.connect(_saving, dispatch_uid="keyed_storage.replacement.saving")
     post_save.connect(_saved, dispatch_uid="keyed_storage.replacement.saved")
     post_delete.connect(_deleted, dispatch_uid="keyed_storage.replacement.deleted")

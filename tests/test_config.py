@@ -198,12 +198,20 @@ def test_an_environment_change_takes_effect_after_reset(monkeypatch, s3):
     assert storage.backend == "local"
 
 
-def test_no_debug_and_no_base_url_warns_about_links_outside_requests(settings):
-    settings.DEBUG = False
+@pytest.mark.parametrize("debug", [False, True])
+def test_no_base_url_warns_that_links_outside_requests_raise(settings, debug):
+    settings.DEBUG = debug
     warnings = run_checks(tags=["keyed_storage"])
     assert [w.id for w in warnings] == ["keyed_storage.W001"]
-    assert "KEYED_STORAGE_BASE_URL" in warnings[0].msg
-    settings.DEBUG = True
+    assert "KEYED_STORAGE_BASE_URL" in warnings[0].msg and "raise" in warnings[0].msg
+    assert "KEYED_STORAGE_BASE_URL=https://example.org" in warnings[0].hint
+
+
+def test_a_base_url_or_an_absolute_media_url_needs_no_warning(settings, monkeypatch):
+    use_env(monkeypatch, KEYED_STORAGE_BASE_URL="https://example.org")
+    assert run_checks(tags=["keyed_storage"]) == []
+    monkeypatch.delenv("KEYED_STORAGE_BASE_URL")
+    settings.MEDIA_URL = "https://static.example.org/media/"
     assert run_checks(tags=["keyed_storage"]) == []
 
 

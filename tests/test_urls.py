@@ -7,10 +7,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from events.models import Event
 from keyed_storage import KeyedStorage, config, upload
+from keyed_storage.exceptions import NoOrigin
 
 from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client, png_bytes
 
@@ -80,8 +82,14 @@ def test_private_links_are_presigned_with_sigv4(monkeypatch):
     assert len(query["X-Amz-Signature"][0]) == 64
 
 
-def test_local_links_outside_a_request_use_localhost_8000():
-    assert KeyedStorage().url("a/b.png") == "http://localhost:8000/media/a/b.png"
+def test_local_links_outside_a_request_raise_no_origin_rather_than_make_one_up():
+    with pytest.raises(NoOrigin) as raised:
+        KeyedStorage().url("a/b.png")
+    assert isinstance(raised.value, ImproperlyConfigured)
+    message = str(raised.value)
+    assert "'a/b.png'" in message
+    assert "KEYED_STORAGE_BASE_URL=https://example.org" in message
+    assert "keyed_storage.middleware.RequestOriginMiddleware" in message
 
 
 def test_an_absolute_media_url_is_used_as_it_is(settings):
@@ -101,7 +109,7 @@ def no_network(monkeypatch):
 @pytest.mark.parametrize(
     "env",
     [
-        {},
+        {"KEYED_STORAGE_BASE_URL": "https://example.org"},
         {"BUCKET_NAME": "b-1", "AWS_KEY": "k", "AWS_SECRET": "s"},
         {"BUCKET_NAME": "b-1", "AWS_KEY": "k", "AWS_SECRET": "s", "KEYED_STORAGE_PRIVATE": "1"},
     ],
@@ -161,8 +169,9 @@ def test_local_links_take_the_origin_of_the_request(live_server):
     event = Event.objects.create(name="Origin Con", logo=SimpleUploadedFile("logo.png", png_bytes()))
     page = requests.get(f"{live_server.url}/events/{event.pk}/", timeout=10)
     assert f'src="{live_server.url}/media/events/{event.pk}/logo/' in page.text
-    # Outside the request the fallback applies again.
-    assert event.logo.url.startswith("http://localhost:8000/media/")
+    # The request's origin ends with the request.
+    with pytest.raises(NoOrigin):
+        event.logo.url  # noqa: B018
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 from django.core.files.storage import FileSystemStorage
 
-from ..config import DEFAULT_LOCAL_ORIGIN, Config
+from ..config import Config
 from ..content import ContentInfo
-from ..exceptions import NameTaken, StorageError
+from ..exceptions import NameTaken, NoOrigin, StorageError
 from ..origin import current_origin
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
@@ -38,7 +38,9 @@ class LocalBackend(FileSystemStorage):
     def url(self, name: str) -> str:
         if self._absolute_media_url:
             return self.keyed_config.media_url + url_path(name)
-        origin = self.keyed_config.base_url or current_origin() or DEFAULT_LOCAL_ORIGIN
+        origin = self.keyed_config.base_url or current_origin()
+        if origin is None:
+            raise NoOrigin(name)  # never a made-up host that serves nothing
         return origin + self.keyed_config.media_url + url_path(name)
 
     def store(self, name: str, content, info: ContentInfo, *, exclusive: bool = False) -> str:

@@ -184,11 +184,11 @@ def _base_url_step(cfg: config.Config) -> Step:
     if "://" in cfg.media_url:
         return Step(True, f"base URL for links: {cfg.media_url} (MEDIA_URL is absolute)")
     note = (
-        f"KEYED_STORAGE_BASE_URL is not set, so links made outside a request (jobs, emails, commands) "
-        f"start with {config.DEFAULT_LOCAL_ORIGIN}."
+        "KEYED_STORAGE_BASE_URL is not set, so links made outside a request (jobs, emails, commands) "
+        "raise NoOrigin."
     )
     if settings.DEBUG:
-        return Step(True, f"base URL for links: request origin, else {config.DEFAULT_LOCAL_ORIGIN} (DEBUG)")
+        return Step(True, "base URL for links: each request's origin; none outside a request (DEBUG)")
     return Step(False, "base URL for links", note, "Set KEYED_STORAGE_BASE_URL, e.g. https://example.org.")
 
 

@@ -21,6 +21,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Local links made while a request is handled start with its origin (WSGI and ASGI).
+    "keyed_storage.middleware.RequestOriginMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

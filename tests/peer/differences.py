@@ -21,7 +21,8 @@ Where only the set-up differs, the test is adapted instead, so all its assertion
 - KeyedFileLikeObjectTestCase: available_apps = None instead of [], as the demo site's
   middleware needs django.contrib.auth.
 - Settings: USE_TZ = False and a private temporary directory, as Django's own test settings
-  and runtests.py have them.
+  and runtests.py have them; KEYED_STORAGE_BASE_URL = http://testserver, as links made
+  outside a request need an origin.
 """
 
 _ABSOLUTE_URLS = (
@@ -30,7 +31,7 @@ _ABSOLUTE_URLS = (
     "'/test_media_url/...' link."
 )
 _FILE_URL = (
-    "url() is absolute (http://localhost:8000/test_media_url/test.file, README 'Links'), "
+    "url() is absolute (http://testserver/test_media_url/test.file, README 'Links'), "
     "percent-encodes !*'() as well, and refuses names that are not keys (NUL, backslashes, a "
     "leading '/', README 'Safety') instead of rewriting them into a link."
 )

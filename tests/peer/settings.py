@@ -13,6 +13,10 @@ from . import django_tests
 if django_tests.fetch() is not None:
     INSTALLED_APPS = [*INSTALLED_APPS, "file_storage", "model_fields"]  # noqa: F405
 
+# Django's tests ask for links outside any request (a pickled FieldFile's url); keyed_storage
+# refuses to guess an origin there, so the run names one, as a deployed site would.
+KEYED_STORAGE = {"KEYED_STORAGE_BASE_URL": "http://testserver"}
+
 # As Django's own test settings (tests/test_sqlite.py): its tests compare file times with
 # naive datetimes.
 USE_TZ = False

@@ -111,6 +111,7 @@ def _local_delete(backend, prefix: str) -> list[str]:
     top = backend.path(prefix)
     if os.path.islink(top) or os.path.isfile(top):
         os.remove(top)
+        backend.remove_empty_parents(top)
         return [prefix]
     deleted = []
     for directory, subdirectories, files in os.walk(top, topdown=False):
@@ -119,4 +120,5 @@ def _local_delete(backend, prefix: str) -> list[str]:
             os.remove(path)
             deleted.append(_relative(backend, path))
         os.rmdir(directory)
+    backend.remove_empty_parents(top)  # 'events' goes too once 'events/7' was all it held
     return sorted(deleted)

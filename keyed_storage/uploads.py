@@ -118,12 +118,16 @@ def upload(
         head, content = peek(content)
         accepted_type(head, content.name or "", patterns)
     storage = _storage()
+    # A link that cannot be made (local mode, no origin) must fail before anything is
+    # stored or deleted: the base every link starts with is pure string work.
+    storage.url(None)
     if exact:
         name = storage.save(key, content, overwrite=True)
         return storage.url(name)
     name = storage.save(object_name(key, content.name), content)
+    url = storage.url(name)
     _after_commit(partial(_delete_earlier, storage, key, keep=name))
-    return storage.url(name)
+    return url
 
 
 def _max_size(value: Any) -> int:

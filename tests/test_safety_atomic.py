@@ -75,7 +75,7 @@ def _named(data: bytes, name: str):
     return buffer
 
 
-def test_a_failed_local_write_leaves_no_temporary_file(settings):
+def test_a_failed_local_write_leaves_no_temporary_file_nor_directory(local, settings):
     class Failing:
         name = "x.bin"
         sent = 0
@@ -88,5 +88,9 @@ def test_a_failed_local_write_leaves_no_temporary_file(settings):
 
     with pytest.raises(OSError, match="client went away"):
         upload(Failing(), "users/1/doc")
-    leftovers = [os.path.join(d, f) for d, _, files in os.walk(settings.MEDIA_ROOT) for f in files]
-    assert leftovers == []
+    leftovers = [
+        os.path.join(d, entry)
+        for d, directories, files in os.walk(settings.MEDIA_ROOT)
+        for entry in files + directories
+    ]
+    assert leftovers == [], "an empty token directory (or a temporary file) was left behind"

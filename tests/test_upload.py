@@ -9,11 +9,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from django.db import transaction
 
 from keyed_storage import KeyedStorage, upload
-from keyed_storage.keys import TOKEN_HEX_CHARS
+from keyed_storage.exceptions import NoOrigin
+from keyed_storage.keys import TOKEN_HEX_CHARS, object_name
 
 from .helpers import fetch
 
@@ -247,3 +249,15 @@ def test_a_temporary_upload_that_cannot_be_moved_is_copied(local, settings, monk
     monkeypatch.setattr(temporary, "temporary_file_path", lambda: "/nonexistent/upload.tmp")
     url = upload(temporary, "users/8/big")
     assert fetch(url) == data
+
+
+def test_without_an_origin_upload_fails_before_storing_or_deleting_anything(settings):
+    # Local mode, no KEYED_STORAGE_BASE_URL, outside any request: no link can be made.
+    storage = KeyedStorage()
+    earlier = storage.save(object_name("users/1/avatar", "old.png"), ContentFile(b"old"))
+    with pytest.raises(NoOrigin, match="KEYED_STORAGE_BASE_URL"):
+        upload(ContentFile(b"new", name="new.png"), "users/1/avatar")
+    assert storage.earlier_objects("users/1/avatar") == [earlier]
+    with pytest.raises(NoOrigin):
+        upload(ContentFile(b"new", name="terms.txt"), "site/terms.txt", exact=True)
+    assert not storage.exists("site/terms.txt")

@@ -9,7 +9,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 DEMO_S3_PORT ?= 9000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo demo-s3 browser-deps screenshots test lint bench dist-check clean
+.PHONY: demo demo-s3 browser-deps screenshots test test-peer lint bench dist-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,12 +51,20 @@ screenshots: $(STAMP)
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
 ## test: lint, then the whole test suite (starts its own S3 server on 127.0.0.1; installs
-## Debian's Chromium for the browser tests if it is missing)
+## Debian's Chromium for the browser tests if it is missing), then the peer tests
 test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+	$(PEER_TESTS)
+
+## test-peer: Django's own storage, FileField and ImageField tests run on KeyedStorage, in a
+## pytest process with their own settings. The first run downloads the installed Django's
+## sdist with pip and keeps its tests/ in build/django-tests/<version>/.
+PEER_TESTS = $(VENV)/bin/pytest tests/peer --ds=tests.peer.settings
+test-peer: $(STAMP)
+	$(PEER_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,7 @@ a live row nor the bucket is left wrong.
 
 A file is never deleted while another row of the same model's field still names it (rows
 copied with pk=None or the admin's "Save as new" share their files), nor when it is the
-field's default: the check is one query, made when a deletion is due.
+field's default or db_default: the check is one query, made when a deletion is due.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import FileField, Model
+from django.db.models import NOT_PROVIDED, FileField, Model
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 
 from .storage import KeyedStorage
@@ -110,7 +110,7 @@ class _Deletion:
     def __call__(self) -> None:
         field, name = self.field, self.name
         try:
-            if name == _default_name(field):
+            if name in _default_names(field):
                 return
             rows = field.model._base_manager.using(self.using).filter(**{field.attname: name})
             if rows.exists():
@@ -121,12 +121,16 @@ class _Deletion:
             logger.exception("keyed_storage: could not delete %s", name)
 
 
-def _default_name(field: FileField) -> str | None:
-    if not field.has_default():
-        return None
-    default = field.get_default()
-    name = getattr(default, "name", default)
-    return name if isinstance(name, str) and name else None
+def _default_names(field: FileField) -> set[str]:
+    """The names a new row gets without a file: the field's default and its db_default."""
+    names = set()
+    if field.has_default():
+        default = field.get_default()
+        names.add(getattr(default, "name", default))
+    db_default = getattr(field, "db_default", NOT_PROVIDED)
+    if db_default is not NOT_PROVIDED:
+        names.add(getattr(db_default, "value", db_default))  # Django wraps it in Value()
+    return {name for name in names if isinstance(name, str) and name}
 
 
 class _Cleanup:

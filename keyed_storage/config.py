@@ -308,14 +308,15 @@ def current() -> Config:
     if config is not None:
         return config
     with _lock:
-        if _current is None:
+        # Return what this call read or built, not the global again: reset() in another
+        # thread (a settings change) may clear it at any moment.
+        config = _current
+        if config is None:
             config, problems = inspect()
-            if problems:
+            if problems or config is None:
                 raise ImproperlyConfigured("keyed_storage: " + " ".join(str(p) for p in problems))
             _set(config)
-        # mypy is right: reset() takes no lock, so a reset in another thread between _set()
-        # and here returns None. Left as it is in this annotation-only change (issue 10).
-        return _current  # type: ignore[return-value]
+        return config
 
 
 def _set(config: Config | None) -> None:

@@ -50,7 +50,7 @@ browser-deps:
 screenshots: $(STAMP)
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
-## test: lint, then the whole test suite (starts its own S3 server on 127.0.0.1; installs
+## test: lint and type-check, then the whole test suite (starts its own S3 server on 127.0.0.1; installs
 ## Debian's Chromium for the browser tests if it is missing), then the peer tests
 test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,8 @@
 """The demo's event site: every file field stores under a meaningful key."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -14,11 +17,13 @@ from keyed_storage.keys import (
 )
 from keyed_storage.validators import ContentTypeValidator, FileSizeValidator
 
+Validator = Callable[[Any], None]
+
 # What each field accepts, told from the file's bytes (a text file named logo.png is refused
 # with a message the form and the admin show), and how large it may be.
-IMAGE = [ContentTypeValidator("image/*"), FileSizeValidator(10 * 1024 * 1024)]
-AUDIO = [ContentTypeValidator("audio/*"), FileSizeValidator(500 * 1024 * 1024)]
-SLIDES = [ContentTypeValidator("application/pdf"), FileSizeValidator(100 * 1024 * 1024)]
+IMAGE: list[Validator] = [ContentTypeValidator("image/*"), FileSizeValidator(10 * 1024 * 1024)]
+AUDIO: list[Validator] = [ContentTypeValidator("audio/*"), FileSizeValidator(500 * 1024 * 1024)]
+SLIDES: list[Validator] = [ContentTypeValidator("application/pdf"), FileSizeValidator(100 * 1024 * 1024)]
 
 
 class Event(models.Model):

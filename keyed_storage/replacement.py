@@ -116,7 +116,9 @@ class _Deletion:
             if rows.exists():
                 logger.info("keyed_storage: kept %s, which another %s row uses", name, field.model.__name__)
                 return
-            field.storage.delete(name)
+            # A field that stores more than the file (KeyedImageField's variants) removes it all.
+            delete = getattr(field, "delete_stored", None) or field.storage.delete
+            delete(name)
         except Exception:
             logger.exception("keyed_storage: could not delete %s", name)
 

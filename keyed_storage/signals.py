@@ -38,6 +38,12 @@ def _hold_files(sender: type[Model], instance: Model, raw: bool = False, **kwarg
         file = getattr(instance, field.attname)
         if file and not file._committed:
             held[field] = file
+    for field, file in held.items():
+        # A file the field would refuse (KeyedImageField: not an image, too many pixels) is
+        # refused now, before the row is inserted, so no row is left without its file.
+        vet = getattr(field, "vet", None)
+        if vet is not None:
+            vet(file)
     for field in held:
         setattr(instance, field.attname, "")
     if held:

@@ -236,6 +236,10 @@ class KeyedStorage(Storage):
         key = validate_key(key)
         return [name for token in self.key_tokens(key) for name in self.token_objects(key, token)]
 
+    def names_starting_with(self, prefix: str) -> list[str]:
+        """Names of the objects in `prefix`'s directory that start with `prefix`: one listing."""
+        return self._impl.files_starting_with(validate_key(prefix))
+
     def key_tokens(self, key: str) -> list[str]:
         """The tokens of the uploads stored under `key`: one listing request."""
         try:

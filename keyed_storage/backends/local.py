@@ -186,6 +186,15 @@ class LocalBackend(FileSystemStorage):
         directories, files = super().listdir(path)
         return directories, [file for file in files if not file.startswith(TEMP_PREFIX)]
 
+    def files_starting_with(self, prefix: str) -> list[str]:
+        """Names of the files in `prefix`'s directory that start with `prefix`."""
+        directory, _, start = prefix.rpartition("/")
+        try:
+            _, files = self.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return [f"{directory}/{file}" if directory else file for file in files if file.startswith(start)]
+
     def delete(self, name: str) -> None:
         super().delete(name)
         # A key's directories hold nothing but its uploads: once the last file under one

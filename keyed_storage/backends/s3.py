@@ -265,6 +265,14 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 ]
         return directories, files
 
+    def files_starting_with(self, prefix: str) -> list[str]:
+        """Names of the objects in `prefix`'s directory that start with `prefix`."""
+        with self._failing("list", prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"
+            )
+            return [entry["Key"] for page in pages for entry in page.get("Contents", ())]
+
     def _open(self, name: str, mode: str = "rb") -> File[Any]:
         with self._failing("open", name):
             return super()._open(name, mode)  # type: ignore[no-any-return]  # django-storages is untyped

@@ -33,8 +33,18 @@ class FilePreviewMixin(_AdminBase):
     def formfield_for_dbfield(
         self, db_field: models.Field[Any, Any], request: Any, **kwargs: Any
     ) -> forms.Field | None:
-        # ModelAdmin merges its defaults (AdminFileWidget for file fields) into formfield_overrides.
-        overridden = self.formfield_overrides.get(type(db_field), {}).get("widget")
+        # ModelAdmin merges its defaults (AdminFileWidget for file fields) into formfield_overrides
+        # and, as here, takes the entry of the nearest class: an override for ImageField holds
+        # for a KeyedImageField too.
+        overrides = next(
+            (
+                self.formfield_overrides[cls]
+                for cls in type(db_field).__mro__
+                if cls in self.formfield_overrides
+            ),
+            {},
+        )
+        overridden = overrides.get("widget")
         if (
             isinstance(db_field, models.FileField)
             and "widget" not in kwargs

@@ -1,4 +1,5 @@
-"""The demo's admin: every file field previews itself, in the lists and in the forms."""
+"""The demo's admin: every file field previews itself, in the lists and in the forms; images by
+their smallest variant that covers the preview, and the change forms list every variant."""
 
 from django.contrib import admin
 

@@ -29,9 +29,14 @@ class SessionAdmin(FilePreviewMixin, admin.ModelAdmin):
 
 @admin.register(Speaker)
 class SpeakerAdmin(FilePreviewMixin, admin.ModelAdmin):
-    list_display = ["name", "event", preview("photo", size=(64, 64)), "photo_width", "photo_height"]
+    list_display = ["name", "event", preview("photo", size=(64, 64)), "original_size"]
     list_filter = ["event"]
     readonly_fields = ["photo_width", "photo_height"]
+
+    @admin.display(description="original")
+    def original_size(self, speaker: Speaker) -> str:
+        # From the row (width_field, height_field), like the preview beside it.
+        return f"{speaker.photo_width} \u00d7 {speaker.photo_height}" if speaker.photo else ""
 
 
 @admin.register(Sponsor)

@@ -2,6 +2,7 @@
 their smallest variant that covers the preview, and the change forms list every variant."""
 
 from django.contrib import admin
+from django.db import models
 
 from keyed_storage.admin import FilePreviewMixin, preview
 
@@ -43,6 +44,7 @@ class SpeakerAdmin(FilePreviewMixin, admin.ModelAdmin):
 class SponsorAdmin(FilePreviewMixin, admin.ModelAdmin):
     list_display = ["name", "event", preview("logo")]
     list_filter = ["event"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, today
 
 
 @admin.register(Profile)

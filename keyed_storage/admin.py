@@ -59,8 +59,10 @@ def preview(
 ) -> Callable[[models.Model], str]:
     """A list_display column previewing a file field: list_display = ["name", preview("logo")].
 
-    Builds each row's link as a string (no request to the storage per row); players load
-    nothing until played.
+    An image shows as its smallest variant that covers `size` (the original when the field has
+    no variants), with the width and height it is shown at, so the list does not jump while
+    the pictures load. Each row's links are built as strings (no request to the storage per
+    row); players load nothing until played.
     """
 
     @admin.display(description=description or field_name.replace("_", " "), ordering=field_name)

@@ -548,6 +548,24 @@ def test_other_formats_and_stubs_are_left_as_they_are(data):
     assert strip(data) is None
 
 
+@pytest.mark.parametrize("format", ["JPEG", "PNG", "WEBP"])
+def test_exif_written_by_pillow_itself_is_cleaned_too(format):
+    """The same promise with an Exif block Pillow builds, not the tests' own TIFF writer."""
+    exif = Image.Exif()
+    exif[ORIENTATION], exif[0x010F], exif[0x0110] = 6, MAKE, MODEL
+    exif.get_ifd(GPS_IFD).update({1: "N", 2: (48.0, 51.0, 29.6), 3: "E", 4: (2.0, 17.0, 40.2)})
+    exif.get_ifd(EXIF_IFD)[0x9003] = TAKEN
+    buffer = io.BytesIO()
+    picture().save(buffer, format, exif=exif, **({"lossless": True} if format == "WEBP" else {}))
+    original = buffer.getvalue()
+    assert Image.open(io.BytesIO(original)).getexif().get_ifd(GPS_IFD)[2] == (48.0, 51.0, 29.6)
+    cleaned = strip(original)
+    assert cleaned is not None
+    assert all(secret not in cleaned for secret in (MAKE.encode(), MODEL.encode(), TAKEN.encode()))
+    assert dict(Image.open(io.BytesIO(cleaned)).getexif()) == {ORIENTATION: 6}
+    assert_same_pixels(original, cleaned)
+
+
 def test_a_cleaned_file_needs_no_second_cleaning():
     for original in (phone_jpeg(), phone_png(), phone_webp(lossless=True)):
         cleaned = strip(original)

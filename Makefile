@@ -31,8 +31,9 @@ endif
 # Each supported Python with the newest Django series it runs: the built wheel must install
 # there with its own pins (pip resolving "Django==6.1.*" against the package's requirements).
 INSTALL_MATRIX := 3.11:5.2 3.12:6.0 3.13:6.1
+NEWEST := py313-django61-postgres
 
-.PHONY: demo demo-s3 browser-deps postgres-deps screenshots test lint bench dist-check clean
+.PHONY: demo demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -98,14 +99,25 @@ postgres-deps:
 screenshots: $(VENV)/.test
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
-## test: lint, then the whole suite on every entry of the matrix (setup.cfg): each starts its
-## own S3 server on 127.0.0.1, the PostgreSQL entries their own cluster. Installs Debian's
-## Chromium and PostgreSQL if they are missing. One entry: $(TOX) run -e py313-django61-postgres
+## test: lint and type-check, then the whole suite and the peer tests on every entry of the
+## matrix (setup.cfg): each starts its own S3 server on 127.0.0.1, the PostgreSQL entries their
+## own cluster. Installs Debian's Chromium and PostgreSQL if they are missing.
+## One entry: .venv/bin/tox run -e py313-django61-postgres
 test: $(VENV)/.tox browser-deps postgres-deps
 	$(TOX) run $(TOX_ARGS)
 
+## test-peer: Django's own storage, FileField and ImageField tests run on KeyedStorage, in a
+## pytest process with their own settings, on the newest entry's Django. The first run
+## downloads the installed Django's sdist with pip and keeps its tests/ in build/django-tests/.
+test-peer: $(VENV)/.tox
+	$(TOX) exec -e $(NEWEST) -- python -m pytest tests/peer --ds=tests.peer.settings
+
 lint: $(VENV)/.tox
 	$(TOX) run -e lint
+
+## typecheck: mypy --strict on keyed_storage/ (configured in pyproject.toml: django-stubs, boto3-stubs)
+typecheck: $(VENV)/.tox
+	$(TOX) run -e typecheck
 
 ## bench: keyed_storage against django-storages, boto3 and the floor, one table (not pass/fail)
 bench: $(VENV)/.demo-s3

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
-from django.apps import apps
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db.models import FileField
@@ -29,7 +30,7 @@ SUGGESTED_MAX_LENGTH = 255
 
 
 @register("keyed_storage")
-def check_configuration(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_configuration(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     current, problems = config.inspect()
     messages: list[CheckMessage] = [
         Error(problem.message, hint=problem.hint or None, id=problem.id, obj=problem.variable)
@@ -89,7 +90,9 @@ def _any_host_allowed() -> Iterator[CheckMessage]:
 
 
 @register(Tags.models, "keyed_storage")
-def check_file_name_lengths(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_file_name_lengths(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for field in _file_fields(app_configs):
         if not isinstance(field.upload_to, KeyTemplate) or not isinstance(field.storage, KeyedStorage):
@@ -118,7 +121,7 @@ def likely_name_length(template: KeyTemplate) -> int:
     return key + 1 + TOKEN_HEX_CHARS + 1 + FILENAME_CHARS
 
 
-def _file_fields(app_configs: Iterable | None) -> Iterator[FileField]:
+def _file_fields(app_configs: Iterable[AppConfig] | None) -> Iterator[FileField]:
     models = (
         apps.get_models()
         if app_configs is None

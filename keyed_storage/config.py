@@ -6,6 +6,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -23,6 +24,7 @@ VARIABLES = (
     "KEYED_STORAGE_PRIVATE",
     "KEYED_STORAGE_URL_EXPIRES",
     "KEYED_STORAGE_BASE_URL",
+    "KEYED_STORAGE_KEEP_METADATA",
 )
 
 # Variables that only mean something for S3 and are keyed_storage's own. AWS_REGION and
@@ -72,13 +74,14 @@ class Config:
     endpoint_url: str | None = None
     custom_domain: str | None = None  # "https://cdn.example.org" or with a path prefix
     private: bool = False
+    keep_metadata: bool = False  # True: images are stored with their EXIF/XMP (location included)
     url_expires: int = DEFAULT_URL_EXPIRES
     base_url: str | None = None  # origin of local links, without a trailing slash
     media_root: str = ""
     media_url: str = ""
 
 
-def _lookup(name: str, overrides: dict) -> tuple[str | None, str]:
+def _lookup(name: str, overrides: dict[str, Any]) -> tuple[str | None, str]:
     """The raw value of a variable and where it came from; blank counts as unset."""
     value = os.environ.get(name)
     if value is not None and value.strip():
@@ -114,7 +117,25 @@ def _origin(value: str, variable: str, problems: list[Problem], *, allow_path: b
     return value.rstrip("/")
 
 
-def inspect(environ_overrides: dict | None = None) -> tuple[Config | None, list[Problem]]:
+def _flag(name: str, value: dict[str, str | None], problems: list[Problem]) -> bool:
+    """A boolean variable: 1/true/yes/on or 0/false/no/off (unset: False); E005 otherwise."""
+    text = value[name]
+    if text is None or text.lower() in _FALSE:
+        return False
+    if text.lower() in _TRUE:
+        return True
+    problems.append(
+        Problem(
+            "keyed_storage.E005",
+            name,
+            f"{name}={text!r} is not a boolean.",
+            "Use 1 or 0 (true/false, yes/no and on/off are accepted too).",
+        )
+    )
+    return False
+
+
+def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | None, list[Problem]]:
     """Build the Config, or return every problem found. Never raises for bad values."""
     from django.conf import settings
 
@@ -176,20 +197,8 @@ def inspect(environ_overrides: dict | None = None) -> tuple[Config | None, list[
             )
         )
 
-    private = False
-    if value["KEYED_STORAGE_PRIVATE"] is not None:
-        flag = value["KEYED_STORAGE_PRIVATE"].lower()
-        if flag in _TRUE:
-            private = True
-        elif flag not in _FALSE:
-            problems.append(
-                Problem(
-                    "keyed_storage.E005",
-                    "KEYED_STORAGE_PRIVATE",
-                    f"KEYED_STORAGE_PRIVATE={value['KEYED_STORAGE_PRIVATE']!r} is not a boolean.",
-                    "Use 1 or 0 (true/false, yes/no and on/off are accepted too).",
-                )
-            )
+    private = _flag("KEYED_STORAGE_PRIVATE", value, problems)
+    keep_metadata = _flag("KEYED_STORAGE_KEEP_METADATA", value, problems)
 
     expires = DEFAULT_URL_EXPIRES
     if value["KEYED_STORAGE_URL_EXPIRES"] is not None:
@@ -289,6 +298,7 @@ def inspect(environ_overrides: dict | None = None) -> tuple[Config | None, list[
         endpoint_url=endpoint,
         custom_domain=custom_domain,
         private=private,
+        keep_metadata=keep_metadata,
         url_expires=expires,
         base_url=base_url,
         media_root=media_root,
@@ -307,12 +317,15 @@ def current() -> Config:
     if config is not None:
         return config
     with _lock:
-        if _current is None:
+        # Return what this call read or built, not the global again: reset() in another
+        # thread (a settings change) may clear it at any moment.
+        config = _current
+        if config is None:
             config, problems = inspect()
-            if problems:
+            if problems or config is None:
                 raise ImproperlyConfigured("keyed_storage: " + " ".join(str(p) for p in problems))
             _set(config)
-        return _current
+        return config
 
 
 def _set(config: Config | None) -> None:
@@ -330,6 +343,6 @@ def reset() -> None:
 
 
 @receiver(setting_changed)
-def _on_setting_changed(*, setting: str, **kwargs) -> None:
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in ("KEYED_STORAGE", "MEDIA_ROOT", "MEDIA_URL"):
         reset()

@@ -10,12 +10,15 @@ import string
 import threading
 import time
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.utils.crypto import get_random_string
 from django.utils.deconstruct import deconstructible
 from django.utils.text import get_valid_filename
+
+if TYPE_CHECKING:
+    from django.db.models import Model
 
 MAX_NAME_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes.
 MAX_SEGMENT_BYTES = 255  # The usual file-system limit on one path component.
@@ -55,7 +58,7 @@ def is_token(segment: str) -> bool:
     return bool(_TOKEN.fullmatch(segment))
 
 
-def _refuse(key: Any, why: str) -> SuspiciousFileOperation:
+def _refuse(key: object, why: str) -> SuspiciousFileOperation:
     return SuspiciousFileOperation(f"Refused key {key!r}: {why}.")
 
 
@@ -68,7 +71,7 @@ def _invisible(text: str) -> str | None:
     return None
 
 
-def validate_key(key: Any) -> str:
+def validate_key(key: object) -> str:
     """Return the key in NFC form, or raise SuspiciousFileOperation saying what is wrong with it.
 
     The same rules apply to keys given to upload(), keys built by key templates and every
@@ -178,7 +181,7 @@ def shorten_filename(filename: str, max_chars: int | None = None, max_bytes: int
     return truncate_utf8(filename[:limit_chars], max_bytes)
 
 
-def safe_filename(filename: Any) -> str:
+def safe_filename(filename: str | None) -> str:
     """The client's filename reduced to a safe base name that keeps its extension.
 
     Every step is a single pass over the input: a hostile name costs time in proportion
@@ -197,7 +200,7 @@ def safe_filename(filename: Any) -> str:
     return name or DEFAULT_FILENAME
 
 
-def object_name(key: str, filename: Any) -> str:
+def object_name(key: str, filename: str | None) -> str:
     """The default object name for a new upload: <key>/<token>/<safe filename>.
 
     The name is remembered as issued by keyed_storage, so KeyedStorage.save() knows it is
@@ -330,14 +333,14 @@ class KeyTemplate:
     def __repr__(self) -> str:
         return f"key_template({self.pattern!r})"
 
-    def needs_pk(self, model: type) -> bool:
+    def needs_pk(self, model: type[Model]) -> bool:
         pk_names = {"pk", model._meta.pk.attname, model._meta.pk.name}
         return any(field in pk_names for field in self.fields)
 
-    def key(self, instance: Any) -> str:
+    def key(self, instance: object) -> str:
         values = {}
         for field in self.fields:
-            value: Any = instance
+            value: object = instance
             for part in field.split("."):
                 value = getattr(value, part, None) if value is not None else None
             if value is None or value == "":
@@ -362,7 +365,7 @@ class KeyTemplate:
             values[field] = text
         return validate_key(_fill(self.pattern, values))
 
-    def __call__(self, instance: Any, filename: str) -> str:
+    def __call__(self, instance: object, filename: str) -> str:
         return object_name(self.key(instance), filename)
 
 

@@ -28,12 +28,12 @@ class NotedRequest:
 _current: ContextVar[NotedRequest | None] = ContextVar("keyed_storage_request", default=None)
 
 
-def enter(noted: NotedRequest) -> Token:
+def enter(noted: NotedRequest) -> Token[NotedRequest | None]:
     """Make `noted` the current request; hand the token to leave() once it is handled."""
     return _current.set(noted)
 
 
-def leave(token: Token) -> None:
+def leave(token: Token[NotedRequest | None]) -> None:
     _current.reset(token)
 
 

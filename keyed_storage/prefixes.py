@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, cast
 
 from django.core.exceptions import SuspiciousFileOperation
-from django.core.files.storage import Storage
 
 from .keys import validate_key
+
+if TYPE_CHECKING:
+    from .backends import Backend
+    from .backends.local import LocalBackend
+    from .backends.s3 import S3Backend
 
 # DeleteObjects takes at most this many keys in one request.
 DELETE_BATCH = 1000
@@ -31,15 +36,16 @@ def whole_key(prefix: object) -> str:
         ) from None
 
 
-def list_prefix(backend: Storage, prefix: str) -> list[str]:
+def list_prefix(backend: Backend, prefix: str) -> list[str]:
     """Names of every object under the whole key `prefix`: 'prefix' itself and 'prefix/...', sorted."""
     prefix = whole_key(prefix)
+    # Only S3Backend says "s3"; the casts tell mypy what that test has found out.
     if getattr(backend, "backend", "") == "s3":
-        return _s3_names(backend, prefix)
-    return _local_names(backend, prefix)
+        return _s3_names(cast("S3Backend", backend), prefix)
+    return _local_names(cast("LocalBackend", backend), prefix)
 
 
-def delete_prefix(backend: Storage, prefix: str) -> list[str]:
+def delete_prefix(backend: Backend, prefix: str) -> list[str]:
     """Delete every object under the whole key `prefix` and return their names, sorted.
 
     'events/7' covers the object named exactly 'events/7' and everything named 'events/7/...',
@@ -47,14 +53,14 @@ def delete_prefix(backend: Storage, prefix: str) -> list[str]:
     """
     prefix = whole_key(prefix)
     if getattr(backend, "backend", "") == "s3":
-        return _s3_delete(backend, prefix)
-    return _local_delete(backend, prefix)
+        return _s3_delete(cast("S3Backend", backend), prefix)
+    return _local_delete(cast("LocalBackend", backend), prefix)
 
 
 # S3 ---------------------------------------------------------------------------------------
 
 
-def _s3_names(backend, prefix: str) -> list[str]:
+def _s3_names(backend: S3Backend, prefix: str) -> list[str]:
     client = backend.client
     bucket = backend.bucket_name
     names = []
@@ -67,10 +73,11 @@ def _s3_names(backend, prefix: str) -> list[str]:
     return sorted(names)
 
 
-def _s3_delete(backend, prefix: str) -> list[str]:
+def _s3_delete(backend: S3Backend, prefix: str) -> list[str]:
     client = backend.client
     names = _s3_names(backend, prefix)
-    deleted, failed = [], []
+    deleted: list[str] = []
+    failed: list[str] = []
     for start in range(0, len(names), DELETE_BATCH):
         batch = names[start : start + DELETE_BATCH]
         answer = client.delete_objects(
@@ -91,15 +98,15 @@ def _s3_delete(backend, prefix: str) -> list[str]:
 # Local disk -------------------------------------------------------------------------------
 
 
-def _relative(backend, path: str) -> str:
+def _relative(backend: LocalBackend, path: str) -> str:
     return os.path.relpath(path, backend.location).replace(os.sep, "/")
 
 
-def _local_names(backend, prefix: str) -> list[str]:
+def _local_names(backend: LocalBackend, prefix: str) -> list[str]:
     top = backend.path(prefix)  # safe_join: never outside MEDIA_ROOT
     if os.path.islink(top) or os.path.isfile(top):
         return [prefix]
-    names = []
+    names: list[str] = []
     for directory, subdirectories, files in os.walk(top):
         # A symlink is removed as a file and never followed out of the tree.
         entries = files + [d for d in subdirectories if os.path.islink(os.path.join(directory, d))]
@@ -107,7 +114,7 @@ def _local_names(backend, prefix: str) -> list[str]:
     return sorted(names)
 
 
-def _local_delete(backend, prefix: str) -> list[str]:
+def _local_delete(backend: LocalBackend, prefix: str) -> list[str]:
     top = backend.path(prefix)
     if os.path.islink(top) or os.path.isfile(top):
         os.remove(top)

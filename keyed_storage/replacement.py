@@ -7,7 +7,7 @@ a live row nor the bucket is left wrong.
 
 A file is never deleted while another row of the same model's field still names it (rows
 copied with pk=None or the admin's "Save as new" share their files), nor when it is the
-field's default: the check is one query, made when a deletion is due.
+field's default or db_default: the check is one query, made when a deletion is due.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from __future__ import annotations
 import functools
 import logging
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 from django.db import transaction
-from django.db.models import FileField
+from django.db.models import NOT_PROVIDED, FileField, Model
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 
 from .storage import KeyedStorage
@@ -29,7 +31,7 @@ _STORING = "_keyed_storage_storing"
 
 
 @functools.cache
-def _keyed_fields(model: type) -> tuple[FileField, ...]:
+def _keyed_fields(model: type[Model]) -> tuple[FileField, ...]:
     return tuple(
         field
         for field in model._meta.concrete_fields
@@ -37,7 +39,7 @@ def _keyed_fields(model: type) -> tuple[FileField, ...]:
     )
 
 
-def _loaded(sender, instance, **kwargs) -> None:
+def _loaded(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     fields = _keyed_fields(sender)
     if fields:
         # Right after __init__ the attribute holds the name from the database (a str), or a
@@ -48,7 +50,7 @@ def _loaded(sender, instance, **kwargs) -> None:
         }
 
 
-def _saving(sender, instance, raw=False, **kwargs) -> None:
+def _saving(sender: type[Model], instance: Model, raw: bool = False, **kwargs: Any) -> None:
     # Which fields this save stores a new file for: only those files are this save's own,
     # to remove if it rolls back. A name copied from another row is not.
     fields = _keyed_fields(sender)
@@ -60,7 +62,14 @@ def _saving(sender, instance, raw=False, **kwargs) -> None:
         }
 
 
-def _saved(sender, instance, raw=False, update_fields=None, using=None, **kwargs) -> None:
+def _saved(
+    sender: type[Model],
+    instance: Model,
+    raw: bool = False,
+    update_fields: frozenset[str] | None = None,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
     fields = _keyed_fields(sender)
     if not fields or raw:
         return
@@ -83,7 +92,7 @@ def _saved(sender, instance, raw=False, update_fields=None, using=None, **kwargs
     instance.__dict__[_ORIGINAL] = original
 
 
-def _deleted(sender, instance, using=None, **kwargs) -> None:
+def _deleted(sender: type[Model], instance: Model, using: str | None = None, **kwargs: Any) -> None:
     for field in _keyed_fields(sender):
         name = getattr(instance, field.attname).name
         if name:
@@ -101,30 +110,36 @@ class _Deletion:
     def __call__(self) -> None:
         field, name = self.field, self.name
         try:
-            if name == _default_name(field):
+            if name in _default_names(field):
                 return
             rows = field.model._base_manager.using(self.using).filter(**{field.attname: name})
             if rows.exists():
                 logger.info("keyed_storage: kept %s, which another %s row uses", name, field.model.__name__)
                 return
-            field.storage.delete(name)
+            # A field that stores more than the file (KeyedImageField's variants) removes it all.
+            delete = getattr(field, "delete_stored", None) or field.storage.delete
+            delete(name)
         except Exception:
             logger.exception("keyed_storage: could not delete %s", name)
 
 
-def _default_name(field: FileField) -> str | None:
-    if not field.has_default():
-        return None
-    default = field.get_default()
-    name = getattr(default, "name", default)
-    return name if isinstance(name, str) and name else None
+def _default_names(field: FileField) -> set[str]:
+    """The names a new row gets without a file: the field's default and its db_default."""
+    names = set()
+    if field.has_default():
+        default = field.get_default()
+        names.add(getattr(default, "name", default))
+    db_default = getattr(field, "db_default", NOT_PROVIDED)
+    if db_default is not NOT_PROVIDED:
+        names.add(getattr(db_default, "value", db_default))  # Django wraps it in Value()
+    return {name for name in names if isinstance(name, str) and name}
 
 
 class _Cleanup:
     """The on_commit callback. If the transaction rolls back, Django drops its pending
     callbacks unrun; the finalizer below notices that and removes the new file instead."""
 
-    def __init__(self, on_commit, state):
+    def __init__(self, on_commit: Callable[[], None] | None, state: dict[str, bool]):
         self._on_commit = on_commit
         self._state = state
 
@@ -134,12 +149,14 @@ class _Cleanup:
             self._on_commit()
 
 
-def _after_rollback(state, on_rollback) -> None:
+def _after_rollback(state: dict[str, bool], on_rollback: Callable[[], None] | None) -> None:
     if not state["committed"] and on_rollback:
         on_rollback()
 
 
-def _after_commit(using, *, on_commit, on_rollback) -> None:
+def _after_commit(
+    using: str | None, *, on_commit: Callable[[], None] | None, on_rollback: Callable[[], None] | None
+) -> None:
     if not transaction.get_connection(using).in_atomic_block:
         if on_commit:
             on_commit()

@@ -90,7 +90,7 @@ def plain_response(status: int, text: str, headers: dict[str, str] | None = None
     return response
 
 
-def respond(request: HttpRequest, stored: StoredFile) -> HttpResponse:
+def respond(request: HttpRequest, stored: StoredFile) -> HttpResponse | StreamingHttpResponse:
     """The response to a GET or HEAD of `stored`, honouring conditional and range headers."""
     status = _preconditions(request, stored)
     if status is not None:

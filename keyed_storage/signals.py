@@ -9,8 +9,9 @@ works for model forms and the admin with no code in the model.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
-from django.db.models import FileField, ImageField
+from django.db.models import FileField, ImageField, Model
 from django.db.models.signals import post_save, pre_save
 
 from .keys import KeyTemplate
@@ -19,7 +20,7 @@ _HELD = "_keyed_storage_held_files"
 
 
 @functools.cache
-def _fields_needing_pk(model: type) -> tuple[FileField, ...]:
+def _fields_needing_pk(model: type[Model]) -> tuple[FileField, ...]:
     return tuple(
         field
         for field in model._meta.concrete_fields
@@ -29,7 +30,7 @@ def _fields_needing_pk(model: type) -> tuple[FileField, ...]:
     )
 
 
-def _hold_files(sender, instance, raw=False, **kwargs) -> None:
+def _hold_files(sender: type[Model], instance: Model, raw: bool = False, **kwargs: Any) -> None:
     if raw or instance.pk is not None:
         return
     held = {}
@@ -37,13 +38,19 @@ def _hold_files(sender, instance, raw=False, **kwargs) -> None:
         file = getattr(instance, field.attname)
         if file and not file._committed:
             held[field] = file
+    for field, file in held.items():
+        # A file the field would refuse (KeyedImageField: not an image, too many pixels) is
+        # refused now, before the row is inserted, so no row is left without its file.
+        vet = getattr(field, "vet", None)
+        if vet is not None:
+            vet(file)
     for field in held:
         setattr(instance, field.attname, "")
     if held:
         instance.__dict__[_HELD] = held
 
 
-def _save_held_files(sender, instance, raw=False, **kwargs) -> None:
+def _save_held_files(sender: type[Model], instance: Model, raw: bool = False, **kwargs: Any) -> None:
     held = instance.__dict__.pop(_HELD, None)
     if not held:
         return
@@ -52,7 +59,8 @@ def _save_held_files(sender, instance, raw=False, **kwargs) -> None:
         setattr(instance, field.attname, file)
         update_fields.append(field.attname)
         if isinstance(field, ImageField):
-            update_fields += [name for name in (field.width_field, field.height_field) if name]
+            # django-stubs take width_field and height_field as arguments but leave out the attributes.
+            update_fields += [name for name in (field.width_field, field.height_field) if name]  # type: ignore[attr-defined]
     instance.save(update_fields=update_fields)
 
 

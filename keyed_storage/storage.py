@@ -6,7 +6,7 @@ import os
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
@@ -14,7 +14,7 @@ from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
 from . import backends, config
-from .content import identify
+from .content import ContentInfo, identify
 from .exceptions import NameTaken, StorageError
 from .keys import (
     alternative_name,
@@ -26,7 +26,16 @@ from .keys import (
     safe_filename,
     validate_key,
 )
-from .streams import peek, rewind
+from .privacy import strip_identifying_metadata
+from .streams import peek, rewind, seekable
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+
+    from .backends import Backend
+
+# The formats keyed_storage.privacy cleans: the rest are stored as they are.
+PRIVACY_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 
 # Attempts at a free name before giving up: each alternative carries 7 random characters
 # (or a new 72-bit token), so a second attempt is already rare; the bound keeps every loop
@@ -47,7 +56,7 @@ class _Save:
 _saving: ContextVar[_Save | None] = ContextVar("keyed_storage_saving", default=None)
 
 
-def _as_name(name: Any) -> str:
+def _as_name(name: StrPath) -> str:
     """A name as given to the Storage API: a str, or a path-like object as Django accepts."""
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -76,7 +85,7 @@ class KeyedStorage(Storage):
             )
 
     @property
-    def _impl(self) -> Storage:
+    def _impl(self) -> Backend:
         return backends.for_config(config.current())
 
     @property
@@ -94,7 +103,14 @@ class KeyedStorage(Storage):
         no characters a key refuses, at most 255 bytes with its extension kept."""
         return safe_filename(name)
 
-    def save(self, name: Any, content: Any, max_length: int | None = None, *, overwrite: bool = False) -> str:
+    def save(
+        self,
+        name: StrPath | None,
+        content: IO[Any],
+        max_length: int | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> str:
         """Django's save(), plus `overwrite=True` to store at exactly `name`, replacing what is there.
 
         Without overwrite, the name returned is one no other save got: the write itself is
@@ -104,7 +120,8 @@ class KeyedStorage(Storage):
         if name is None:
             name = content.name
         if not hasattr(content, "chunks"):
-            content = File(content, name)
+            # A path-like name rides along as the File's name; only the str below names the object.
+            content = File(content, name)  # type: ignore[arg-type]
         name = _as_name(name)
         token = _saving.set(_Save(overwrite, max_length))
         try:
@@ -113,7 +130,7 @@ class KeyedStorage(Storage):
         finally:
             _saving.reset(token)
 
-    def get_available_name(self, name: Any, max_length: int | None = None) -> str:
+    def get_available_name(self, name: StrPath, max_length: int | None = None) -> str:
         """A name free for new content, at most `max_length` characters.
 
         Names keyed_storage issued (<key>/<token>/<filename> from a key builder or upload())
@@ -138,9 +155,23 @@ class KeyedStorage(Storage):
             f"Storage can not find an available filename for {name!r} after {MAX_NAME_ATTEMPTS} attempts."
         )
 
-    def _save(self, name: str, content: Any) -> str:
+    def _save(self, name: str, content: IO[Any]) -> str:
         head, content = peek(content)
         info = identify(head, name, getattr(content, "content_type", None))
+        if info.content_type not in PRIVACY_TYPES or config.current().keep_metadata:
+            return self._store(name, content, info)
+        # Photos lose their location and other identifying metadata before they are stored;
+        # the pixels are not touched (see keyed_storage.privacy). A stream is copied first.
+        readable = seekable(content)
+        cleaned = strip_identifying_metadata(readable)
+        try:
+            return self._store(name, File(cleaned, name=content.name) if cleaned else readable, info)
+        finally:
+            for made in (cleaned, readable if readable is not content else None):
+                if made is not None:
+                    made.close()
+
+    def _store(self, name: str, content: IO[Any], info: ContentInfo) -> str:
         state = _saving.get() or _Save(overwrite=False, max_length=None)
         if state.overwrite:
             return self._impl.store(name, content, info, exclusive=False)
@@ -162,29 +193,30 @@ class KeyedStorage(Storage):
                 )
         raise StorageError(f"Could not find a free name for {name!r} in {MAX_NAME_ATTEMPTS} attempts.")
 
-    def _open(self, name: str, mode: str = "rb") -> File:
-        return self._impl._open(_as_name(name), mode)
+    def _open(self, name: str, mode: str = "rb") -> File[Any]:
+        # django-stubs leave out Storage's private hooks; FileSystemStorage has _open().
+        return self._impl._open(_as_name(name), mode)  # type: ignore[union-attr]
 
     # The rest of the Storage API, delegated after the same validation -------------------
 
-    def delete(self, name: Any) -> None:
+    def delete(self, name: StrPath) -> None:
         if name is None or name == "":
             raise ValueError("The name must be given to delete().")
         self._impl.delete(_as_name(name))
 
-    def exists(self, name: Any) -> bool:
+    def exists(self, name: StrPath) -> bool:
         return self._impl.exists(_as_name(name))
 
-    def listdir(self, path: Any) -> tuple[list[str], list[str]]:
+    def listdir(self, path: StrPath) -> tuple[list[str], list[str]]:
         path = os.fspath(path) if isinstance(path, os.PathLike) else path
         if path in ("", ".", "/"):
             return self._impl.listdir("")
         return self._impl.listdir(_as_name(path.rstrip("/") if isinstance(path, str) else path))
 
-    def size(self, name: Any) -> int:
+    def size(self, name: StrPath) -> int:
         return self._impl.size(_as_name(name))
 
-    def url(self, name: Any) -> str:
+    def url(self, name: StrPath | None) -> str:
         """The absolute URL of `name`. Pure string work (presigning included): no network I/O.
 
         None or '' give the base URL every link starts with, as Django's storages do.
@@ -193,16 +225,16 @@ class KeyedStorage(Storage):
             return self._impl.url("")
         return self._impl.url(_as_name(name))
 
-    def path(self, name: Any) -> str:
+    def path(self, name: StrPath) -> str:
         return self._impl.path(_as_name(name))
 
-    def get_accessed_time(self, name: Any) -> datetime:
+    def get_accessed_time(self, name: StrPath) -> datetime:
         return self._impl.get_accessed_time(_as_name(name))
 
-    def get_created_time(self, name: Any) -> datetime:
+    def get_created_time(self, name: StrPath) -> datetime:
         return self._impl.get_created_time(_as_name(name))
 
-    def get_modified_time(self, name: Any) -> datetime:
+    def get_modified_time(self, name: StrPath) -> datetime:
         return self._impl.get_modified_time(_as_name(name))
 
     # Keys ---------------------------------------------------------------------------------
@@ -221,6 +253,10 @@ class KeyedStorage(Storage):
         """
         key = validate_key(key)
         return [name for token in self.key_tokens(key) for name in self.token_objects(key, token)]
+
+    def names_starting_with(self, prefix: str) -> list[str]:
+        """Names of the objects in `prefix`'s directory that start with `prefix`: one listing."""
+        return self._impl.files_starting_with(validate_key(prefix))
 
     def key_tokens(self, key: str) -> list[str]:
         """The tokens of the uploads stored under `key`: one listing request."""

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+import shutil
+import tempfile
+from typing import IO, Any, Protocol, TypeVar
 
 from django.core.files import File
 
 from .content import SNIFF_BYTES
 
 
+class Readable(Protocol):
+    """Anything upload() can read a file from: read(size) returns bytes (a file opened with 'rb',
+    an HTTP response, a boto3 StreamingBody). A .name or .filename attribute, if present, names it."""
+
+    def read(self, size: int, /) -> bytes | bytearray: ...
+
+
+_Content = TypeVar("_Content", bound=IO[Any])
+
+
 class _Prepended(io.RawIOBase):
     """A stream whose first bytes were already read for sniffing, read again from the start."""
 
-    def __init__(self, head: bytes, rest: Any):
+    def __init__(self, head: bytes, rest: Readable):
         self._head = head
         self._rest = rest
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    # io hands readinto a memoryview (BufferedReader) or a bytearray; typeshed's Buffer type
+    # has neither len() nor slicing, so the parameter is narrower than RawIOBase's.
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         if self._head:
             n = min(len(buffer), len(self._head))
             buffer[:n] = self._head[:n]
@@ -31,7 +45,7 @@ class _Prepended(io.RawIOBase):
         return len(data)
 
 
-def rewind(content: Any) -> bool:
+def rewind(content: IO[Any]) -> bool:
     try:
         content.seek(0)
     except (AttributeError, OSError, ValueError):
@@ -39,7 +53,7 @@ def rewind(content: Any) -> bool:
     return True
 
 
-def peek(content: Any) -> tuple[bytes, Any]:
+def peek(content: _Content) -> tuple[bytes, _Content | File[bytes]]:
     """The first bytes of `content`, and a file to store that still starts at byte 0."""
     try:
         seekable = content.seekable()
@@ -58,3 +72,16 @@ def peek(content: Any) -> tuple[bytes, Any]:
     if not seekable:
         return head, File(io.BufferedReader(_Prepended(head, content)), name=content.name)
     return head, content
+
+
+def seekable(content: Any) -> Any:
+    """`content` itself if it can seek, else a copy that can (in memory up to 4 MiB, then on disk)."""
+    try:
+        if content.seekable():
+            return content
+    except (AttributeError, ValueError):
+        pass
+    copy = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)
+    shutil.copyfileobj(content, copy, 1024 * 1024)
+    copy.seek(0)
+    return File(copy, name=getattr(content, "name", None))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -13,7 +13,7 @@ from django.db import transaction
 
 from .keys import object_name, validate_key
 from .storage import KeyedStorage
-from .streams import peek
+from .streams import Readable, peek
 from .validators import accepted_patterns, accepted_type, refuse_size
 
 logger = logging.getLogger("keyed_storage")
@@ -33,7 +33,7 @@ def _storage() -> KeyedStorage:
     return _default_storage
 
 
-def _as_file(file: Any) -> File:
+def _as_file(file: File[Any] | Readable) -> File[Any]:
     if isinstance(file, File):
         return file
     if (
@@ -45,13 +45,14 @@ def _as_file(file: Any) -> File:
     if isinstance(file, io.TextIOBase):
         raise TypeError(f"upload() got a file opened in text mode; open it with 'rb'. It takes {ACCEPTED}.")
     name = getattr(file, "filename", None) or getattr(file, "name", None)
-    return File(_Readable(file), name=name if isinstance(name, str) else None)
+    # File wraps anything with read(); typeshed does not count an io.RawIOBase as an IO.
+    return File(_Readable(file), name=name if isinstance(name, str) else None)  # type: ignore[arg-type]
 
 
 class _Readable(io.RawIOBase):
     """Gives any object with read() the file protocol Django and boto3 rely on."""
 
-    def __init__(self, source: Any):
+    def __init__(self, source: Readable):
         self._source = source
 
     def readable(self) -> bool:
@@ -65,7 +66,9 @@ class _Readable(io.RawIOBase):
             )
         return bytes(data)
 
-    def readinto(self, buffer) -> int:
+    # io hands readinto a memoryview (BufferedReader) or a bytearray; typeshed's Buffer type
+    # has neither len() nor slicing, so the parameter is narrower than RawIOBase's.
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -79,17 +82,18 @@ class _Readable(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if not self.seekable():
             raise io.UnsupportedOperation("seek")
-        self._source.seek(offset, whence)
-        return self._source.tell()
+        # seek() and tell() are optional on a Readable; seekable() said the source has them.
+        self._source.seek(offset, whence)  # type: ignore[attr-defined]
+        return self._source.tell()  # type: ignore[attr-defined, no-any-return]
 
     def tell(self) -> int:
         if not self.seekable():
             raise io.UnsupportedOperation("tell")
-        return self._source.tell()
+        return self._source.tell()  # type: ignore[attr-defined, no-any-return]  # as in seek()
 
 
 def upload(
-    file: Any,
+    file: File[Any] | Readable,
     key: str,
     *,
     exact: bool = False,
@@ -136,7 +140,7 @@ def _max_size(value: Any) -> int:
     return value
 
 
-def _within(content: File, max_size: int) -> File:
+def _within(content: File[Any], max_size: int) -> File[Any]:
     """Refuse `content` now if its size is known and too large; else count while it is read."""
     try:
         size = content.size
@@ -154,7 +158,7 @@ class _Bounded(io.RawIOBase):
     aborts the store: the partial file is removed (a multipart upload aborted) and nothing of
     the key is deleted."""
 
-    def __init__(self, source: Any, max_size: int):
+    def __init__(self, source: Readable, max_size: int):
         self._source = source
         self._max_size = max_size
         self._read = 0
@@ -162,7 +166,7 @@ class _Bounded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]  # as _Readable's
         # Ask for one byte more than is allowed, so a file of exactly max_size passes.
         data = self._source.read(min(len(buffer), self._max_size - self._read + 1))
         self._read += len(data)
@@ -172,7 +176,7 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
 
-def _after_commit(cleanup) -> None:
+def _after_commit(cleanup: Callable[[], object]) -> None:
     """Run `cleanup` once the surrounding transaction commits, or now outside one.
 
     Like on_commit(robust=True), a failing cleanup is logged, never raised: the upload it

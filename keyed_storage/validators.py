@@ -88,7 +88,8 @@ def refuse_size(size: int, max_size: int) -> FileTooLarge:
 def _pending(value: Any) -> Any:
     """The file object to check, or None for a file already in storage (checked when stored)."""
     if isinstance(value, FieldFile):
-        return None if value._committed else value.file
+        # _committed (False until the file is stored) is private, so django-stubs leave it out.
+        return None if value._committed else value.file  # type: ignore[attr-defined]
     return value
 
 
@@ -145,3 +146,34 @@ class FileSizeValidator:
 
     def __hash__(self) -> int:
         return hash(self.max_size)
+
+
+@deconstructible(path="keyed_storage.validators.ImagePixelsValidator")
+class ImagePixelsValidator:
+    """Accept only images of at most `max_pixels` pixels, read from the header before any
+    decoding: a decompression bomb (a few KB that decode to gigabytes) gets a form error."""
+
+    def __init__(self, max_pixels: int):
+        self.max_pixels = max_pixels
+
+    def __call__(self, value: Any) -> None:
+        from .images import ImageRefused, open_image
+
+        file = _pending(value)
+        if file is None:
+            return
+        position = file.tell()
+        try:
+            open_image(file, max_pixels=self.max_pixels)
+        except ImageRefused as refused:
+            if refused.code == "image_pixels":
+                raise
+            # Not an image: the image field's own validation says so in its words.
+        finally:
+            file.seek(position)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ImagePixelsValidator) and other.max_pixels == self.max_pixels
+
+    def __hash__(self) -> int:
+        return hash(self.max_pixels)

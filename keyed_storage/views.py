@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from django.core.exceptions import SuspiciousFileOperation
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils._os import safe_join
 from django.views.decorators.csrf import csrf_exempt
 
@@ -14,7 +14,7 @@ from .responders import StoredFile, plain_response, respond
 
 
 @csrf_exempt  # no state changes here; a POST gets this view's 405, not the CSRF page
-def serve(request: HttpRequest, path: str) -> HttpResponse:
+def serve(request: HttpRequest, path: str) -> HttpResponse | StreamingHttpResponse:
     """GET or HEAD a file under MEDIA_ROOT in local mode; 404 in S3 mode and for anything not a file."""
     if request.method not in ("GET", "HEAD"):
         return plain_response(405, "Method not allowed.\n", {"Allow": "GET, HEAD"})

@@ -262,3 +262,17 @@ def test_makemigrations_sees_no_change_in_any_environment(env, tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No changes detected" in result.stdout
+
+
+def test_current_returns_the_config_it_built_even_if_reset_meanwhile(monkeypatch):
+    # reset() takes no lock: another thread's settings change may clear the cache right
+    # after current() filled it. current() must still return a Config, never None.
+    original = config._set
+
+    def set_then_reset_elsewhere(value):
+        original(value)
+        original(None)  # what a concurrent reset() does
+
+    config.reset()
+    monkeypatch.setattr(config, "_set", set_then_reset_elsewhere)
+    assert isinstance(config.current(), config.Config)

@@ -35,17 +35,17 @@ def new_event(color: str = "teal") -> Event:
     return Event.objects.create(name="Con", logo=SimpleUploadedFile("logo.png", png_bytes(color=color)))
 
 
-@pytest.fixture
-def person_model():
-    """A model whose photo has a default file, with its table, for the test's duration."""
+@pytest.fixture(params=["default", "db_default"])
+def person_model(request):
+    """A model whose photo has a default file (default= or db_default=), with its table."""
     with isolate_apps("events"):
 
         class Person(models.Model):
             photo = models.ImageField(
                 storage=KeyedStorage(),
                 upload_to=key_template("people/{id}/photo"),
-                default=DEFAULT,
                 max_length=255,
+                **{request.param: DEFAULT},
             )
 
             class Meta:
@@ -68,6 +68,8 @@ def default_file(mode):
 
 def test_the_default_survives_rows_that_held_it_being_deleted(person_model, default_file):
     first, second = person_model.objects.create(), person_model.objects.create()
+    first.refresh_from_db()
+    second.refresh_from_db()
     assert first.photo.name == second.photo.name == DEFAULT
     first.delete()
     second.delete()
@@ -76,6 +78,7 @@ def test_the_default_survives_rows_that_held_it_being_deleted(person_model, defa
 
 def test_the_default_survives_a_row_getting_its_own_file(person_model, default_file):
     person = person_model.objects.create()
+    person.refresh_from_db()
     person.photo = SimpleUploadedFile("me.png", png_bytes(color="red"))
     person.save()
     assert fetch(default_file) == png_bytes(color="gray")

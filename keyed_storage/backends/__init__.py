@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import threading
-
-from django.core.files.storage import Storage
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from ..config import Config
 
+if TYPE_CHECKING:
+    from .local import LocalBackend
+    from .s3 import S3Backend
+
+# What for_config() returns: the Storage of the place the Config names.
+Backend: TypeAlias = "LocalBackend | S3Backend"
+
 _lock = threading.Lock()
-_backends: dict[Config, Storage] = {}
+_backends: dict[Config, Backend] = {}
 # The last Config asked for and its backend: url() on a page of links must not hash a
 # dataclass per call, and the Config only changes when it is reset.
-_last: tuple[Config | None, Storage | None] = (None, None)
+_last: tuple[Config | None, Backend | None] = (None, None)
 
 
-def for_config(config: Config) -> Storage:
+def for_config(config: Config) -> Backend:
     """The one backend for this Config, shared by every KeyedStorage in the process.
 
     Sharing it means one boto3 client per process however many FileFields there are.
@@ -23,12 +29,15 @@ def for_config(config: Config) -> Storage:
     global _last
     last_config, last_backend = _last
     if last_config is config:
-        return last_backend
+        # Set together with its Config below, so never None here. A cast, not a check: this
+        # runs for every link.
+        return cast("Backend", last_backend)
     backend = _backends.get(config)
     if backend is None:
         with _lock:
             backend = _backends.get(config)
             if backend is None:
+                cls: type[Backend]
                 if config.backend == "s3":
                     from .s3 import S3Backend as cls
                 else:

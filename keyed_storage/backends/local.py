@@ -6,6 +6,8 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
+from typing import IO, Any
 from urllib.parse import quote
 
 from django.core.files.storage import FileSystemStorage
@@ -26,6 +28,8 @@ def url_path(name: str) -> str:
 
 class LocalBackend(FileSystemStorage):
     backend = "local"
+    # FileSystemStorage computes it with os.path.abspath(), so it is a str, never a Path.
+    location: str
 
     def __init__(self, config: Config):
         # Uniqueness is decided by KeyedStorage: it asks for exclusive writes where a name
@@ -35,7 +39,8 @@ class LocalBackend(FileSystemStorage):
         self._absolute_media_url = "://" in config.media_url
         self._umask = _umask()
 
-    def url(self, name: str) -> str:
+    # Narrower than Storage.url(name: str | None): KeyedStorage.url() turns None into '' first.
+    def url(self, name: str) -> str:  # type: ignore[override]
         if self._absolute_media_url:
             return self.keyed_config.media_url + url_path(name)
         origin = self.keyed_config.base_url or current_origin()
@@ -43,7 +48,7 @@ class LocalBackend(FileSystemStorage):
             raise NoOrigin(name)  # never a made-up host that serves nothing
         return origin + self.keyed_config.media_url + url_path(name)
 
-    def store(self, name: str, content, info: ContentInfo, *, exclusive: bool = False) -> str:
+    def store(self, name: str, content: IO[Any], info: ContentInfo, *, exclusive: bool = False) -> str:
         """Write atomically: a temporary file beside the target, fsync, then into place.
 
         A reader sees the old file or the whole new one, never a part; a writer killed
@@ -77,7 +82,7 @@ class LocalBackend(FileSystemStorage):
         mode = self.file_permissions_mode
         return mode if mode is not None else 0o666 & ~self._umask
 
-    def _write(self, content, name: str, directory: str, path: str, exclusive: bool) -> None:
+    def _write(self, content: IO[Any], name: str, directory: str, path: str, exclusive: bool) -> None:
         temporary = self._temporary(directory)
         try:
             with open(temporary, "wb") as out:
@@ -115,7 +120,7 @@ class LocalBackend(FileSystemStorage):
             location=self.location,
         )
 
-    def _move_upload(self, content, name: str, path: str, exclusive: bool) -> bool:
+    def _move_upload(self, content: IO[Any], name: str, path: str, exclusive: bool) -> bool:
         """Rename a large upload's temporary file into place instead of copying its bytes.
 
         Django spools big uploads to a file (TemporaryUploadedFile); on the same file system
@@ -160,7 +165,7 @@ class LocalBackend(FileSystemStorage):
                 os.umask(old)
         return missing[::-1]
 
-    def _remove_empty(self, directories) -> None:
+    def _remove_empty(self, directories: Iterable[str]) -> None:
         for directory in directories:
             try:
                 os.rmdir(directory)
@@ -180,6 +185,15 @@ class LocalBackend(FileSystemStorage):
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         directories, files = super().listdir(path)
         return directories, [file for file in files if not file.startswith(TEMP_PREFIX)]
+
+    def files_starting_with(self, prefix: str) -> list[str]:
+        """Names of the files in `prefix`'s directory that start with `prefix`."""
+        directory, _, start = prefix.rpartition("/")
+        try:
+            _, files = self.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return [f"{directory}/{file}" if directory else file for file in files if file.startswith(start)]
 
     def delete(self, name: str) -> None:
         super().delete(name)

@@ -6,7 +6,9 @@ import os
 import posixpath
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
@@ -19,6 +21,11 @@ from ..content import ContentInfo
 from ..exceptions import NameTaken, StorageError
 from .local import url_path
 from .presign import Credentials, Presigner
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from django.core.files import File
+    from mypy_boto3_s3 import S3Client
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 PART_SIZE = 6 * 1024 * 1024  # S3's minimum is 5 MiB
@@ -62,11 +69,11 @@ def _transfer_config() -> TransferConfig:
     return transfer
 
 
-def addressing_style(config: Config) -> str:
+def addressing_style(config: Config) -> Literal["path", "virtual"]:
     return "path" if config.endpoint_url or "." in config.bucket else "virtual"
 
 
-class S3Backend(S3Storage):
+class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type information
     """django-storages' S3Storage with keyed_storage's naming, links, client sharing and errors.
 
     One boto3 client per process serves every thread (boto3 clients are thread-safe),
@@ -104,7 +111,7 @@ class S3Backend(S3Storage):
         where = f" at {config.endpoint_url}" if config.endpoint_url else ""
         self._where = f"S3 bucket {config.bucket!r}{where}"
         self._client_lock = threading.Lock()
-        self._shared: tuple[int, object, object] | None = None  # (pid, session, client)
+        self._shared: tuple[int, Session, S3Client] | None = None  # (pid, session, client)
         # Names being written with If-None-Match: * (see store): how many writes of each.
         self._exclusive: Counter[str] = Counter()
         self._exclusive_lock = threading.Lock()
@@ -115,7 +122,7 @@ class S3Backend(S3Storage):
 
     # One client per process ---------------------------------------------------------------
 
-    def _session_and_client(self) -> tuple[object, object]:
+    def _session_and_client(self) -> tuple[Session, S3Client]:
         shared = self._shared
         if shared is None or shared[0] != os.getpid():
             with self._client_lock:
@@ -138,7 +145,7 @@ class S3Backend(S3Storage):
         return shared[1], shared[2]
 
     @property
-    def client(self):
+    def client(self) -> S3Client:
         """The process's boto3 S3 client (thread-safe, shared)."""
         return self._session_and_client()[1]
 
@@ -151,12 +158,13 @@ class S3Backend(S3Storage):
                 location=self.keyed_config.bucket,
             )
         frozen = credentials.get_frozen_credentials()
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        # botocore-stubs allow None for both keys; Credentials are only ever made with both.
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)  # type: ignore[arg-type]
 
     # Errors --------------------------------------------------------------------------------
 
     @contextmanager
-    def _failing(self, action: str, name: str):
+    def _failing(self, action: str, name: str) -> Iterator[None]:
         """Turn boto3's errors into a StorageError naming the bucket and the key.
 
         KeyError is among them: s3transfer reads answers by index (response['UploadId']),
@@ -176,7 +184,7 @@ class S3Backend(S3Storage):
 
     # Storage API ---------------------------------------------------------------------------
 
-    def store(self, name: str, content, info: ContentInfo, *, exclusive: bool = False) -> str:
+    def store(self, name: str, content: IO[Any], info: ContentInfo, *, exclusive: bool = False) -> str:
         """Upload `content` as `name`. Exclusive: only if no object has that name (a conditional
         write, If-None-Match: *, which AWS and current S3 servers honour), else NameTaken."""
         params = {"ContentType": info.content_type}
@@ -192,7 +200,8 @@ class S3Backend(S3Storage):
             with self._failing("store", name):
                 try:
                     self.client.upload_fileobj(
-                        _KeptOpen(content),
+                        # s3transfer only reads, seeks and tells, which _KeptOpen does; the stubs ask for IO.
+                        _KeptOpen(content),  # type: ignore[arg-type]
                         self.bucket_name,
                         name,
                         ExtraArgs=params,
@@ -210,7 +219,7 @@ class S3Backend(S3Storage):
                         del self._exclusive[name]
         return name
 
-    def _add_condition(self, params, **kwargs) -> None:
+    def _add_condition(self, params: dict[str, Any], **kwargs: Any) -> None:
         if params.get("Key") in self._exclusive:
             params["IfNoneMatch"] = "*"
 
@@ -256,17 +265,34 @@ class S3Backend(S3Storage):
                 ]
         return directories, files
 
-    def _open(self, name: str, mode: str = "rb"):
-        with self._failing("open", name):
-            return super()._open(name, mode)
+    def files_starting_with(self, prefix: str) -> list[str]:
+        """Names of the objects in `prefix`'s directory that start with `prefix`."""
+        with self._failing("list", prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"
+            )
+            return [entry["Key"] for page in pages for entry in page.get("Contents", ())]
 
-    def url(self, name: str, parameters=None, expire=None, http_method=None) -> str:
+    def _open(self, name: str, mode: str = "rb") -> File[Any]:
+        with self._failing("open", name):
+            return super()._open(name, mode)  # type: ignore[no-any-return]  # django-storages is untyped
+
+    def url(
+        self,
+        name: str,
+        parameters: dict[str, Any] | None = None,
+        expire: int | None = None,
+        http_method: str | None = None,
+    ) -> str:
         if not name:
             return self._public_base  # the base every link starts with (Django's url(None))
         if not self.keyed_config.private:
             return self._public_base + url_path(name)
         if parameters or http_method not in (None, "GET"):
-            return super().url(name, parameters=parameters, expire=expire, http_method=http_method)
+            # django-storages is untyped; its url() returns a str.
+            return super().url(  # type: ignore[no-any-return]
+                name, parameters=parameters, expire=expire, http_method=http_method
+            )
         presigner = self._presigner
         if presigner is None:
             origin, path_prefix = signing_origin(self.keyed_config)
@@ -292,7 +318,7 @@ class _KeptOpen:
 
     __slots__ = ("_file",)
 
-    def __init__(self, file):
+    def __init__(self, file: IO[bytes]):
         self._file = file
 
     def read(self, size: int = -1) -> bytes:

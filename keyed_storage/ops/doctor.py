@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -19,6 +20,11 @@ from django.core.files.base import ContentFile
 from .. import backends, config
 from ..keys import object_name
 from .explain import Diagnosis, explain, explain_get
+
+if TYPE_CHECKING:
+    from ..backends import Backend
+    from ..backends.s3 import S3Backend
+    from ..storage import KeyedStorage
 
 PROBE_KEY = "keyed-storage-doctor"
 MAX_SKEW = 15 * 60  # seconds; S3 refuses signed requests further off than this
@@ -73,6 +79,7 @@ def run() -> tuple[list[str], Iterator[Step]]:
     if problems:
         header = ["Backend: none, the configuration is incomplete."]
         return header, iter(Step(False, f"configuration ({p.id})", p.message, p.hint) for p in problems)
+    assert cfg is not None  # inspect() returns a Config whenever it finds no problem
     steps = _s3_steps(cfg) if cfg.backend == "s3" else _local_steps(cfg)
     return describe(cfg), steps
 
@@ -81,7 +88,7 @@ def run() -> tuple[list[str], Iterator[Step]]:
 
 
 def _s3_steps(cfg: config.Config) -> Iterator[Step]:
-    backend = backends.for_config(cfg)
+    backend = cast("S3Backend", backends.for_config(cfg))  # cfg.backend is 's3'
     client = backend.client
 
     if cfg.access_key:
@@ -195,7 +202,7 @@ def _base_url_step(cfg: config.Config) -> Step:
 # Both: a probe object through the app's own storage -------------------------------------------
 
 
-def _probe_steps(cfg: config.Config, backend, *, fetch_link: bool = True) -> Iterator[Step]:
+def _probe_steps(cfg: config.Config, backend: Backend, *, fetch_link: bool = True) -> Iterator[Step]:
     from ..storage import KeyedStorage
 
     storage = KeyedStorage()
@@ -257,7 +264,7 @@ def _get_step(url: str, body: bytes, cfg: config.Config) -> Step:
     return Step(True, f"{title}: 200, same bytes")
 
 
-def _delete_step(storage, name: str, cfg: config.Config) -> Step:
+def _delete_step(storage: KeyedStorage, name: str, cfg: config.Config) -> Step:
     try:
         storage.delete(name)
     except Exception as error:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import (
     ClientError,
@@ -13,6 +15,9 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 POLICY_FIX = (
     "Attach the policy printed by `manage.py keyed_storage policy` to the app's IAM user; it grants {action}."
@@ -37,9 +42,9 @@ class Diagnosis:
     fix: str
 
 
-def error_code(error: BaseException) -> tuple[str, str, dict]:
+def error_code(error: BaseException) -> tuple[str, str, Mapping[str, Any]]:
     """(code, message, response) of the S3 error behind `error`, looking through boto3's wrappers."""
-    seen = error
+    seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, ClientError):
             details = seen.response.get("Error", {})
@@ -50,7 +55,7 @@ def error_code(error: BaseException) -> tuple[str, str, dict]:
     return (found.group(1) if found else ""), str(error), {}
 
 
-def explain(error: BaseException, *, action: str, config) -> Diagnosis:
+def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
     """Why `action` (an IAM action such as s3:PutObject) failed, and what to do about it."""
     endpoint = config.endpoint_url or "Amazon S3"
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
@@ -114,7 +119,7 @@ def explain(error: BaseException, *, action: str, config) -> Diagnosis:
     return Diagnosis(f"S3 answered {code or type(error).__name__}: {message}", "See the message above.")
 
 
-def explain_get(status: int, code: str, config) -> Diagnosis:
+def explain_get(status: int, code: str, config: Config) -> Diagnosis:
     """Why GET of the app's own link for a fresh object did not answer 200."""
     answered = f"{status} {code}".strip()
     if config.custom_domain:

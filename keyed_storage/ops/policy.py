@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..config import _BUCKET
 from ..keys import validate_key
+
+if TYPE_CHECKING:
+    from ..backends.s3 import S3Backend
 
 VERSION = "2012-10-17"
 
@@ -32,12 +37,12 @@ def check_bucket(bucket: str) -> str:
     return bucket
 
 
-def uses_acls(backend) -> bool:
+def uses_acls(backend: S3Backend) -> bool:
     """True when uploads send an ACL (AWS_DEFAULT_ACL, or ACL in AWS_S3_OBJECT_PARAMETERS)."""
     return bool(getattr(backend, "default_acl", None) or (backend.object_parameters or {}).get("ACL"))
 
 
-def iam_policy(bucket: str, *, acls: bool = False) -> dict:
+def iam_policy(bucket: str, *, acls: bool = False) -> dict[str, Any]:
     """The identity policy to attach to the IAM user (or role) the app runs as."""
     bucket = check_bucket(bucket)
     object_actions = [*OBJECT_ACTIONS, ACL_ACTION] if acls else list(OBJECT_ACTIONS)
@@ -67,7 +72,7 @@ def public_resource(bucket: str, prefix: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}/*"
 
 
-def bucket_policy(bucket: str, prefixes: list[str]) -> dict:
+def bucket_policy(bucket: str, prefixes: list[str]) -> dict[str, Any]:
     """The bucket policy that lets anyone GET objects under `prefixes` ('*': the whole bucket)."""
     bucket = check_bucket(bucket)
     resources = sorted({public_resource(bucket, prefix) for prefix in prefixes})

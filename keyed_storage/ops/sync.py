@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -17,6 +18,12 @@ from s3transfer.utils import ChunksizeAdjuster
 from .. import config
 from ..keys import validate_key
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
+
+    from ..backends.local import LocalBackend
+    from ..backends.s3 import S3Backend
+
 CHUNK = 1024 * 1024  # bytes read at a time: memory stays flat whatever the file size
 PART = 16 * 1024 * 1024  # multipart part size for large uploads
 # Where a download is written before it is renamed into place; never listed, never uploaded.
@@ -25,7 +32,7 @@ METADATA_MD5 = "keyed-storage-md5"  # set on every object sync uploads: a checks
 _PLAIN_ETAG = re.compile(r"[0-9a-f]{32}")
 _MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-[0-9]+")
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]  # told how many more bytes were done; what it returns is unused
 
 
 class SyncError(Exception):
@@ -108,7 +115,7 @@ def file_chunks(path: str) -> Iterator[bytes]:
             yield chunk
 
 
-def backends_for(cfg: config.Config):
+def backends_for(cfg: config.Config) -> tuple[LocalBackend, S3Backend]:
     """The local and the S3 backend of one configuration, both at once."""
     from ..backends.local import LocalBackend
     from ..backends.s3 import S3Backend
@@ -127,7 +134,7 @@ def backends_for(cfg: config.Config):
 
 
 class LocalSide:
-    def __init__(self, backend):
+    def __init__(self, backend: LocalBackend):
         self.backend = backend
         self.root = backend.location
 
@@ -176,7 +183,7 @@ def upload_part_size(size: int) -> int | None:
 
 
 class S3Side:
-    def __init__(self, backend):
+    def __init__(self, backend: S3Backend):
         self.backend = backend
         self.client = backend.client
         self.bucket = backend.bucket_name
@@ -188,7 +195,7 @@ class S3Side:
                 if not obj["Key"].endswith("/"):  # a console "folder" marker, not a file
                     yield Entry(obj["Key"], obj["Size"])
 
-    def head(self, name: str) -> dict | None:
+    def head(self, name: str) -> HeadObjectOutputTypeDef | None:
         try:
             return self.client.head_object(Bucket=self.bucket, Key=name)
         except ClientError as error:
@@ -196,7 +203,9 @@ class S3Side:
                 return None
             raise
 
-    def expected(self, name: str, head: dict, *, trust_metadata: bool = True) -> Expected | None:
+    def expected(
+        self, name: str, head: HeadObjectOutputTypeDef, *, trust_metadata: bool = True
+    ) -> Expected | None:
         """The checksum the object's headers vouch for, without reading it; None if they vouch for none.
 
         A single-part ETag is the MD5 and a multipart one the ETag of the parts, whose size the
@@ -217,7 +226,7 @@ class S3Side:
             return Expected(etag, first["ContentLength"])
         return None
 
-    def holds(self, name: str, head: dict, local: Callable[[], Iterator[bytes]]) -> bool:
+    def holds(self, name: str, head: HeadObjectOutputTypeDef, local: Callable[[], Iterator[bytes]]) -> bool:
         """Whether the object holds the same bytes as `local` (called for a fresh read of them)."""
         expected = self.expected(name, head)
         if expected is None:  # nothing to compare with but the bytes themselves

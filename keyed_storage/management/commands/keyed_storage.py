@@ -6,23 +6,31 @@ import argparse
 import dataclasses
 import json
 import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.template.defaultfilters import filesizeformat
 
 from keyed_storage import KeyedStorage, backends, config
 from keyed_storage.ops import doctor, policy
-from keyed_storage.ops.sync import Sync
+from keyed_storage.ops.sync import Entry, Sync
 from keyed_storage.prefixes import list_prefix
+
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from _typeshed import SupportsWrite
+    from tqdm import tqdm
 
 
 class Command(BaseCommand):
     help = "Operations on keyed_storage: policy, doctor, sync, delete-prefix."
     requires_system_checks = []  # doctor reports a broken configuration itself, in plain words
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
 
         p = commands.add_parser("policy", help="Print the least-privilege IAM policy (and a bucket policy).")
@@ -67,8 +75,9 @@ class Command(BaseCommand):
         p.add_argument("prefix", metavar="PREFIX", help="A whole key such as events/7.")
         p.add_argument("--yes", action="store_true", help="Really delete; without it, only list.")
 
-    def handle(self, *args, subcommand: str, **options):
-        handler = {
+    def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
+        # mypy joins the four methods' signatures into a bare 'function', which no Callable accepts.
+        handler: Callable[..., None] = {  # type: ignore[assignment]
             "policy": self.policy,
             "doctor": self.doctor,
             "sync": self.sync,
@@ -83,7 +92,7 @@ class Command(BaseCommand):
 
     # policy -----------------------------------------------------------------------------
 
-    def policy(self, *, bucket: str | None, public_read: list[str], only: str | None, **options) -> None:
+    def policy(self, *, bucket: str | None, public_read: list[str], only: str | None, **options: Any) -> None:
         from keyed_storage.backends.s3 import S3Backend
 
         cfg, _ = config.inspect()
@@ -134,7 +143,7 @@ class Command(BaseCommand):
 
     # doctor -----------------------------------------------------------------------------
 
-    def doctor(self, **options) -> None:
+    def doctor(self, **options: Any) -> None:
         header, steps = doctor.run()
         for line in header:
             self.stdout.write(line)
@@ -155,7 +164,7 @@ class Command(BaseCommand):
 
     # sync -------------------------------------------------------------------------------
 
-    def sync(self, *, source: str, target: str, dry_run: bool, progress: bool | None, **options) -> None:
+    def sync(self, *, source: str, target: str, dry_run: bool, progress: bool | None, **options: Any) -> None:
         job = Sync(config.current(), source, target, dry_run=dry_run)
         entries = job.entries()
         total = sum(entry.size for entry in entries)
@@ -168,7 +177,7 @@ class Command(BaseCommand):
         show = progress if progress is not None else bool(getattr(out, "isatty", lambda: False)())
         files_bar, bytes_bar = _bars(out, len(entries), total, show)
 
-        def on_file(entry, outcome):
+        def on_file(entry: Entry, outcome: str) -> None:
             files_bar.update(1)
             if outcome == "would copy" or verbose:
                 files_bar.write(f"{outcome}: {entry.name} ({filesizeformat(entry.size)})", file=out)
@@ -188,7 +197,7 @@ class Command(BaseCommand):
 
     # delete-prefix ----------------------------------------------------------------------
 
-    def delete_prefix(self, *, prefix: str, yes: bool, **options) -> None:
+    def delete_prefix(self, *, prefix: str, yes: bool, **options: Any) -> None:
         storage = KeyedStorage()
         where = f"in bucket {config.current().bucket}" if storage.backend == "s3" else "on the local disk"
         if not yes:
@@ -203,7 +212,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Deleted {len(names)} objects under {prefix!r} {where}.")
 
 
-def _bars(out, files: int, total: int, show: bool):
+def _bars(
+    out: SupportsWrite[str], files: int, total: int, show: bool
+) -> tuple[tqdm[NoReturn], tqdm[NoReturn]]:
     from tqdm import tqdm
 
     files_bar = tqdm(total=files, unit=" files", desc="files", file=out, disable=not show, position=0)

@@ -1,0 +1,250 @@
+"""KeyedImageField: an ImageField on KeyedStorage whose declared variants are made when a file is saved."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.core import checks
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import Storage
+from django.db import models
+from django.db.models.fields.files import ImageFieldFile
+
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    ImageRefused,
+    Variant,
+    check_variants,
+    displayed_size,
+    is_variant_of,
+    open_image,
+    render,
+    variant_name,
+    variants_prefix,
+)
+from .storage import KeyedStorage
+from .validators import ImagePixelsValidator
+
+#: Key templates make names of <key>/<32-digit token>/<filename>; Django's default of 100
+#: characters is too short for most of them (see the check keyed_storage.W003).
+DEFAULT_MAX_LENGTH = 255
+
+
+class StoredVariant:
+    """One variant of a stored image: its name, absolute URL, width and height, without I/O."""
+
+    __slots__ = ("height", "name", "storage", "width")
+
+    def __init__(self, name: str, storage: Storage, width: int, height: int) -> None:
+        self.name, self.storage, self.width, self.height = name, storage, width, height
+
+    @property
+    def url(self) -> str:
+        return self.storage.url(self.name)
+
+    def __repr__(self) -> str:
+        return f"<StoredVariant {self.name!r} {self.width}x{self.height}>"
+
+
+class KeyedImageFieldFile(ImageFieldFile):
+    """The value of a KeyedImageField: an ImageFieldFile with .variant(name)."""
+
+    field: KeyedImageField
+
+    def variant(self, name: str) -> StoredVariant:
+        """The variant `name` of this image: .url, .width and .height, computed without I/O
+        when the field has width_field and height_field (else the original's size is read once)."""
+        spec = self.field.variants.get(name)
+        if spec is None:
+            declared = ", ".join(sorted(self.field.variants)) or "none"
+            where = f"{self.field.model.__name__}.{self.field.name}"
+            raise KeyError(f"{where} has no variant {name!r} (declared: {declared}).")
+        original = self._stored_name()
+        width, height = self._shown_size()
+        return StoredVariant(variant_name(original, name, spec), self.storage, *spec.size_for(width, height))
+
+    def _stored_name(self) -> str:
+        if not self.name:
+            raise ValueError(f"The '{self.field.name}' attribute has no file associated with it.")
+        return self.name
+
+    def variants(self) -> dict[str, StoredVariant]:
+        """Every declared variant, by name."""
+        return {name: self.variant(name) for name in self.field.variants}
+
+    def _shown_size(self) -> tuple[int, int]:
+        width_field, height_field = self.field.dimension_fields
+        if width_field and height_field:
+            width = getattr(self.instance, width_field)
+            height = getattr(self.instance, height_field)
+            if width and height:
+                return int(width), int(height)
+        return int(self.width), int(self.height)
+
+    def _get_image_dimensions(self) -> tuple[int, int] | tuple[None, None]:
+        # The size as shown (EXIF orientation applied), which is what pages lay out and what
+        # variants are made from; Django's own reading ignores the orientation.
+        if not hasattr(self, "_dimensions_cache"):
+            close = self.closed
+            self.open()
+            size: tuple[int, int] | tuple[None, None]
+            try:
+                size = displayed_size(self.file)
+            except ImageRefused:
+                size = (None, None)
+            finally:
+                if close:
+                    self.close()
+                else:
+                    self.file.seek(0)
+            self._dimensions_cache = size
+        return self._dimensions_cache
+
+    def save(self, name: str, content: File[Any], save: bool = True) -> None:
+        """Store the original, then its variants; if any step fails, nothing of it stays stored."""
+        variants = self.field.variants
+        rendered = render(content, variants, max_pixels=self.field.max_pixels) if variants else {}
+        content.seek(0)
+        super().save(name, content, save=False)
+        original = self._stored_name()
+        storage = self.field.keyed_storage
+        stored: list[str] = []
+        try:
+            for key, output in rendered.items():
+                target = variant_name(original, key, variants[key])
+                stored.append(storage.save(target, ContentFile(output.data), overwrite=True))
+        except BaseException:
+            for leftover in [original, *stored]:
+                storage.delete(leftover)
+            raise
+        if save:
+            self.instance.save()
+
+    save.alters_data = True  # type: ignore[attr-defined]  # Django's marker for templates
+
+
+class KeyedImageFormField(forms.ImageField):
+    """The form field: the pixel limit is checked from the header first, so a decompression
+    bomb gets this message rather than Pillow's warning or a generic "not a valid image"."""
+
+    def __init__(self, *, max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
+        self.max_pixels = max_pixels
+        super().__init__(**kwargs)
+
+    def to_python(self, data: Any) -> Any:
+        if data is not None and hasattr(data, "read"):
+            try:
+                open_image(data, max_pixels=self.max_pixels)
+            except ImageRefused as refused:
+                if refused.code == "image_pixels":
+                    raise
+            finally:
+                data.seek(0)
+        return super().to_python(data)
+
+
+class KeyedImageField(models.ImageField):
+    """An ImageField on KeyedStorage() whose variants are made and stored with each new file.
+
+        photo = KeyedImageField(
+            upload_to=speaker_photo_key,
+            variants={"thumb": Variant(160, 160, crop=True), "card": Variant(640, None)},
+            width_field="photo_width", height_field="photo_height",
+        )
+
+    `max_pixels` refuses larger images (decompression bombs) with a form error before they
+    are decoded. Migrations record the variants and nothing from the environment.
+    """
+
+    attr_class = KeyedImageFieldFile
+
+    def __init__(
+        self,
+        verbose_name: str | None = None,
+        name: str | None = None,
+        width_field: str | None = None,
+        height_field: str | None = None,
+        *,
+        variants: Mapping[str, Variant] | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        **kwargs: Any,
+    ) -> None:
+        self.variants = check_variants(variants)
+        if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels < 1:
+            raise ValueError(f"max_pixels is a number of pixels (1 or more), not {max_pixels!r}.")
+        self.max_pixels = max_pixels
+        kwargs.setdefault("storage", KeyedStorage())
+        kwargs.setdefault("max_length", DEFAULT_MAX_LENGTH)
+        super().__init__(verbose_name, name, width_field, height_field, **kwargs)
+        if not isinstance(self.storage, KeyedStorage):
+            raise TypeError(
+                f"KeyedImageField stores its variants through KeyedStorage; storage={self.storage!r} "
+                "is another storage. Leave storage out (it defaults to KeyedStorage()), or use "
+                "Django's ImageField."
+            )
+
+    @property
+    def keyed_storage(self) -> KeyedStorage:
+        assert isinstance(self.storage, KeyedStorage)  # checked in __init__
+        return self.storage
+
+    @property
+    def dimension_fields(self) -> tuple[str | None, str | None]:
+        # ImageField's own attributes, which django-stubs does not declare.
+        return getattr(self, "width_field", None), getattr(self, "height_field", None)
+
+    @property
+    def default_validators(self) -> list[Any]:  # type: ignore[override]  # a list per field
+        return [*super().default_validators, ImagePixelsValidator(self.max_pixels)]
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(
+            **{"form_class": KeyedImageFormField, "max_pixels": self.max_pixels, **kwargs}
+        )
+
+    def vet(self, file: File[Any]) -> None:
+        """Refuse a file that cannot become this field's image, before anything is written:
+        keyed_storage calls it before inserting a new row whose file waits for its id."""
+        if self.variants:
+            open_image(file, max_pixels=self.max_pixels)
+            file.seek(0)
+
+    def deconstruct(self) -> Any:
+        name, _, args, kwargs = super().deconstruct()
+        if isinstance(kwargs.get("storage"), KeyedStorage):
+            del kwargs["storage"]  # the default: KeyedStorage()
+        if kwargs.get("max_length") == DEFAULT_MAX_LENGTH:
+            del kwargs["max_length"]
+        elif "max_length" not in kwargs:
+            kwargs["max_length"] = 100  # FileField drops its own default, which is not ours
+        if self.variants:
+            kwargs["variants"] = self.variants
+        if self.max_pixels != DEFAULT_MAX_PIXELS:
+            kwargs["max_pixels"] = self.max_pixels
+        return name, "keyed_storage.fields.KeyedImageField", args, kwargs
+
+    def delete_stored(self, name: str) -> None:
+        """Delete a stored original and every variant stored beside it (one listing)."""
+        storage = self.keyed_storage
+        for candidate in storage.names_starting_with(variants_prefix(name)):
+            if is_variant_of(candidate, name):
+                storage.delete(candidate)
+        storage.delete(name)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = super().check(**kwargs)
+        if self.variants and not all(self.dimension_fields):
+            errors.append(
+                checks.Warning(
+                    f"{self.model.__name__}.{self.name} declares variants but no width_field and "
+                    "height_field, so a variant's width and height need the original read from "
+                    "storage.",
+                    hint="Add two PositiveIntegerField(null=True, editable=False) fields and name "
+                    "them in width_field= and height_field=; then pages size variants without I/O.",
+                    obj=self,
+                    id="keyed_storage.W004",
+                )
+            )
+        return errors

@@ -1,0 +1,1 @@
+"""Peer tests: Django's own storage, FileField and ImageField tests, re-pointed at KeyedStorage."""

@@ -21,6 +21,7 @@ import pwd
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -77,9 +78,9 @@ def server_binaries() -> Path:
 def throwaway_cluster() -> Iterator[Cluster]:
     """A running cluster for the duration of the with block; gone, with its files, afterwards."""
     binaries = server_binaries()
-    base = Path(tempfile.mkdtemp(prefix="keyed-storage-pg-"))
-    data, sockets, log = base / "data", base / "socket", base / "server.log"
     owner = _owner()
+    base = Path(tempfile.mkdtemp(prefix="keyed-storage-pg-", dir=_parent_directory(owner)))
+    data, sockets, log = base / "data", base / "socket", base / "server.log"
     server: subprocess.Popen | None = None
     stop = None
     try:
@@ -149,6 +150,25 @@ def _owner() -> pwd.struct_passwd | None:
             f"Running as root, and PostgreSQL refuses to: the throwaway cluster runs as "
             f"{UNPRIVILEGED!r}, which this machine does not have."
         ) from None
+
+
+def _parent_directory(owner: pwd.struct_passwd | None) -> str:
+    """The usual temporary directory, unless the cluster's user could not reach it (a private
+    TMPDIR, as the peer run makes, is root's alone); then /tmp."""
+    parent = tempfile.gettempdir()
+    if owner is None or _reachable_by_anyone(parent):
+        return parent
+    return "/tmp"
+
+
+def _reachable_by_anyone(path: str) -> bool:
+    path = os.path.realpath(path)
+    while True:
+        if not os.stat(path).st_mode & stat.S_IXOTH:
+            return False
+        if path == os.path.dirname(path):
+            return True
+        path = os.path.dirname(path)
 
 
 def _as_user(owner: pwd.struct_passwd | None) -> dict:

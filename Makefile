@@ -110,7 +110,7 @@ test: $(VENV)/.tox browser-deps postgres-deps
 ## pytest process with their own settings, on the newest entry's Django. The first run
 ## downloads the installed Django's sdist with pip and keeps its tests/ in build/django-tests/.
 test-peer: $(VENV)/.tox
-	$(TOX) exec -e $(NEWEST) -- python -m pytest tests/peer --ds=tests.peer.settings
+	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_TEST_DB=sqlite python -m pytest tests/peer --ds=tests.peer.settings
 
 lint: $(VENV)/.tox
 	$(TOX) run -e lint

@@ -5,6 +5,7 @@ counted, one listing per file."""
 from __future__ import annotations
 
 import io
+import struct
 import tracemalloc
 from collections import Counter
 from contextlib import contextmanager
@@ -158,14 +159,16 @@ def test_every_field_with_variants_when_none_is_named(mode, Picture):
 # Sizes ---------------------------------------------------------------------------------------
 
 
-def test_empty_sizes_are_filled_with_the_size_as_shown(mode, Picture):
+def test_empty_sizes_are_filled_with_the_size_as_shown(mode, Picture, monkeypatch):
     # Stored 300x200 with EXIF orientation 6: shown 200x300.
     row = Picture.objects.create(image=SimpleUploadedFile("p.jpg", jpeg_with_orientation(300, 200, 6)))
     declare(Picture)
     run("variants", *MODEL, "--missing")
     Picture.objects.filter(pk=row.pk).update(width=None, height=None)
 
-    out, _, code = run("variants", *MODEL, "--missing")  # every variant is there: only the size
+    # Every variant is there: only the size is wanted, read from the header, nothing decoded.
+    monkeypatch.setattr(ops, "render", lambda *args, **kwargs: pytest.fail("decoded for a size"))
+    out, _, code = run("variants", *MODEL, "--missing")
     assert code == 0
     assert (
         summary(out)
@@ -235,6 +238,24 @@ def test_failed_files_are_counted_and_the_run_goes_on(mode, Picture):
     assert "for 4 rows, skipped 0 already there, set 0 sizes, 3 failed." in err
     assert "run again with --missing" in err
     assert all(stored(good).values())
+
+
+def test_a_file_pillow_stumbles_on_fails_alone(local, Picture, monkeypatch):
+    first, second = store(Picture, 2)
+    declare(Picture)
+    render = ops.render
+
+    def stumbling(source, *args, **kwargs):
+        if str(source.name).endswith(first.image.name):
+            raise struct.error("unpack requires a buffer of 4 bytes")
+        return render(source, *args, **kwargs)
+
+    monkeypatch.setattr(ops, "render", stumbling)
+    _, err, code = run("variants", *MODEL)
+    assert code == 1
+    assert f"pk={first.pk} {first.image.name}: no variants could be made (error: unpack requires" in err
+    assert "Built 3 variants" in err and "1 failed." in err
+    assert all(stored(second).values())
 
 
 def test_storage_errors_stop_the_run_and_point_at_doctor(s3, Picture, monkeypatch):

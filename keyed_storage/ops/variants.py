@@ -6,11 +6,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.apps import apps
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import models
 
+from ..exceptions import StorageError
 from ..fields import KeyedImageField
 from ..images import (
     ImageRefused,
@@ -244,10 +246,15 @@ class BuildVariants:
             raise
         with original:
             try:
-                rendered = render(original, needed, max_pixels=row.target.field.max_pixels)
+                rendered = render(original, needed, max_pixels=row.target.field.max_pixels) if needed else {}
                 shown = displayed_size(original)
             except ImageRefused as refused:
                 raise FileFailed(" ".join(refused.messages)) from None
+            except (BotoCoreError, ClientError, StorageError):
+                raise  # the storage, not this file: the run stops and says so
+            except Exception as error:
+                # A picture Pillow stumbles on in a way of its own: this file fails, the run goes on.
+                raise FileFailed(f"no variants could be made ({type(error).__name__}: {error})") from None
         return rendered, shown
 
 

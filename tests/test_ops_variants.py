@@ -84,7 +84,8 @@ def test_builds_the_variants_of_files_stored_before_they_were_declared(mode, Pic
 
     out, err, code = run("variants", *MODEL, "--missing")
     assert code == 0, err
-    assert "events.Picture.image: 3 rows with a file; variants thumb, card, hero." in out
+    assert out.startswith("3 rows with a file; the variants not stored yet are built:\n")
+    assert "  events.Picture.image: 3 rows, variants thumb, card, hero\n" in out
     assert summary(out).startswith("Built 9 variants (")
     assert summary(out).endswith("for 3 rows, skipped 0 already there, set 0 sizes, 0 failed.")
     for row in rows:
@@ -153,7 +154,8 @@ def test_every_field_with_variants_when_none_is_named(mode, Picture):
     declare(Picture)
     out, _, code = run("variants")
     assert code == 0
-    assert "events.Picture.image: 1 rows with a file" in out and "Built 3 variants" in out
+    assert "every declared variant is rebuilt:" in out
+    assert "  events.Picture.image: 1 rows, variants" in out and "Built 3 variants" in out
 
 
 # Sizes ---------------------------------------------------------------------------------------
@@ -299,7 +301,7 @@ def test_dry_run_says_what_it_would_build_and_builds_nothing(mode, Picture):
     declare(Picture)
     out, err, code = run("variants", *MODEL, "--missing", "--dry-run")
     assert code == 0
-    assert out.startswith("Dry run: events.Picture.image: 2 rows with a file")
+    assert out.startswith("Dry run: 2 rows with a file; the variants not stored yet are built:")
     assert summary(out) == (
         "Would build 6 variants for 2 rows, skipped 0 already there, would set 1 sizes, 0 failed."
     )

@@ -259,15 +259,12 @@ class Command(BaseCommand):
             self.stdout.write("No KeyedImageField declares variants: there is nothing to build.")
             return
         job = BuildVariants(chosen, missing=missing, dry_run=dry_run)
-        total = 0
-        for target in chosen:
-            rows = job.count(target)
-            total += rows
-            declared = ", ".join(target.field.variants)
-            self.stdout.write(
-                f"{'Dry run: ' if dry_run else ''}{target.label}: {rows} rows with a file; "
-                f"variants {declared}."
-            )
+        counts = {target: job.count(target) for target in chosen}
+        total = sum(counts.values())
+        what = "the variants not stored yet are built" if missing else "every declared variant is rebuilt"
+        self.stdout.write(f"{'Dry run: ' if dry_run else ''}{total} rows with a file; {what}:")
+        for target, rows in counts.items():
+            self.stdout.write(f"  {target.label}: {rows} rows, variants {', '.join(target.field.variants)}")
         verbose = options["verbosity"] >= 2
         out = getattr(self.stderr, "_out", self.stderr)
         show = progress if progress is not None else bool(getattr(out, "isatty", lambda: False)())

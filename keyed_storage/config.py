@@ -24,6 +24,7 @@ VARIABLES = (
     "KEYED_STORAGE_PRIVATE",
     "KEYED_STORAGE_URL_EXPIRES",
     "KEYED_STORAGE_BASE_URL",
+    "KEYED_STORAGE_KEEP_METADATA",
 )
 
 # Variables that only mean something for S3 and are keyed_storage's own. AWS_REGION and
@@ -73,6 +74,7 @@ class Config:
     endpoint_url: str | None = None
     custom_domain: str | None = None  # "https://cdn.example.org" or with a path prefix
     private: bool = False
+    keep_metadata: bool = False  # True: images are stored with their EXIF/XMP (location included)
     url_expires: int = DEFAULT_URL_EXPIRES
     base_url: str | None = None  # origin of local links, without a trailing slash
     media_root: str = ""
@@ -113,6 +115,24 @@ def _origin(value: str, variable: str, problems: list[Problem], *, allow_path: b
         )
         return None
     return value.rstrip("/")
+
+
+def _flag(name: str, value: dict[str, str | None], problems: list[Problem]) -> bool:
+    """A boolean variable: 1/true/yes/on or 0/false/no/off (unset: False); E005 otherwise."""
+    text = value[name]
+    if text is None or text.lower() in _FALSE:
+        return False
+    if text.lower() in _TRUE:
+        return True
+    problems.append(
+        Problem(
+            "keyed_storage.E005",
+            name,
+            f"{name}={text!r} is not a boolean.",
+            "Use 1 or 0 (true/false, yes/no and on/off are accepted too).",
+        )
+    )
+    return False
 
 
 def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | None, list[Problem]]:
@@ -177,20 +197,8 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
             )
         )
 
-    private = False
-    if value["KEYED_STORAGE_PRIVATE"] is not None:
-        flag = value["KEYED_STORAGE_PRIVATE"].lower()
-        if flag in _TRUE:
-            private = True
-        elif flag not in _FALSE:
-            problems.append(
-                Problem(
-                    "keyed_storage.E005",
-                    "KEYED_STORAGE_PRIVATE",
-                    f"KEYED_STORAGE_PRIVATE={value['KEYED_STORAGE_PRIVATE']!r} is not a boolean.",
-                    "Use 1 or 0 (true/false, yes/no and on/off are accepted too).",
-                )
-            )
+    private = _flag("KEYED_STORAGE_PRIVATE", value, problems)
+    keep_metadata = _flag("KEYED_STORAGE_KEEP_METADATA", value, problems)
 
     expires = DEFAULT_URL_EXPIRES
     if value["KEYED_STORAGE_URL_EXPIRES"] is not None:
@@ -290,6 +298,7 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
         endpoint_url=endpoint,
         custom_domain=custom_domain,
         private=private,
+        keep_metadata=keep_metadata,
         url_expires=expires,
         base_url=base_url,
         media_root=media_root,

@@ -14,7 +14,7 @@ from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
 from . import backends, config
-from .content import identify
+from .content import ContentInfo, identify
 from .exceptions import NameTaken, StorageError
 from .keys import (
     alternative_name,
@@ -26,12 +26,16 @@ from .keys import (
     safe_filename,
     validate_key,
 )
-from .streams import peek, rewind
+from .privacy import strip_identifying_metadata
+from .streams import peek, rewind, seekable
 
 if TYPE_CHECKING:
     from _typeshed import StrPath
 
     from .backends import Backend
+
+# The formats keyed_storage.privacy cleans: the rest are stored as they are.
+PRIVACY_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 
 # Attempts at a free name before giving up: each alternative carries 7 random characters
 # (or a new 72-bit token), so a second attempt is already rare; the bound keeps every loop
@@ -154,6 +158,20 @@ class KeyedStorage(Storage):
     def _save(self, name: str, content: IO[Any]) -> str:
         head, content = peek(content)
         info = identify(head, name, getattr(content, "content_type", None))
+        if info.content_type not in PRIVACY_TYPES or config.current().keep_metadata:
+            return self._store(name, content, info)
+        # Photos lose their location and other identifying metadata before they are stored;
+        # the pixels are not touched (see keyed_storage.privacy). A stream is copied first.
+        readable = seekable(content)
+        cleaned = strip_identifying_metadata(readable)
+        try:
+            return self._store(name, File(cleaned, name=content.name) if cleaned else readable, info)
+        finally:
+            for made in (cleaned, readable if readable is not content else None):
+                if made is not None:
+                    made.close()
+
+    def _store(self, name: str, content: IO[Any], info: ContentInfo) -> str:
         state = _saving.get() or _Save(overwrite=False, max_length=None)
         if state.overwrite:
             return self._impl.store(name, content, info, exclusive=False)

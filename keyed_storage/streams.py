@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
 from typing import IO, Any, Protocol, TypeVar
 
 from django.core.files import File
@@ -70,3 +72,16 @@ def peek(content: _Content) -> tuple[bytes, _Content | File[bytes]]:
     if not seekable:
         return head, File(io.BufferedReader(_Prepended(head, content)), name=content.name)
     return head, content
+
+
+def seekable(content: Any) -> Any:
+    """`content` itself if it can seek, else a copy that can (in memory up to 4 MiB, then on disk)."""
+    try:
+        if content.seekable():
+            return content
+    except (AttributeError, ValueError):
+        pass
+    copy = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)
+    shutil.copyfileobj(content, copy, 1024 * 1024)
+    copy.seek(0)
+    return File(copy, name=getattr(content, "name", None))

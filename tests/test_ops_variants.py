@@ -242,6 +242,18 @@ def test_failed_files_are_counted_and_the_run_goes_on(mode, Picture):
     assert all(stored(good).values())
 
 
+@pytest.mark.parametrize("missing", [(), ("--missing",)])
+def test_a_name_that_is_not_a_valid_key_fails_alone(local, Picture, missing):
+    first, second = store(Picture, 2)
+    declare(Picture)
+    Picture.objects.filter(pk=first.pk).update(image="pictures/../../etc/passwd")
+    _, err, code = run("variants", *MODEL, *missing)
+    assert code == 1
+    assert f"failed: events.Picture.image pk={first.pk} pictures/../../etc/passwd: not a valid key: " in err
+    assert "Built 3 variants" in err and "1 failed." in err
+    assert all(stored(second).values())
+
+
 def test_a_file_pillow_stumbles_on_fails_alone(local, Picture, monkeypatch):
     first, second = store(Picture, 2)
     declare(Picture)

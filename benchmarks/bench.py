@@ -358,7 +358,7 @@ def main() -> None:
     big = 64 * MiB if options.quick else 100 * MiB
     stream = 256 * MiB if options.quick else 1024 * MiB
 
-    configure_django()
+    media_root = configure_django()
     process, endpoint = start_moto()
     try:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
@@ -377,6 +377,7 @@ def main() -> None:
     finally:
         process.kill()
         process.wait()
+        shutil.rmtree(media_root, ignore_errors=True)  # the local saves: hundreds of MiB
 
     import boto3
     import django

@@ -33,8 +33,18 @@ class FilePreviewMixin(_AdminBase):
     def formfield_for_dbfield(
         self, db_field: models.Field[Any, Any], request: Any, **kwargs: Any
     ) -> forms.Field | None:
-        # ModelAdmin merges its defaults (AdminFileWidget for file fields) into formfield_overrides.
-        overridden = self.formfield_overrides.get(type(db_field), {}).get("widget")
+        # ModelAdmin merges its defaults (AdminFileWidget for file fields) into formfield_overrides
+        # and, as here, takes the entry of the nearest class: an override for ImageField holds
+        # for a KeyedImageField too.
+        overrides = next(
+            (
+                self.formfield_overrides[cls]
+                for cls in type(db_field).__mro__
+                if cls in self.formfield_overrides
+            ),
+            {},
+        )
+        overridden = overrides.get("widget")
         if (
             isinstance(db_field, models.FileField)
             and "widget" not in kwargs
@@ -49,8 +59,10 @@ def preview(
 ) -> Callable[[models.Model], str]:
     """A list_display column previewing a file field: list_display = ["name", preview("logo")].
 
-    Builds each row's link as a string (no request to the storage per row); players load
-    nothing until played.
+    An image shows as its smallest variant that covers `size` (the original when the field has
+    no variants), with the width and height it is shown at, so the list does not jump while
+    the pictures load. Each row's links are built as strings (no request to the storage per
+    row); players load nothing until played.
     """
 
     @admin.display(description=description or field_name.replace("_", " "), ordering=field_name)

@@ -1,10 +1,12 @@
-"""The demo site: public pages whose every link loads, avatars both ways, sample data that is real."""
+"""The demo site: public pages whose every link loads, pictures as variants sized from the row, avatars
+both ways, sample data that is real."""
 
 from __future__ import annotations
 
 import io
 import re
 import wave
+from urllib.parse import unquote
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,7 +19,8 @@ from events.models import Event, Profile, Session, Speaker, Sponsor
 from keyed_storage.keys import TOKEN_HEX_CHARS
 
 from .helpers import fetch, png_bytes
-from .site_helpers import attribute_values, storage_untouched
+from .image_helpers import encode, halves
+from .site_helpers import attribute_values, img_tags, pixel_size, srcset_entries, storage_untouched
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = rf"[0-9a-f]{{{TOKEN_HEX_CHARS}}}"
@@ -30,10 +33,11 @@ def stored_bytes(field_file) -> bytes:
 
 @pytest.fixture
 def event(mode):
+    """An event with pictures of the sizes people upload, so the variants are real reductions."""
     event = Event.objects.create(
         name="Site Con",
-        logo=SimpleUploadedFile("logo.png", png_bytes(60, 30, "navy")),
-        background=SimpleUploadedFile("background.png", png_bytes(300, 60, "gold")),
+        logo=SimpleUploadedFile("logo.png", png_bytes(1200, 600, "navy")),
+        background=SimpleUploadedFile("background.jpg", encode(halves(2400, 1600), "JPEG")),
     )
     Session.objects.create(
         event=event,
@@ -41,43 +45,85 @@ def event(mode):
         audio=SimpleUploadedFile("talk.wav", b"RIFF fake audio"),
         slides=SimpleUploadedFile("slides.pdf", b"%PDF-1.4 fake"),
     )
-    Speaker.objects.create(event=event, name="Ada", photo=SimpleUploadedFile("ada.png", png_bytes(90, 120)))
-    Sponsor.objects.create(event=event, name="Acme", logo=SimpleUploadedFile("acme.png", png_bytes(80, 20)))
+    Speaker.objects.create(
+        event=event, name="Ada", photo=SimpleUploadedFile("ada.jpg", encode(halves(1200, 1500), "JPEG"))
+    )
+    Sponsor.objects.create(event=event, name="Acme", logo=SimpleUploadedFile("acme.png", png_bytes(900, 300)))
     return event
 
 
-def test_the_event_page_links_every_file_absolutely_and_each_loads(client, event):
+def originals(*field_files) -> set[str]:
+    return {field_file.url for field_file in field_files}
+
+
+def assert_pictures_load_as_declared(html: str) -> list[dict]:
+    """Every <img> in `html`: absolute links that answer 200 with the stored variant's bytes,
+    srcset widths that are the real widths, and width and height that are the picture's own."""
+    tags = img_tags(html)
+    for tag in tags:
+        src = tag["src"]
+        assert src.startswith(("http://", "https://")), src
+        data = fetch(src)
+        assert data == stored(src)
+        assert (int(tag["width"]), int(tag["height"])) == pixel_size(data)
+        for url, width in srcset_entries(tag["srcset"]):
+            assert url.startswith(("http://", "https://")), url
+            assert pixel_size(fetch(url))[0] == width
+    return tags
+
+
+def stored(url: str) -> bytes:
+    """The bytes stored under the name a link of ours points at."""
+    name = unquote(url.split("/media/", 1)[1] if "/media/" in url else url.split("/", 4)[4])
+    with default_storage.open(name) as file:
+        return file.read()
+
+
+def test_the_event_page_shows_variants_from_absolute_links_that_load(client, event):
     page = client.get(f"/events/{event.pk}/").content.decode()
     session, speaker, sponsor = event.sessions.get(), event.speakers.get(), event.sponsors.get()
-    images = attribute_values(page, "img", "src")
-    assert images == [event.background.url, event.logo.url, speaker.photo.url, sponsor.logo.url]
+    tags = assert_pictures_load_as_declared(page)
+    assert [tag["src"] for tag in tags] == [
+        event.background.variant("banner").url,
+        event.logo.variant("card").url,
+        speaker.photo.variant("thumb").url,
+        sponsor.logo.variant("thumb").url,
+    ]
+    assert [(tag["width"], tag["height"]) for tag in tags] == [
+        ("960", "240"),
+        ("320", "160"),
+        ("96", "120"),
+        ("144", "48"),
+    ]
+    # The banner fills the column (sizes says how wide it is); a dense screen gets banner_2x.
+    assert tags[0]["sizes"] == "(min-width: 60rem) 57rem, calc(100vw - 3rem)"
+    assert [width for _, width in srcset_entries(tags[0]["srcset"])] == [960, 1920]
+    # No picture on the page is an original.
+    offered = {url for tag in tags for url, _ in srcset_entries(tag["srcset"])} | {t["src"] for t in tags}
+    assert not offered & originals(event.background, event.logo, speaker.photo, sponsor.logo)
     assert attribute_values(page, "audio", "src") == [session.audio.url]
     assert session.slides.url in attribute_values(page, "a", "href")
-    for field_file in (
-        event.background,
-        event.logo,
-        speaker.photo,
-        sponsor.logo,
-        session.audio,
-        session.slides,
-    ):
+    for field_file in (session.audio, session.slides):
         assert field_file.url.startswith(("http://", "https://"))
         assert fetch(field_file.url) == stored_bytes(field_file)
 
 
-def test_speaker_photos_are_sized_from_the_row_without_reading_storage(client, event):
+def test_pages_size_and_choose_pictures_without_reading_storage(client, event):
     speaker = event.speakers.get()
-    assert (speaker.photo_width, speaker.photo_height) == (90, 120)
+    assert (speaker.photo_width, speaker.photo_height) == (1200, 1500)
     with storage_untouched():
         page = client.get(f"/events/{event.pk}/").content.decode()
-        client.get("/")
-    assert re.search(rf'<img src="{re.escape(speaker.photo.url)}" width="90" height="120"', page)
+        listing = client.get("/").content.decode()
+    assert all(tag["width"] and tag["height"] for tag in img_tags(page) + img_tags(listing))
 
 
-def test_the_event_list_shows_each_logo(client, event):
+def test_the_event_list_shows_each_logos_card(client, event):
     Event.objects.create(name="Logo-less Con")
     page = client.get("/").content.decode()
-    assert attribute_values(page, "img", "src") == [event.logo.url]
+    [card] = assert_pictures_load_as_declared(page)
+    assert card["src"] == event.logo.variant("card").url
+    assert [width for _, width in srcset_entries(card["srcset"])] == [160, 320, 640]
+    assert card["alt"] == "Logo of Site Con"
     assert f'href="/events/{event.pk}/"' in page
     assert "Logo-less Con" in page
 
@@ -109,14 +155,16 @@ def test_signing_in_on_the_site(client, mode):
 
 
 def test_avatar_through_the_model_field(client, member):
-    picture = png_bytes(50, 50, "purple")
+    picture = png_bytes(500, 400, "purple")
     response = client.post("/avatar/", {"avatar": SimpleUploadedFile("me.png", picture, "image/png")})
     assert response.status_code == 302
     profile = Profile.objects.get(user=member)
     assert re.fullmatch(rf"users/{member.pk}/avatar/{TOKEN}/me\.png", profile.avatar.name)
     assert fetch(profile.avatar.url) == picture
     page = client.get("/avatar/").content.decode()
-    assert profile.avatar.url in attribute_values(page, "img", "src")
+    [shown] = assert_pictures_load_as_declared(page)
+    assert shown["src"] == profile.avatar.variant("thumb").url  # a 128 x 128 square, not the original
+    assert (shown["width"], shown["height"]) == ("128", "128")
 
 
 def test_avatar_through_the_model_field_refuses_a_non_image(client, member):
@@ -157,8 +205,16 @@ def test_demo_data_makes_real_images_and_audio(mode):
     assert len(images) == 2 + 2 + 3 + 3
     for image in images:
         Image.open(io.BytesIO(fetch(image.url))).verify()
+        # Every variant is there, at the size the row says; big originals, small variants.
+        for variant in image.variants().values():
+            assert pixel_size(fetch(variant.url)) == (variant.width, variant.height)
+    for event in Event.objects.all():
+        assert (event.background_width, event.background_height) == (2400, 1600)
+        assert (event.logo_width, event.logo_height) == (1200, 600)
     for speaker in Speaker.objects.all():
-        assert (speaker.photo_width, speaker.photo_height) == (240, 300)
+        assert (speaker.photo_width, speaker.photo_height) == (1200, 1500)
+    for sponsor in Sponsor.objects.all():
+        assert (sponsor.logo_width, sponsor.logo_height) == (900, 300)
     for session in Session.objects.all():
         with wave.open(io.BytesIO(fetch(session.audio.url))) as recording:
             assert recording.getnframes() / recording.getframerate() == 6.0

@@ -1,6 +1,8 @@
-"""The demo's admin: every file field previews itself, in the lists and in the forms."""
+"""The demo's admin: every file field previews itself, in the lists and in the forms; images by
+their smallest variant that covers the preview, and the change forms list every variant."""
 
 from django.contrib import admin
+from django.db import models
 
 from keyed_storage.admin import FilePreviewMixin, preview
 
@@ -28,15 +30,21 @@ class SessionAdmin(FilePreviewMixin, admin.ModelAdmin):
 
 @admin.register(Speaker)
 class SpeakerAdmin(FilePreviewMixin, admin.ModelAdmin):
-    list_display = ["name", "event", preview("photo", size=(64, 64)), "photo_width", "photo_height"]
+    list_display = ["name", "event", preview("photo", size=(64, 64)), "original_size"]
     list_filter = ["event"]
     readonly_fields = ["photo_width", "photo_height"]
+
+    @admin.display(description="original")
+    def original_size(self, speaker: Speaker) -> str:
+        # From the row (width_field, height_field), like the preview beside it.
+        return f"{speaker.photo_width} \u00d7 {speaker.photo_height}" if speaker.photo else ""
 
 
 @admin.register(Sponsor)
 class SponsorAdmin(FilePreviewMixin, admin.ModelAdmin):
     list_display = ["name", "event", preview("logo")]
     list_filter = ["event"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, today
 
 
 @admin.register(Profile)

@@ -6,7 +6,9 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from keyed_storage import KeyedStorage, key_template
+from keyed_storage import key_template
+from keyed_storage.fields import KeyedImageField
+from keyed_storage.images import Variant
 from keyed_storage.keys import (
     event_background_key,
     event_logo_key,
@@ -26,17 +28,46 @@ AUDIO: list[Validator] = [ContentTypeValidator("audio/*"), FileSizeValidator(500
 SLIDES: list[Validator] = [ContentTypeValidator("application/pdf"), FileSizeValidator(100 * 1024 * 1024)]
 
 
+# Every picture is a KeyedImageField (always on KeyedStorage) with the sizes the pages show,
+# made when the file is saved. Each stores the original's size in the row (width_field,
+# height_field): pages then size and pick variants without asking the storage anything.
+# The "_2x" variants are for screens with two device pixels per CSS pixel: {% image %} offers
+# them in srcset and the browser takes them only there.
+
+
 class Event(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    # An explicit storage on the Event's fields; the other models rely on STORAGES["default"],
-    # which the settings point at KeyedStorage. Both end up in the same place.
-    logo = models.ImageField(
-        storage=KeyedStorage(), upload_to=event_logo_key, max_length=255, blank=True, validators=IMAGE
+    logo = KeyedImageField(
+        upload_to=event_logo_key,
+        variants={
+            "thumb": Variant(160, 160),  # admin lists
+            "card": Variant(320, 320),  # the event list's cards, the event page
+            "card_2x": Variant(640, 640),
+        },
+        width_field="logo_width",
+        height_field="logo_height",
+        max_length=255,
+        blank=True,
+        validators=IMAGE,
     )
-    background = models.ImageField(
-        storage=KeyedStorage(), upload_to=event_background_key, max_length=255, blank=True, validators=IMAGE
+    logo_width = models.PositiveIntegerField(null=True, editable=False)
+    logo_height = models.PositiveIntegerField(null=True, editable=False)
+    background = KeyedImageField(
+        upload_to=event_background_key,
+        variants={
+            "thumb": Variant(320, 320),  # admin lists and forms: the whole picture
+            "banner": Variant(960, 240, crop=True),  # the event page's 4:1 strip
+            "banner_2x": Variant(1920, 480, crop=True),
+        },
+        width_field="background_width",
+        height_field="background_height",
+        max_length=255,
+        blank=True,
+        validators=IMAGE,
     )
+    background_width = models.PositiveIntegerField(null=True, editable=False)
+    background_height = models.PositiveIntegerField(null=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -61,18 +92,17 @@ class Session(models.Model):
 class Speaker(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="speakers")
     name = models.CharField(max_length=200)
-    # The photo's size is stored in the row when the photo is saved, so pages can give
-    # <img> its width and height without opening the file in storage.
-    photo = models.ImageField(
+    photo = KeyedImageField(
         upload_to=speaker_photo_key,
+        variants={"thumb": Variant(120, 120), "thumb_2x": Variant(240, 240)},
         width_field="photo_width",
         height_field="photo_height",
         max_length=255,
         blank=True,
         validators=IMAGE,
     )
-    photo_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    photo_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    photo_width = models.PositiveIntegerField(null=True, editable=False)
+    photo_height = models.PositiveIntegerField(null=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -85,7 +115,18 @@ class Sponsor(models.Model):
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="sponsors")
     name = models.CharField(max_length=200)
     website = models.URLField(blank=True)
-    logo = models.ImageField(upload_to=sponsor_logo_key, max_length=255, blank=True, validators=IMAGE)
+    logo = KeyedImageField(
+        upload_to=sponsor_logo_key,
+        # 48 pixels high, as wide as the logo is: a row of logos of one height.
+        variants={"thumb": Variant(None, 48), "thumb_2x": Variant(None, 96)},
+        width_field="logo_width",
+        height_field="logo_height",
+        max_length=255,
+        blank=True,
+        validators=IMAGE,
+    )
+    logo_width = models.PositiveIntegerField(null=True, editable=False)
+    logo_height = models.PositiveIntegerField(null=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -99,9 +140,18 @@ class Profile(models.Model):
     # keyed_storage.keys.user_avatar_key is "users/{id}/avatar", for a custom User model that
     # holds the avatar itself. On a separate Profile row that {id} would be the profile's,
     # so the key is built from the user's id instead: users/<user id>/avatar.
-    avatar = models.ImageField(
-        upload_to=key_template("users/{user_id}/avatar"), max_length=255, blank=True, validators=IMAGE
+    avatar = KeyedImageField(
+        upload_to=key_template("users/{user_id}/avatar"),
+        # Squares only: previews show these crops too, rather than fetch the original.
+        variants={"thumb": Variant(128, 128, crop=True), "thumb_2x": Variant(256, 256, crop=True)},
+        width_field="avatar_width",
+        height_field="avatar_height",
+        max_length=255,
+        blank=True,
+        validators=IMAGE,
     )
+    avatar_width = models.PositiveIntegerField(null=True, editable=False)
+    avatar_height = models.PositiveIntegerField(null=True, editable=False)
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"

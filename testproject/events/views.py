@@ -1,4 +1,4 @@
-"""Public pages of the demo. Templates use {{ field.url }}; nothing here reads from storage."""
+"""Public pages of the demo. Templates use {% image %} and {{ field.url }}: nothing here reads storage."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required

@@ -7,32 +7,18 @@ server), the switch made by the environment alone.
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from events.management.commands.demo_data import tone_wav
 from events.models import Event, Session
 
 from ..helpers import png_bytes
+from .steps import save_admin_form, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LOGO = png_bytes(120, 60, "crimson")
 RECORDING = tone_wav(seconds=6.0)
-
-
-def sign_in(page, base: str) -> None:
-    User.objects.create_superuser("editor", "editor@example.org", "correct horse")
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", "editor")
-    page.fill("#id_password", "correct horse")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
-
-
-def save_admin_form(page) -> None:
-    page.click("input[name=_save]")
-    page.wait_for_selector("ul.messagelist li.success")
 
 
 def test_admin_upload_to_public_page(page, live_server, mode, moto_endpoint):
@@ -48,11 +34,12 @@ def test_admin_upload_to_public_page(page, live_server, mode, moto_endpoint):
     event = Event.objects.get(name="Browser Con")
     assert event.logo.name.startswith(f"events/{event.pk}/logo/")
 
-    # The public page shows it, from an absolute link, and the browser decoded the picture.
+    # The public page shows its card variant (a small logo is never enlarged: 120 x 60), from
+    # an absolute link, and the browser decoded the picture.
     page.goto(f"{base}/events/{event.pk}/")
     logo = page.locator("img.logo")
     src = logo.get_attribute("src")
-    assert src == event.logo.url
+    assert src == event.logo.variant("card").url
     assert src.startswith(f"{origin}/")
     logo.evaluate("img => img.decode()")
     assert logo.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]") == [True, 120, 60]
@@ -109,16 +96,23 @@ def test_admin_previews_load_in_the_browser(page, live_server, mode):
     sign_in(page, live_server.url)
 
     page.goto(f"{live_server.url}/admin/events/event/{event.pk}/change/")
+    variants = {variant.url for variant in event.logo.variants().values()}
     thumbnail = page.locator(".keyed-storage-current img")
-    assert thumbnail.get_attribute("src") == event.logo.url
+    assert thumbnail.get_attribute("src") in variants
     thumbnail.evaluate("img => img.decode()")
-    assert thumbnail.evaluate("img => img.naturalWidth") == 120
+    assert thumbnail.evaluate("img => [img.currentSrc, img.naturalWidth]") == [
+        thumbnail.get_attribute("src"),
+        120,
+    ]
     # The inline session's player reads the recording's metadata: its duration shows.
     page.wait_for_function("() => document.querySelector('.keyed-storage-current audio').readyState >= 1")
     duration = page.locator(".keyed-storage-current audio").evaluate("audio => audio.duration")
     assert duration == pytest.approx(6.0, abs=0.05)
 
+    # In the list's 96 x 64 box the 120 x 60 variant shows at 96 x 48, its declared size.
     page.goto(f"{live_server.url}/admin/events/event/")
     listed = page.locator("#result_list img")
     listed.evaluate("img => img.decode()")
-    assert listed.evaluate("img => [img.currentSrc, img.naturalWidth]") == [event.logo.url, 120]
+    assert listed.get_attribute("width") == "96"
+    assert listed.evaluate("img => [img.naturalWidth, img.width, img.height]") == [96, 96, 48]
+    assert listed.evaluate("img => img.currentSrc") in variants

@@ -34,44 +34,58 @@ EVENTS = [
 ]
 
 
+# Pictures of the sizes people upload (a phone photo, a designer's logo export), so the
+# variants the pages show are a fraction of the originals' bytes.
+
+
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def logo_png(text: str, color: str) -> bytes:
-    image = Image.new("RGB", (480, 240), color)
+def _jpeg(image: Image.Image) -> bytes:
+    """A camera's JPEG: some sensor grain, so it weighs what a photo of its size does."""
+    grain = Image.effect_noise(image.size, 64).convert("RGB")
+    buffer = io.BytesIO()
+    Image.blend(image, grain, 0.12).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def logo_png(text: str, color: str, width: int = 1200, height: int = 600) -> bytes:
+    image = Image.new("RGB", (width, height), color)
     draw = ImageDraw.Draw(image)
-    draw.rectangle((16, 16, 463, 223), outline="white", width=6)
-    draw.text((40, 100), text, fill="white", font_size=40)
+    draw.rectangle((40, 40, width - 41, height - 41), outline="white", width=16)
+    draw.text((width // 2, height // 2), text, fill="white", font_size=height // 6, anchor="mm")
     return _png(image)
 
 
-def background_png(color: str, width: int = 1200, height: int = 300) -> bytes:
-    """A diagonal-striped banner in the event's colour."""
-    image = Image.new("RGB", (width, height), "#f6f8fa")
+def background_jpeg(color: str, width: int = 2400, height: int = 1600) -> bytes:
+    """A photo-sized picture: diagonal stripes in the event's colour over a soft gradient."""
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    image = Image.blend(image, Image.new("RGB", (width, height), "#f6f8fa"), 0.8)
     draw = ImageDraw.Draw(image)
-    for x in range(-height, width, 48):
-        draw.line((x, height, x + height, 0), fill=color, width=18)
-    return _png(image)
+    for x in range(-height, width, 96):
+        draw.line((x, height, x + height, 0), fill=color, width=36)
+    return _jpeg(image)
 
 
-def portrait_png(name: str, color: str, width: int = 240, height: int = 300) -> bytes:
+def portrait_jpeg(name: str, color: str, width: int = 1200, height: int = 1500) -> bytes:
     image = Image.new("RGB", (width, height), color)
     draw = ImageDraw.Draw(image)
     initials = "".join(part[0] for part in name.split()[:2])
-    draw.ellipse((width // 2 - 70, 50, width // 2 + 70, 190), fill="white")
-    draw.text((width // 2, 120), initials, fill=color, font_size=64, anchor="mm")
-    draw.text((width // 2, 250), name, fill="white", font_size=22, anchor="mm")
-    return _png(image)
+    middle, radius = width // 2, width * 7 // 24
+    draw.ellipse((middle - radius, height // 6, middle + radius, height // 6 + 2 * radius), fill="white")
+    draw.text((middle, height // 6 + radius), initials, fill=color, font_size=radius, anchor="mm")
+    draw.text((middle, height * 5 // 6), name, fill="white", font_size=height // 14, anchor="mm")
+    return _jpeg(image)
 
 
-def sponsor_png(name: str) -> bytes:
-    image = Image.new("RGB", (300, 100), "white")
+def sponsor_png(name: str, width: int = 900, height: int = 300) -> bytes:
+    image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    draw.rounded_rectangle((4, 4, 295, 95), radius=16, outline="#59636e", width=4)
-    draw.text((150, 50), name, fill="#1f2328", font_size=30, anchor="mm")
+    draw.rounded_rectangle((12, 12, width - 13, height - 13), radius=48, outline="#59636e", width=12)
+    draw.text((width // 2, height // 2), name, fill="#1f2328", font_size=height * 3 // 10, anchor="mm")
     return _png(image)
 
 
@@ -129,7 +143,7 @@ class Command(BaseCommand):
             name=spec["name"],
             description=spec["description"],
             logo=upload_file("logo.png", logo_png(spec["name"], color), "image/png"),
-            background=upload_file("background.png", background_png(color), "image/png"),
+            background=upload_file("background.jpg", background_jpeg(color), "image/jpeg"),
         )
         for title, frequency in spec["sessions"]:
             Session.objects.create(
@@ -140,7 +154,9 @@ class Command(BaseCommand):
             )
         for name in spec["speakers"]:
             Speaker.objects.create(
-                event=event, name=name, photo=upload_file("photo.png", portrait_png(name, color), "image/png")
+                event=event,
+                name=name,
+                photo=upload_file("photo.jpg", portrait_jpeg(name, color), "image/jpeg"),
             )
         for name in spec["sponsors"]:
             Sponsor.objects.create(

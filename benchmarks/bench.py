@@ -1,11 +1,11 @@
-"""keyed_storage against django-storages, raw boto3 and the floor, in one run: `make bench`.
+"""keyed_storage against django-storages, raw boto3, Pillow alone and the floor, in one run: `make bench`.
 
 Every comparison runs in this process, on this machine, in the same minute, against the same
 moto server (its own process on 127.0.0.1). Timings are medians of repeated batches; the
 printed ratio is comparator time / keyed_storage time for speed (higher is better for us)
 and keyed throughput / comparator throughput for transfers. Nothing here passes or fails.
 
-    python benchmarks/bench.py [--quick]
+    python benchmarks/bench.py [--quick] [--only storage|images]
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import platform
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,12 +26,17 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import images
 from benchmarks.common import (
     KEY,
     SECRET,
     boto3_client,
     configure_django,
+    per_call,
+    row,
+    rows,
     start_moto,
+    us,
     use_local,
     use_s3,
 )
@@ -42,28 +46,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # A name as key builders make them (the filename sanitised), and one with characters to encode.
 NAME = "events/7/sessions/3/audio/0661290e4f8c1b2a3d4e5f6a7b8c9d0e/Keynote_talk_final.mp3"
 AWKWARD = "events/7/Zoë's talk/0661290e4f8c1b2a3d4e5f6a7b8c9d0e/Q&A #2+notes.mp3"
-rows: list[tuple[str, str, str, str, str]] = []
-
-
-def per_call(function, calls: int = 2000, batches: int = 15) -> float:
-    """Median seconds per call over `batches` batches of `calls` calls."""
-    function()
-    samples = []
-    for _ in range(batches):
-        start = time.perf_counter()
-        for _ in range(calls):
-            function()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
-
-
-def us(seconds: float) -> str:
-    return f"{seconds * 1e6:.2f} µs"
-
-
-def row(operation: str, ours: str, comparator: str, against: str, ratio: str) -> None:
-    rows.append((operation, ours, comparator, against, ratio))
-    print(f"  {operation}: {ours} vs {comparator} ({against}) -> {ratio}", flush=True)
 
 
 # Links --------------------------------------------------------------------------------------
@@ -364,27 +346,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="smaller transfers (64 MiB, 256 MiB stream)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller transfers (64 MiB, 256 MiB stream), fewer image rounds"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["storage", "images"],
+        help="only the storage rows (links, requests, transfers) or only the image rows",
+    )
     options = parser.parse_args()
     big = 64 * MiB if options.quick else 100 * MiB
     stream = 256 * MiB if options.quick else 1024 * MiB
 
-    configure_django()
+    media_root = configure_django()
     process, endpoint = start_moto()
     try:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         boto3_client(endpoint).create_bucket(Bucket=bucket)
         print("Running (each line is one comparison)...", flush=True)
-        bench_links()
-        bench_setup()
-        bench_first_use(endpoint, bucket)
-        bench_requests(endpoint, bucket)
-        bench_transfers(endpoint, bucket, big)
-        bench_memory(endpoint, bucket, stream)
-        bench_local_large(big)
+        if options.only != "images":
+            bench_links()
+            bench_setup()
+            bench_first_use(endpoint, bucket)
+            bench_requests(endpoint, bucket)
+            bench_transfers(endpoint, bucket, big)
+            bench_memory(endpoint, bucket, stream)
+            bench_local_large(big)
+        if options.only != "storage":
+            images.run(endpoint, bucket, quick=options.quick)
     finally:
         process.kill()
         process.wait()
+        shutil.rmtree(media_root, ignore_errors=True)  # the local saves: hundreds of MiB
 
     import boto3
     import django

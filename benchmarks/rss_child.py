@@ -37,7 +37,7 @@ class Stream(io.RawIOBase):
 
 def main() -> None:
     who, endpoint, bucket, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    configure_django()
+    os.rmdir(configure_django())  # the media directory: this child stores only in S3
     use_s3(endpoint, bucket)
     from keyed_storage import upload
 

@@ -1,4 +1,5 @@
-"""`manage.py keyed_storage policy | doctor | sync | delete-prefix`: set up, prove and move storage."""
+"""`manage.py keyed_storage policy | doctor | sync | delete-prefix | variants`: set up, prove and move
+storage, and build image variants."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from django.template.defaultfilters import filesizeformat
 from keyed_storage import KeyedStorage, backends, config
 from keyed_storage.ops import doctor, policy
 from keyed_storage.ops.sync import Entry, Sync
+from keyed_storage.ops.variants import BuildVariants, Outcome, Report, Row, targets
 from keyed_storage.prefixes import list_prefix
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class Command(BaseCommand):
-    help = "Operations on keyed_storage: policy, doctor, sync, delete-prefix."
+    help = "Operations on keyed_storage: policy, doctor, sync, delete-prefix, variants."
     requires_system_checks = []  # doctor reports a broken configuration itself, in plain words
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -75,6 +77,34 @@ class Command(BaseCommand):
         p.add_argument("prefix", metavar="PREFIX", help="A whole key such as events/7.")
         p.add_argument("--yes", action="store_true", help="Really delete; without it, only list.")
 
+        p = commands.add_parser(
+            "variants",
+            help="Build the declared variants of images stored before them (or before a spec changed).",
+        )
+        p.add_argument("--model", metavar="APP_LABEL.MODEL", help="Only this model's KeyedImageFields.")
+        p.add_argument("--field", metavar="NAME", help="Only the KeyedImageField of this name.")
+        p.add_argument(
+            "--missing",
+            action="store_true",
+            help="Build only the variants not stored yet (one listing per file); without it, "
+            "rebuild every declared variant.",
+        )
+        p.add_argument("--dry-run", action="store_true", help="Say what would be built; build nothing.")
+        p.add_argument(
+            "--progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Show a progress bar (default: when standard error is a terminal).",
+        )
+        p.add_argument(
+            "-v",
+            "--verbosity",
+            type=int,
+            choices=[0, 1, 2, 3],
+            default=argparse.SUPPRESS,
+            help="2 lists every variant built.",
+        )
+
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         # mypy joins the four methods' signatures into a bare 'function', which no Callable accepts.
         handler: Callable[..., None] = {  # type: ignore[assignment]
@@ -82,6 +112,7 @@ class Command(BaseCommand):
             "doctor": self.doctor,
             "sync": self.sync,
             "delete-prefix": self.delete_prefix,
+            "variants": self.variants,
         }[subcommand]
         try:
             handler(**options)
@@ -210,6 +241,75 @@ class Command(BaseCommand):
         for name in names:
             self.stdout.write(f"deleted {name}")
         self.stdout.write(f"Deleted {len(names)} objects under {prefix!r} {where}.")
+
+    # variants ---------------------------------------------------------------------------
+
+    def variants(
+        self,
+        *,
+        model: str | None,
+        field: str | None,
+        missing: bool,
+        dry_run: bool,
+        progress: bool | None,
+        **options: Any,
+    ) -> None:
+        chosen = targets(model, field)
+        if not chosen:
+            self.stdout.write("No KeyedImageField declares variants: there is nothing to build.")
+            return
+        job = BuildVariants(chosen, missing=missing, dry_run=dry_run)
+        counts = {target: job.count(target) for target in chosen}
+        total = sum(counts.values())
+        what = "the variants not stored yet are built" if missing else "every declared variant is rebuilt"
+        self.stdout.write(f"{'Dry run: ' if dry_run else ''}{total} rows with a file; {what}:")
+        for target, rows in counts.items():
+            self.stdout.write(f"  {target.label}: {rows} rows, variants {', '.join(target.field.variants)}")
+        verbose = options["verbosity"] >= 2
+        out = getattr(self.stderr, "_out", self.stderr)
+        show = progress if progress is not None else bool(getattr(out, "isatty", lambda: False)())
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit=" rows", desc="rows", file=out, disable=not show)
+
+        def on_row(row: Row, outcome: Outcome) -> None:
+            bar.update(1)
+            if outcome.failed:
+                bar.write(f"failed: {row.target.label} pk={row.pk} {row.name}: {outcome.failed}", file=out)
+            elif outcome.replaced:
+                bar.write(f"replaced meanwhile, left alone: {row.target.label} pk={row.pk}", file=out)
+            elif dry_run or verbose:
+                verb = "would build" if dry_run else "built"
+                for name in outcome.built:
+                    bar.write(f"{verb}: {name}", file=out)
+
+        try:
+            with bar:
+                report = job.run(on_row)
+        except BaseException:
+            self.stderr.write(
+                f"Stopped after {job.report.rows} of {total} rows. {_variants_summary(job.report, dry_run)} "
+                "Run again with --missing to do what is left."
+            )
+            raise
+        summary = _variants_summary(report, dry_run)
+        if report.failed:
+            raise CommandError(
+                summary
+                + " Fix or clear those files, then run again with --missing: it does only what is left.",
+                returncode=1,
+            )
+        self.stdout.write(summary)
+
+
+def _variants_summary(report: Report, dry_run: bool) -> str:
+    verb, sizes = ("Would build", "would set") if dry_run else ("Built", "set")
+    written = "" if dry_run else f" ({filesizeformat(report.bytes)})"
+    replaced = f", {report.replaced} replaced meanwhile" if report.replaced else ""
+    return (
+        f"{verb} {report.built} variants{written} for {report.rows} rows, skipped {report.present} "
+        f"already there, {sizes} {report.sizes} sizes{replaced}, {len(report.failed)} failed."
+    )
 
 
 def _bars(

@@ -119,8 +119,9 @@ lint: $(VENV)/.tox
 typecheck: $(VENV)/.tox
 	$(TOX) run -e typecheck
 
-## bench: keyed_storage against django-storages, boto3 and the floor, one table (not pass/fail)
-bench: $(VENV)/.demo-s3
+## bench: keyed_storage against django-storages, boto3 and the floor, one table (not pass/fail);
+## its image rows load the demo's pages in Chromium with Playwright, from the test extra
+bench: $(VENV)/.test
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 ## dist-check: build the sdist and the wheel, check them (contents, metadata, twine), then

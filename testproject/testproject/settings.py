@@ -1,6 +1,7 @@
 """Settings of the demo event site. Storage is chosen by the environment alone (see README)."""
 
 import os
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -69,6 +70,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
+            # The tests' database is a file, not memory: Django's live server shares one
+            # in-memory connection among all its request threads, and concurrent requests
+            # then read each other's rows. A file gives each thread its own connection.
+            "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"keyed-storage-{os.getpid()}.sqlite3")},
         }
     }
 

@@ -14,9 +14,6 @@ if TYPE_CHECKING:
     from .backends.local import LocalBackend
     from .backends.s3 import S3Backend
 
-# DeleteObjects takes at most this many keys in one request.
-DELETE_BATCH = 1000
-
 
 def whole_key(prefix: object) -> str:
     """The prefix as a validated whole key ('events/7/' → 'events/7'), or SuspiciousFileOperation why not."""
@@ -74,25 +71,10 @@ def _s3_names(backend: S3Backend, prefix: str) -> list[str]:
 
 
 def _s3_delete(backend: S3Backend, prefix: str) -> list[str]:
-    client = backend.client
     names = _s3_names(backend, prefix)
-    deleted: list[str] = []
-    failed: list[str] = []
-    for start in range(0, len(names), DELETE_BATCH):
-        batch = names[start : start + DELETE_BATCH]
-        answer = client.delete_objects(
-            Bucket=backend.bucket_name,
-            Delete={"Objects": [{"Key": name} for name in batch], "Quiet": True},
-        )
-        errors = {error["Key"]: error for error in answer.get("Errors", ())}
-        failed.extend(f"{key} ({error.get('Code')}: {error.get('Message')})" for key, error in errors.items())
-        deleted.extend(name for name in batch if name not in errors)
-    if failed:
-        raise OSError(
-            f"Deleted {len(deleted)} objects under {prefix!r} but S3 refused {len(failed)}: "
-            + "; ".join(failed[:10])
-        )
-    return deleted
+    if names:
+        backend.delete_many(names)
+    return names
 
 
 # Local disk -------------------------------------------------------------------------------

@@ -192,13 +192,16 @@ def _after_commit(cleanup: Callable[[], object]) -> None:
 
 
 def _delete_earlier(storage: KeyedStorage, key: str, keep: str) -> None:
-    # Keep only the newest object of the key. Tokens start with the upload time, so when
-    # uploads to one key race, every one of them converges on the same survivor. The
-    # just-stored object's name is known, so a key with no earlier upload costs one listing.
+    # Keep only the newest upload of the key. Tokens start with the upload time, so when
+    # uploads to one key race, every one of them converges on the same survivor. One
+    # listing finds every earlier object (however many crashed or racing uploads left),
+    # and one request deletes them: replacing a key costs the PUT and these two.
     mine = keep.rsplit("/", 2)[-2]
-    tokens = set(storage.key_tokens(key)) | {mine}
-    newest = max(tokens)
-    for token in sorted(tokens - {newest}):
-        for name in [keep] if token == mine else storage.token_objects(key, token):
-            storage.delete(name)
-            logger.info("keyed_storage: deleted %s, replaced by the upload %s of %s", name, newest, key)
+    uploads = storage.uploads_of(key)
+    newest = max(set(uploads) | {mine})
+    doomed = [name for token, names in uploads.items() if token != newest for name in names]
+    if mine != newest and keep not in doomed:
+        doomed.append(keep)  # a listing that does not show it yet must not save it
+    storage.delete_many(doomed)
+    for name in doomed:
+        logger.info("keyed_storage: deleted %s, replaced by the upload %s of %s", name, newest, key)

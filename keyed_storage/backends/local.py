@@ -195,6 +195,22 @@ class LocalBackend(FileSystemStorage):
             return []
         return [f"{directory}/{file}" if directory else file for file in files if file.startswith(start)]
 
+    def names_under(self, key: str) -> list[str]:
+        """Every file named '<key>/...', nested keys included (in-progress temporaries left out)."""
+        top = self.path(key)
+        names = []
+        for directory, _, files in os.walk(top):
+            relative = os.path.relpath(directory, self.location).replace(os.sep, "/")
+            names += [f"{relative}/{file}" for file in files if not file.startswith(TEMP_PREFIX)]
+        return names
+
+    def delete_many(self, names: list[str]) -> None:
+        """Delete `names` (those already gone are fine) and the directories they leave empty."""
+        for name in names:
+            path = self.path(name)
+            _remove(path)
+            self.remove_empty_parents(path)
+
     def delete(self, name: str) -> None:
         super().delete(name)
         # A key's directories hold nothing but its uploads: once the last file under one

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys in one request
 PART_SIZE = 6 * 1024 * 1024  # S3's minimum is 5 MiB
 
 
@@ -226,6 +227,41 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
     def delete(self, name: str) -> None:
         with self._failing("delete", name):
             self.client.delete_object(Bucket=self.bucket_name, Key=name)
+
+    def names_under(self, key: str) -> list[str]:
+        """Every object named '<key>/...', nested keys included: one listing, paginated past 1000."""
+        with self._failing("list", key):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket_name, Prefix=key + "/"
+            )
+            return [entry["Key"] for page in pages for entry in page.get("Contents", ())]
+
+    def delete_many(self, names: list[str]) -> None:
+        """Delete `names`: one DeleteObject for one name, else DeleteObjects per 1000 names.
+
+        Raises StorageError naming the objects S3 refused, after trying all of them.
+        """
+        if len(names) == 1:
+            self.delete(names[0])
+            return
+        failed: list[str] = []
+        for start in range(0, len(names), DELETE_BATCH):
+            batch = names[start : start + DELETE_BATCH]
+            with self._failing("delete", batch[0]):
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket_name,
+                    Delete={"Objects": [{"Key": name} for name in batch], "Quiet": True},
+                )
+            failed += [
+                f"{error.get('Key')} ({error.get('Code')}: {error.get('Message')})"
+                for error in answer.get("Errors", ())
+            ]
+        if failed:
+            raise StorageError(
+                f"Deleted {len(names) - len(failed)} of {len(names)} objects in {self._where}, but S3 "
+                f"refused {len(failed)}: " + "; ".join(failed[:10]),
+                location=self.keyed_config.bucket,
+            )
 
     def exists(self, name: str) -> bool:
         with self._failing("look up", name):

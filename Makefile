@@ -1,26 +1,66 @@
 # Two commands do all the set-up on a fresh clone: `make demo` and `make test`.
-# Both create .venv with the Python below and install what they need into it.
+# Both create .venv with the Python below. `make demo` installs only what the demo site
+# needs (the `demo` extra); `make test` adds tox, which runs the test matrix of setup.cfg,
+# one virtualenv per entry under .tox/.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+TOX := $(VENV)/bin/tox
 DEMO_ADDR ?= 127.0.0.1:8000
 DEMO_S3_PORT ?= 9000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo demo-s3 browser-deps screenshots test test-peer lint bench dist-check clean
+# The matrix needs Python 3.11, 3.12 and 3.13, which tox finds as python3.11, python3.12
+# and python3.13 on PATH. Under pyenv those are shims that answer only for active versions,
+# so every installed 3.11.x, 3.12.x and 3.13.x is made active (the newest release of each
+# first). Without pyenv, the python3.1x on PATH are used as they are.
+PYENV_PYTHONS := $(shell pyenv versions --bare --skip-aliases 2>/dev/null \
+	| grep -E '^3\.1[123]\.[0-9]+$$' | sort -t. -k2,2n -k3,3nr | paste -sd: -)
+ifneq ($(PYENV_PYTHONS),)
+export PYENV_VERSION := $(PYENV_PYTHONS)
+endif
 
-$(STAMP): pyproject.toml
+# On a developer's machine tox reports a matrix entry whose Python is missing as SKIP and
+# runs the others; under CI=true a missing Python fails the run instead.
+ifneq ($(filter 1 true yes,$(CI)),)
+TOX_ARGS += --skip-missing-interpreters=false
+STRICT := 1
+endif
+
+# Each supported Python with the newest Django series it runs: the built wheel must install
+# there with its own pins (pip resolving "Django==6.1.*" against the package's requirements).
+INSTALL_MATRIX := 3.11:5.2 3.12:6.0 3.13:6.1
+NEWEST := py313-django61-postgres
+
+.PHONY: demo demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
+
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+# One stamp per set of extras, so `make demo` never waits for the test toolchain.
+$(VENV)/.demo: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.demo-s3: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[demo-s3]'
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
+
+# tox's own version bound is setup.cfg's min_version (tox provisions a newer one if needed).
+$(VENV)/.tox: | $(PY)
+	$(PY) -m pip install --quiet tox
+	touch $@
 
 ## demo: set up and run the event site on http://$(DEMO_ADDR)/ (SQLite, files on the local disk)
 ## Like a real site it sets KEYED_STORAGE_BASE_URL (check W001), so links made outside a request work.
 demo: export KEYED_STORAGE_BASE_URL ?= http://$(DEMO_ADDR)
-demo: $(STAMP)
+demo: $(VENV)/.demo
 	cd testproject && ../$(PY) manage.py migrate --noinput
 	cd testproject && ../$(PY) manage.py demo_data
 	cd testproject && ../$(PY) manage.py runserver $(DEMO_ADDR)
@@ -28,7 +68,7 @@ demo: $(STAMP)
 ## demo-s3: the same site with its files in S3: a moto server on 127.0.0.1:$(DEMO_S3_PORT),
 ## chosen by environment variables alone (no setting or code changes). moto keeps its data in
 ## memory, so each run starts from a fresh bucket and a fresh database in .demo/.
-demo-s3: $(STAMP)
+demo-s3: $(VENV)/.demo-s3
 	mkdir -p .demo && rm -f .demo/s3.sqlite3
 	$(VENV)/bin/moto_server -H 127.0.0.1 -p $(DEMO_S3_PORT) >.demo/moto.log 2>&1 & moto=$$!; \
 	trap 'kill $$moto' EXIT INT TERM; \
@@ -46,48 +86,59 @@ browser-deps:
 		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 	@$(CHROMIUM) --version
 
+## postgres-deps: Debian's PostgreSQL server binaries for the matrix's PostgreSQL entries. The
+## tests never use a system service: each run starts a throwaway cluster of its own.
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	[ -n "$$KEYED_STORAGE_PG_BIN" ] || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
+	@ls -d /usr/lib/postgresql/*/bin 2>/dev/null || command -v initdb || echo "$$KEYED_STORAGE_PG_BIN"
+
 ## screenshots: with the demo running (make demo), retake the README's pictures in docs/
-screenshots: $(STAMP)
+screenshots: $(VENV)/.test
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
-## test: lint and type-check, then the whole test suite (starts its own S3 server on 127.0.0.1; installs
-## Debian's Chromium for the browser tests if it is missing), then the peer tests
-test: $(STAMP) browser-deps
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest
-	$(PEER_TESTS)
+## test: lint and type-check, then the whole suite and the peer tests on every entry of the
+## matrix (setup.cfg): each starts its own S3 server on 127.0.0.1, the PostgreSQL entries their
+## own cluster. Installs Debian's Chromium and PostgreSQL if they are missing.
+## One entry: .venv/bin/tox run -e py313-django61-postgres
+test: $(VENV)/.tox browser-deps postgres-deps
+	$(TOX) run $(TOX_ARGS)
 
 ## test-peer: Django's own storage, FileField and ImageField tests run on KeyedStorage, in a
-## pytest process with their own settings. The first run downloads the installed Django's
-## sdist with pip and keeps its tests/ in build/django-tests/<version>/.
-PEER_TESTS = $(VENV)/bin/pytest tests/peer --ds=tests.peer.settings
-test-peer: $(STAMP)
-	$(PEER_TESTS)
+## pytest process with their own settings, on the newest entry's Django. The first run
+## downloads the installed Django's sdist with pip and keeps its tests/ in build/django-tests/.
+test-peer: $(VENV)/.tox
+	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_TEST_DB=sqlite python -m pytest tests/peer --ds=tests.peer.settings
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+lint: $(VENV)/.tox
+	$(TOX) run -e lint
 
 ## typecheck: mypy --strict on keyed_storage/ (configured in pyproject.toml: django-stubs, boto3-stubs)
-.PHONY: typecheck
-typecheck: $(STAMP)
-	$(VENV)/bin/mypy
+typecheck: $(VENV)/.tox
+	$(TOX) run -e typecheck
 
-## bench: keyed_storage against django-storages, boto3 and the floor, one table (not pass/fail)
-bench: $(STAMP)
+## bench: keyed_storage against django-storages, boto3 and the floor, one table (not pass/fail);
+## its image rows load the demo's pages in Chromium with Playwright, from the test extra
+bench: $(VENV)/.test
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
-## dist-check: build the sdist and wheel, install each into a clean venv and use it there
-dist-check: $(STAMP)
-	rm -rf dist build/dist-check
-	$(PY) -m build --outdir dist . >/dev/null
-	for artifact in dist/*.whl dist/*.tar.gz; do \
-		rm -rf build/dist-check && $(PYTHON) -m venv build/dist-check && \
-		build/dist-check/bin/python -m pip install --quiet "$$artifact" && \
-		(cd build && dist-check/bin/python ../.ci/smoke_installed.py "$$artifact") || exit 1; \
+## dist-check: build the sdist and the wheel, check them (contents, metadata, twine), then
+## install each into a clean virtualenv and use it there; the wheel on every supported Python.
+dist-check: $(VENV)/.tox
+	$(TOX) run -e dist
+	.ci/install_check.sh $(PYTHON) dist/*.tar.gz
+	@for entry in $(INSTALL_MATRIX); do \
+		python=python$${entry%%:*}; django=$${entry##*:}; \
+		if ! command -v $$python >/dev/null || ! $$python -c '' 2>/dev/null; then \
+			[ -z "$(STRICT)" ] || { echo "$$python is missing (CI=true)" >&2; exit 1; }; \
+			echo "SKIP: the wheel on $$python with Django $$django: $$python is not installed"; \
+			continue; \
+		fi; \
+		echo ".ci/install_check.sh $$python dist/*.whl $$django"; \
+		.ci/install_check.sh $$python dist/*.whl $$django || exit 1; \
 	done
 
 clean:
-	rm -rf $(VENV) dist build *.egg-info testproject/db.sqlite3 testproject/media .demo test-artifacts
+	rm -rf $(VENV) .tox dist build *.egg-info testproject/db.sqlite3 testproject/media .demo test-artifacts

@@ -38,4 +38,5 @@ out = io.StringIO()
 call_command("keyed_storage", "policy", "--bucket", "smoke-bucket", "--only", "iam", stdout=out)
 actions = {a for s in json.loads(out.getvalue())["Statement"] for a in s["Action"]}
 assert "s3:PutObject" in actions and not any("*" in a for a in actions), actions
-print(f"{sys.argv[1]}: installed, imported and stored a file ({url})")
+version = f"Python {sys.version.split()[0]}, Django {django.__version__}"
+print(f"{sys.argv[1]} ({version}): installed, imported and stored a file ({url})")

@@ -86,7 +86,9 @@ def _saved(
         _after_commit(
             using,
             on_commit=_Deletion(field, old, using) if old else None,
-            on_rollback=_Deletion(field, stored, using) if stored else None,
+            # A rolled-back save's own file: no committed row can name its fresh token, and
+            # this runs while the connection rolls back, when no query may be made.
+            on_rollback=functools.partial(_remove, field, stored) if stored else None,
         )
         original[field.attname] = new
     instance.__dict__[_ORIGINAL] = original
@@ -116,11 +118,18 @@ class _Deletion:
             if rows.exists():
                 logger.info("keyed_storage: kept %s, which another %s row uses", name, field.model.__name__)
                 return
-            # A field that stores more than the file (KeyedImageField's variants) removes it all.
-            delete = getattr(field, "delete_stored", None) or field.storage.delete
-            delete(name)
+            _remove(field, name)
         except Exception:
             logger.exception("keyed_storage: could not delete %s", name)
+
+
+def _remove(field: FileField, name: str) -> None:
+    """Delete one file of a field, with what the field stores beside it (KeyedImageField's variants)."""
+    try:
+        delete = getattr(field, "delete_stored", None) or field.storage.delete
+        delete(name)
+    except Exception:
+        logger.exception("keyed_storage: could not delete %s", name)
 
 
 def _default_names(field: FileField) -> set[str]:

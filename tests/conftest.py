@@ -1,4 +1,5 @@
-"""Fixtures that start real servers: a moto S3 server on 127.0.0.1 and Django's live server."""
+"""Fixtures that start real servers: a moto S3 server on 127.0.0.1, Django's live server and,
+on PostgreSQL runs, a throwaway PostgreSQL cluster."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from moto.server import ThreadedMotoServer
 from keyed_storage import config
 from keyed_storage.config import VARIABLES
 
+from . import postgres
 from .helpers import TEST_KEY, TEST_SECRET, make_client, public_read_policy
 
 # Variables that would let boto3 or the tests reach beyond loopback or read this machine's
@@ -34,6 +36,34 @@ def pytest_configure(config):
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never ask 169.254.169.254
     os.environ["AWS_CONFIG_FILE"] = os.devnull
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    if engine == "postgresql":
+        return "database: postgresql (a throwaway cluster, started when a test first needs the database)"
+    return f"database: {engine}"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On PostgreSQL runs, a cluster of the run's own, started before the test database is made.
+
+    The settings chose the engine (KEYED_STORAGE_TEST_DB=postgres); where the server listens
+    is known only once it runs, and is written into the settings Django's connections read.
+    The cluster stops after the test database is dropped, whether the tests passed or not.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        yield
+        return
+    with postgres.throwaway_cluster() as cluster:
+        database.update(cluster.django_settings())
+        yield
 
 
 @pytest.fixture(autouse=True)

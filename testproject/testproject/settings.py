@@ -1,7 +1,10 @@
 """Settings of the demo event site. Storage is chosen by the environment alone (see README)."""
 
 import os
+import tempfile
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,12 +54,28 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "testproject.wsgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
+# SQLite for the demo and by default in tests. KEYED_STORAGE_TEST_DB=postgres (set by the
+# test matrix's PostgreSQL entries) selects PostgreSQL, which refuses what SQLite forgives
+# (over-long names, for one); the test run starts a throwaway cluster and fills in where it
+# listens (tests/postgres.py) before the test database is created. DEMO_DB names the SQLite
+# file of a site of its own (make demo-s3, the uvicorn site of the ASGI tests), so it always
+# means SQLite.
+TEST_DB = os.environ.get("KEYED_STORAGE_TEST_DB", "sqlite")
+if TEST_DB not in ("sqlite", "postgres"):
+    raise ImproperlyConfigured(f"KEYED_STORAGE_TEST_DB={TEST_DB!r}: use 'sqlite' or 'postgres'.")
+if TEST_DB == "postgres" and "DEMO_DB" not in os.environ:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "keyed_storage"}}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
+            # The tests' database is a file, not memory: Django's live server shares one
+            # in-memory connection among all its request threads, and concurrent requests
+            # then read each other's rows. A file gives each thread its own connection.
+            "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"keyed-storage-{os.getpid()}.sqlite3")},
+        }
     }
-}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

@@ -115,8 +115,9 @@ screenshots: $(VENV)/.test
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
 ## test: lint and type-check, then the whole suite and the peer tests on every entry of the
-## matrix (setup.cfg): each starts its own S3 server on 127.0.0.1, the PostgreSQL entries their
-## own cluster. Installs Debian's Chromium and PostgreSQL if they are missing.
+## matrix (setup.cfg): each starts its own S3 server on 127.0.0.1 (moto's), the PostgreSQL
+## entries their own cluster, and the newest entry runs the S3 tests again on a SeaweedFS of
+## its own. Installs Debian's Chromium and PostgreSQL if they are missing.
 ## One entry: .venv/bin/tox run -e py313-django61-postgres
 test: $(VENV)/.tox browser-deps postgres-deps
 	$(TOX) run $(TOX_ARGS)

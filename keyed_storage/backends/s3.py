@@ -16,9 +16,11 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
 
+from ..caching import cache_control
 from ..config import Config
 from ..content import ContentInfo
 from ..exceptions import NameTaken, StorageError
+from ..keys import has_token
 from .local import url_path
 from .presign import Credentials, Presigner
 
@@ -185,10 +187,24 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
 
     # Storage API ---------------------------------------------------------------------------
 
-    def store(self, name: str, content: IO[Any], info: ContentInfo, *, exclusive: bool = False) -> str:
+    def store(
+        self,
+        name: str,
+        content: IO[Any],
+        info: ContentInfo,
+        *,
+        exclusive: bool = False,
+        cache_control: str | None = None,
+    ) -> str:
         """Upload `content` as `name`. Exclusive: only if no object has that name (a conditional
-        write, If-None-Match: *, which AWS and current S3 servers honour), else NameTaken."""
+        write, If-None-Match: *, which AWS and current S3 servers honour), else NameTaken.
+
+        `cache_control` is stored with the object (one header more on the same PUT, or on the
+        CreateMultipartUpload of a large file); S3 sends it with every GET of the object.
+        """
         params = {"ContentType": info.content_type}
+        if cache_control:
+            params["CacheControl"] = cache_control
         if info.attachment:
             params["ContentDisposition"] = "attachment"
         if exclusive:
@@ -219,6 +235,14 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                     if not self._exclusive[name]:
                         del self._exclusive[name]
         return name
+
+    def get_object_parameters(self, name: str) -> dict[str, Any]:
+        """django-storages' parameters of writes that bypass store() (sync's uploads, a file
+        opened for writing), with the Cache-Control the name calls for. Nothing tells how such
+        a file was first saved, so the name's shape decides, as the local view decides it."""
+        params = dict(super().get_object_parameters(name))
+        params["CacheControl"] = cache_control(self.keyed_config, immutable=has_token(name))
+        return params
 
     def _add_condition(self, params: dict[str, Any], **kwargs: Any) -> None:
         if params.get("Key") in self._exclusive:

@@ -63,6 +63,8 @@ def describe(cfg: config.Config) -> list[str]:
         "KEYED_STORAGE_PRIVATE": "1" if cfg.private else "0",
         "KEYED_STORAGE_URL_EXPIRES": str(cfg.url_expires),
         "KEYED_STORAGE_BASE_URL": cfg.base_url,
+        "KEYED_STORAGE_KEEP_METADATA": "1" if cfg.keep_metadata else "0",
+        "KEYED_STORAGE_CACHE_CONTROL": cfg.cache_control,
     }
     lines = [f"Backend: {cfg.backend}, {why}."]
     if seen:

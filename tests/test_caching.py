@@ -170,7 +170,7 @@ def test_manage_py_check_fails_on_a_bad_value(monkeypatch):
         call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
 
 
-# sync ---------------------------------------------------------------------------------------------
+# sync and doctor -----------------------------------------------------------------------------
 
 
 def test_sync_to_s3_stores_the_policy_the_name_calls_for(s3, settings):
@@ -185,3 +185,34 @@ def test_sync_to_s3_stores_the_policy_the_name_calls_for(s3, settings):
     assert stored_cache_control(s3, TOKENED) == IMMUTABLE
     assert stored_cache_control(s3, "site/terms.pdf") == "no-cache"
     assert sync.METADATA_MD5 in s3.client.head_object(Bucket=s3.bucket, Key=TOKENED)["Metadata"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_doctor_checks_the_probes_cache_control_and_samples_stored_uploads(s3):
+    upload(SimpleUploadedFile("a.png", png_bytes()), "users/1/avatar")
+    out, _, code = run("doctor")
+    assert code == 0, out
+    assert f"Cache-Control: {IMMUTABLE!r} for uploads' tokened names (the default)" in out
+    assert f"same bytes, Cache-Control {IMMUTABLE!r}" in out
+    assert "✓ Cache-Control of stored uploads: 1 sampled, all" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_doctor_reports_uploads_stored_without_it(s3):
+    s3.client.put_object(Bucket=s3.bucket, Key=TOKENED, Body=png_bytes(), ContentType="image/png")
+    out, _, code = run("doctor")
+    assert code == 1, out
+    assert "✗ Cache-Control of stored uploads" in out
+    assert f"1 of 1 sampled uploads lack Cache-Control {IMMUTABLE!r} ({TOKENED}: (none))" in out
+    assert "--metadata-directive REPLACE" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_doctor_names_the_variable_and_checks_the_probe_against_it(s3, monkeypatch):
+    set_env(monkeypatch, KEYED_STORAGE_CACHE_CONTROL="public, max-age=600", KEYED_STORAGE_KEEP_METADATA="1")
+    out, _, code = run("doctor")
+    assert code == 0, out
+    assert "KEYED_STORAGE_CACHE_CONTROL=public, max-age=600  (environment)" in out
+    assert "KEYED_STORAGE_KEEP_METADATA=1  (environment)" in out
+    assert "for uploads' tokened names (KEYED_STORAGE_CACHE_CONTROL)" in out
+    assert "same bytes, Cache-Control 'public, max-age=600'" in out

@@ -8,7 +8,6 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from typing import IO, Any
-from urllib.parse import quote
 
 from django.core.files.storage import FileSystemStorage
 
@@ -16,14 +15,10 @@ from ..config import Config
 from ..content import ContentInfo
 from ..exceptions import NameTaken, NoOrigin, StorageError
 from ..origin import current_origin
+from ..percent import url_path
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
-
-
-def url_path(name: str) -> str:
-    """Percent-encode an object name once for a URL path ('+' and '#' included)."""
-    return quote(name, safe="/~")
 
 
 class LocalBackend(FileSystemStorage):

@@ -21,7 +21,7 @@ from ..config import Config
 from ..content import ContentInfo
 from ..exceptions import NameTaken, StorageError
 from ..keys import has_token
-from .local import url_path
+from ..percent import url_path
 from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:

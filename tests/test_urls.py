@@ -231,3 +231,37 @@ def test_request_origin_honours_the_proxy_ssl_header(client, settings, db):
     event = Event.objects.create(name="TLS Con", logo=SimpleUploadedFile("logo.png", png_bytes()))
     page = client.get(f"/events/{event.pk}/", HTTP_X_FORWARDED_PROTO="https", HTTP_HOST="events.example.org")
     assert 'src="https://events.example.org/media/events/' in page.content.decode()
+
+
+def test_presigned_links_follow_credentials_that_refresh(monkeypatch):
+    """Static keys are read once; a role's keys are asked for every link, so a renewed key
+    signs the links made after it."""
+    import datetime
+    import itertools
+
+    import boto3
+    from botocore.credentials import RefreshableCredentials
+
+    from keyed_storage.backends.s3 import S3Backend
+
+    issued = (f"AKIAROLEKEY{n:09d}" for n in itertools.count())
+
+    def refresh():
+        # Expiring within botocore's mandatory refresh window, so every read renews them.
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=1)
+        return {
+            "access_key": next(issued),
+            "secret_key": "s",
+            "token": "t",
+            "expiry_time": expiry.isoformat(),
+        }
+
+    role = RefreshableCredentials.create_from_metadata(refresh(), refresh, "assume-role")
+    session = boto3.session.Session(region_name="us-east-1")
+    monkeypatch.setattr(session, "get_credentials", lambda: role)
+    monkeypatch.setattr(S3Backend, "_create_session", lambda self: session)
+    first = url_for(monkeypatch, BUCKET_NAME="media-bucket", KEYED_STORAGE_PRIVATE="1")
+    second = KeyedStorage().url(NAME)
+    keys = [parse_qs(urlsplit(link).query)["X-Amz-Credential"][0].split("/")[0] for link in (first, second)]
+    assert keys[0].startswith("AKIAROLEKEY") and keys[1].startswith("AKIAROLEKEY")
+    assert keys[0] != keys[1]

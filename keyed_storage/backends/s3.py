@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
 
@@ -119,6 +120,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         self._exclusive: Counter[str] = Counter()
         self._exclusive_lock = threading.Lock()
         self._presigner: Presigner | None = None
+        self._static_credentials: Credentials | None = None
 
     def __repr__(self) -> str:
         return f"<S3Backend {self._where}>"
@@ -153,6 +155,12 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         return self._session_and_client()[1]
 
     def _frozen_credentials(self) -> Credentials:
+        """The credentials to sign links with now. Keys that never change (AWS_KEY and
+        AWS_SECRET, or any other static pair) are read once; refreshable ones (an IAM role)
+        are asked each time, and botocore renews them when they are about to expire."""
+        static = self._static_credentials
+        if static is not None:
+            return static
         credentials = self._session_and_client()[0].get_credentials()
         if credentials is None:
             raise StorageError(
@@ -162,7 +170,10 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             )
         frozen = credentials.get_frozen_credentials()
         # botocore-stubs allow None for both keys; Credentials are only ever made with both.
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)  # type: ignore[arg-type]
+        mine = Credentials(frozen.access_key, frozen.secret_key, frozen.token)  # type: ignore[arg-type]
+        if not isinstance(credentials, RefreshableCredentials):
+            self._static_credentials = mine
+        return mine
 
     # Errors --------------------------------------------------------------------------------
 

@@ -187,6 +187,37 @@ def test_sync_to_s3_stores_the_policy_the_name_calls_for(s3, settings):
     assert sync.METADATA_MD5 in s3.client.head_object(Bucket=s3.bucket, Key=TOKENED)["Metadata"]
 
 
+def test_sync_gives_objects_it_skips_the_policy_and_keeps_their_other_headers(s3, settings):
+    body = png_bytes()
+    path = os.path.join(settings.MEDIA_ROOT, *TOKENED.split("/"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as file:
+        file.write(body)
+    # The same bytes, stored before keyed_storage set Cache-Control.
+    s3.client.put_object(
+        Bucket=s3.bucket,
+        Key=TOKENED,
+        Body=body,
+        ContentType="image/png",
+        ContentDisposition="inline",
+        Metadata={"origin": "old-site"},
+    )
+    out, err, code = run("sync", "--from", "local", "--to", "s3", "--dry-run")
+    assert code == 0, err
+    assert stored_cache_control(s3, TOKENED) is None  # a dry run changes nothing
+    out, err, code = run("sync", "--from", "local", "--to", "s3")
+    assert code == 0, err
+    assert "skipped 1 already there" in out
+    head = s3.client.head_object(Bucket=s3.bucket, Key=TOKENED)
+    assert head.get("CacheControl") == IMMUTABLE
+    assert (head["ContentType"], head.get("ContentDisposition"), head["Metadata"]) == (
+        "image/png",
+        "inline",
+        {"origin": "old-site"},
+    )
+    assert s3.body(TOKENED) == body
+
+
 @pytest.mark.django_db(transaction=True)
 def test_doctor_checks_the_probes_cache_control_and_samples_stored_uploads(s3):
     upload(SimpleUploadedFile("a.png", png_bytes()), "users/1/avatar")

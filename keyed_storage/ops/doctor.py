@@ -177,7 +177,8 @@ def _stored_cache_step(cfg: config.Config, client: S3Client) -> Step:
         f"{len(wrong)} of {len(names)} sampled uploads lack Cache-Control {expected!r} ({shown}); "
         "they were stored before keyed_storage set it, or under another "
         "KEYED_STORAGE_CACHE_CONTROL, so browsers and CDNs revalidate or refetch them.",
-        "Upload them again, or set the header in place, keeping the type: aws s3api copy-object "
+        "Where the files are on disk too, `manage.py keyed_storage sync --from local --to s3` sets it "
+        "on the objects it skips; else set it in place, keeping the type: aws s3api copy-object "
         f"--bucket {cfg.bucket} --key KEY --copy-source {cfg.bucket}/KEY --metadata-directive REPLACE "
         f"--content-type TYPE --cache-control '{expected}'",
     )

@@ -24,6 +24,7 @@ from .images import (
     variant_name,
     variants_prefix,
 )
+from .keys import has_token
 from .storage import KeyedStorage
 from .validators import ImagePixelsValidator
 
@@ -114,7 +115,12 @@ class KeyedImageFieldFile(ImageFieldFile):
         try:
             for key, output in rendered.items():
                 target = variant_name(original, key, variants[key])
-                stored.append(storage.save(target, ContentFile(output.data), overwrite=True))
+                # Beside its original, under the same token: as immutable as the original.
+                stored.append(
+                    storage.save(
+                        target, ContentFile(output.data), overwrite=True, immutable=has_token(original)
+                    )
+                )
         except BaseException:
             for leftover in [original, *stored]:
                 storage.delete(leftover)

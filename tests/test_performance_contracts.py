@@ -69,6 +69,22 @@ def test_upload_to_a_fresh_key_is_a_put_and_a_listing(requests_made):
     assert "HeadObject" not in requests_made
 
 
+@pytest.mark.parametrize("exact", [False, True])
+def test_cache_control_rides_on_the_put_and_costs_no_request(s3, exact):
+    sent = []
+
+    def record(request, **kwargs):
+        sent.append((kwargs["event_name"].rsplit(".", 1)[-1], request.headers.get("Cache-Control")))
+
+    backend().client.meta.events.register("before-send.s3", record)
+    upload(SimpleUploadedFile("a.png", b"x"), "users/1/avatar", exact=exact)
+    expected = b"no-cache" if exact else b"public, max-age=31536000, immutable"
+    assert sent[0] == ("PutObject", expected)
+    assert Counter(operation for operation, _ in sent) == (
+        Counter({"PutObject": 1}) if exact else Counter({"PutObject": 1, "ListObjectsV2": 1})
+    )
+
+
 def test_replacing_an_upload_lists_and_deletes_only_what_it_must(requests_made):
     upload(SimpleUploadedFile("a.png", b"x"), "users/1/avatar")
     requests_made.clear()

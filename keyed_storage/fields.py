@@ -232,12 +232,11 @@ class KeyedImageField(models.ImageField):
         return name, "keyed_storage.fields.KeyedImageField", args, kwargs
 
     def delete_stored(self, name: str) -> None:
-        """Delete a stored original and every variant stored beside it (one listing)."""
+        """Delete a stored original and every variant stored beside it: one listing and one
+        batched delete (S3: a DeleteObjects), however many variants there are."""
         storage = self.keyed_storage
-        for candidate in storage.names_starting_with(variants_prefix(name)):
-            if is_variant_of(candidate, name):
-                storage.delete(candidate)
-        storage.delete(name)
+        variants = [c for c in storage.names_starting_with(variants_prefix(name)) if is_variant_of(c, name)]
+        storage.delete_many([*variants, name])
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = super().check(**kwargs)

@@ -256,3 +256,17 @@ def test_rendering_1000_saved_images_makes_no_request(requests_made):
     assert requests_made == Counter()
     real = next(row for row in rendered if row[1] == 40)
     assert fetch(real[0]) == photo
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_an_image_with_variants_is_one_listing_and_one_batched_delete(requests_made, s3):
+    from .image_helpers import encode, halves, image_model
+
+    with image_model() as Picture:
+        row = Picture.objects.create(image=SimpleUploadedFile("a.png", encode(halves(400, 300), "PNG")))
+        stored = {row.image.name, *(row.image.variant(name).name for name in row.image.variants())}
+        assert len(stored) >= 3 and set(s3.keys()) == stored
+        requests_made.clear()
+        row.delete()
+        assert requests_made == Counter({"ListObjectsV2": 1, "DeleteObjects": 1})
+        assert s3.keys() == []

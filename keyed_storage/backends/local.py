@@ -8,7 +8,6 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from typing import IO, Any
-from urllib.parse import quote
 
 from django.core.files.storage import FileSystemStorage
 
@@ -16,14 +15,10 @@ from ..config import Config
 from ..content import ContentInfo
 from ..exceptions import NameTaken, NoOrigin, StorageError
 from ..origin import current_origin
+from ..percent import url_path
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
-
-
-def url_path(name: str) -> str:
-    """Percent-encode an object name once for a URL path ('+' and '#' included)."""
-    return quote(name, safe="/~")
 
 
 class LocalBackend(FileSystemStorage):
@@ -48,7 +43,15 @@ class LocalBackend(FileSystemStorage):
             raise NoOrigin(name)  # never a made-up host that serves nothing
         return origin + self.keyed_config.media_url + url_path(name)
 
-    def store(self, name: str, content: IO[Any], info: ContentInfo, *, exclusive: bool = False) -> str:
+    def store(
+        self,
+        name: str,
+        content: IO[Any],
+        info: ContentInfo,
+        *,
+        exclusive: bool = False,
+        cache_control: str | None = None,
+    ) -> str:
         """Write atomically: a temporary file beside the target, fsync, then into place.
 
         A reader sees the old file or the whole new one, never a part; a writer killed
@@ -56,6 +59,9 @@ class LocalBackend(FileSystemStorage):
         exclusive write creates the name only if nothing is there (a hard link, which fails
         if the name exists, as open(O_EXCL) does) and raises NameTaken otherwise. A failed
         write removes the directories it created, so no empty token directory stays.
+
+        A file has nowhere to keep a Cache-Control, so `cache_control` is not stored: the view
+        that serves the file decides it from the name (keyed_storage.responders).
         """
         path = self.path(name)
         directory = os.path.dirname(path)

@@ -57,21 +57,7 @@ class Command(BaseCommand):
         p.add_argument("--from", dest="source", choices=["local", "s3"], required=True)
         p.add_argument("--to", dest="target", choices=["local", "s3"], required=True)
         p.add_argument("--dry-run", action="store_true", help="Say what would be copied; copy nothing.")
-        p.add_argument(
-            "--progress",
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help="Show progress bars (default: when standard error is a terminal).",
-        )
-        # Also accepted after the subcommand; SUPPRESS keeps a -v given before it.
-        p.add_argument(
-            "-v",
-            "--verbosity",
-            type=int,
-            choices=[0, 1, 2, 3],
-            default=argparse.SUPPRESS,
-            help="2 lists every file with its outcome.",
-        )
+        _progress_options(p, "2 lists every file with its outcome.")
 
         p = commands.add_parser("delete-prefix", help="Delete every object under a whole key.")
         p.add_argument("prefix", metavar="PREFIX", help="A whole key such as events/7.")
@@ -90,20 +76,7 @@ class Command(BaseCommand):
             "rebuild every declared variant.",
         )
         p.add_argument("--dry-run", action="store_true", help="Say what would be built; build nothing.")
-        p.add_argument(
-            "--progress",
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help="Show a progress bar (default: when standard error is a terminal).",
-        )
-        p.add_argument(
-            "-v",
-            "--verbosity",
-            type=int,
-            choices=[0, 1, 2, 3],
-            default=argparse.SUPPRESS,
-            help="2 lists every variant built.",
-        )
+        _progress_options(p, "2 lists every variant built.")
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         # mypy joins the four methods' signatures into a bare 'function', which no Callable accepts.
@@ -193,6 +166,12 @@ class Command(BaseCommand):
             raise CommandError(f"doctor: {failed} check(s) failed, {passed} passed.", returncode=1)
         self.stdout.write(f"All {passed} checks passed.")
 
+    def _progress_output(self, progress: bool | None) -> tuple[Any, bool]:
+        """Where progress bars go (standard error's own stream) and whether to show them:
+        as --progress/--no-progress say, else when that stream is a terminal."""
+        out = getattr(self.stderr, "_out", self.stderr)
+        return out, progress if progress is not None else bool(getattr(out, "isatty", lambda: False)())
+
     # sync -------------------------------------------------------------------------------
 
     def sync(self, *, source: str, target: str, dry_run: bool, progress: bool | None, **options: Any) -> None:
@@ -204,8 +183,7 @@ class Command(BaseCommand):
             f"{'Dry run: ' if dry_run else ''}{len(entries)} files ({filesizeformat(total)}) "
             f"from {source} to {target}."
         )
-        out = getattr(self.stderr, "_out", self.stderr)
-        show = progress if progress is not None else bool(getattr(out, "isatty", lambda: False)())
+        out, show = self._progress_output(progress)
         files_bar, bytes_bar = _bars(out, len(entries), total, show)
 
         def on_file(entry: Entry, outcome: str) -> None:
@@ -266,8 +244,7 @@ class Command(BaseCommand):
         for target, rows in counts.items():
             self.stdout.write(f"  {target.label}: {rows} rows, variants {', '.join(target.field.variants)}")
         verbose = options["verbosity"] >= 2
-        out = getattr(self.stderr, "_out", self.stderr)
-        show = progress if progress is not None else bool(getattr(out, "isatty", lambda: False)())
+        out, show = self._progress_output(progress)
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit=" rows", desc="rows", file=out, disable=not show)
@@ -300,6 +277,25 @@ class Command(BaseCommand):
                 returncode=1,
             )
         self.stdout.write(summary)
+
+
+def _progress_options(parser: argparse.ArgumentParser, verbose_help: str) -> None:
+    """--progress/--no-progress and -v of a long-running subcommand."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Show progress bars (default: when standard error is a terminal).",
+    )
+    # Also accepted after the subcommand; SUPPRESS keeps a -v given before it.
+    parser.add_argument(
+        "-v",
+        "--verbosity",
+        type=int,
+        choices=[0, 1, 2, 3],
+        default=argparse.SUPPRESS,
+        help=verbose_help,
+    )
 
 
 def _variants_summary(report: Report, dry_run: bool) -> str:

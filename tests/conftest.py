@@ -38,7 +38,7 @@ def pytest_configure(config):
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     config.addinivalue_line(
-        "markers", "s3: the test runs in S3 mode (set on every test using the s3 or s3_endpoint fixture)"
+        "markers", "s3: runs in S3 mode (the s3 or s3_endpoint fixture, or mode=s3); set when collected"
     )
     config.addinivalue_line(
         "markers", "moto_only(reason): holds on moto's server only; skipped, with the reason, on the others"

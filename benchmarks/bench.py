@@ -5,7 +5,7 @@ moto server (its own process on 127.0.0.1). Timings are medians of repeated batc
 printed ratio is comparator time / keyed_storage time for speed (higher is better for us)
 and keyed throughput / comparator throughput for transfers. Nothing here passes or fails.
 
-    python benchmarks/bench.py [--quick] [--only links|storage|images]
+    python benchmarks/bench.py [--quick] [--only links|storage|servers|images]
 """
 
 from __future__ import annotations
@@ -60,12 +60,13 @@ def new_names():
 # Links --------------------------------------------------------------------------------------
 
 
-def storages_s3(*, signed: bool):
+def storages_s3(*, signed: bool, bucket: str = "bench-bucket", endpoint: str | None = None):
     """django-storages' S3Storage configured as keyed_storage is in the same comparison."""
     from storages.backends.s3 import S3Storage
 
     return S3Storage(
-        bucket_name="bench-bucket",
+        bucket_name=bucket,
+        endpoint_url=endpoint,
         access_key=KEY,
         secret_key=SECRET,
         region_name="us-east-1",
@@ -284,6 +285,56 @@ def bench_transfers(endpoint: str, bucket: str, big: int) -> None:
     )
 
 
+def bench_servers(servers: dict[str, str], big: int) -> None:
+    """The upload paths against each S3 server in one run, each as a share of boto3's own
+    put_object on the same server: small files (where per-request costs show) and one large."""
+    small = PNG_SIGNATURE + os.urandom(64 * 1024 - len(PNG_SIGNATURE))
+    large = b"ID3\x04\x00\x00\x00\x00\x00\x00" + os.urandom(big - 10)
+    for server, endpoint in servers.items():
+        bucket = f"bench-{uuid.uuid4().hex[:12]}"
+        boto3_client(endpoint).create_bucket(Bucket=bucket)
+        use_s3(endpoint, bucket)
+        server_rows(server, endpoint, bucket, "64 KiB", small, 200)
+        server_rows(server, endpoint, bucket, f"{big // MiB} MiB", large, 1)
+
+
+def server_rows(server: str, endpoint: str, bucket: str, size: str, body: bytes, count: int) -> None:
+    from keyed_storage import KeyedStorage, upload
+
+    client = boto3_client(endpoint)
+    storage, theirs = KeyedStorage(), storages_s3(signed=False, bucket=bucket, endpoint=endpoint)
+
+    def put_object() -> None:
+        for i in range(count):
+            client.put_object(Bucket=bucket, Key=f"bench/boto/{size}/{i}", Body=body)
+
+    def storages_save() -> None:
+        for i in range(count):
+            theirs.save(f"bench/storages/{size}/{i}", io.BytesIO(body))
+
+    def keyed_save() -> None:
+        for i in range(count):
+            storage.save(f"bench/keyed/{size}/{i}", io.BytesIO(body), overwrite=True)
+
+    def keyed_upload() -> None:
+        for i in range(count):
+            upload(io.BytesIO(body), f"bench/upload/{size}/{i}")
+
+    for label, send in [
+        ("django-storages save", storages_save),
+        ("KeyedStorage.save", keyed_save),
+        ("upload() (+1 listing)", keyed_upload),
+    ]:
+        ours, base = best_throughputs(send, put_object, len(body) * count, rounds=3 if count > 1 else 2)
+        row(
+            f"{server}: {count} x {size}, {label}",
+            f"{ours:.0f} MiB/s",
+            f"{base:.0f} MiB/s",
+            "boto3 put_object, same server",
+            f"{ours / base:.2f}x",
+        )
+
+
 def bench_memory(endpoint: str, bucket: str, size: int) -> None:
     child = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rss_child.py")
     growth = {}
@@ -372,8 +423,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["links", "storage", "images"],
-        help="only the link rows, the storage rows (links, requests, transfers) or the image rows",
+        choices=["links", "storage", "servers", "images"],
+        help="only the link rows, the storage rows (links, requests, transfers on moto), the upload "
+        "rows on moto and SeaweedFS side by side, or the image rows",
     )
     options = parser.parse_args()
     big = 64 * MiB if options.quick else 100 * MiB
@@ -385,7 +437,7 @@ def main() -> None:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         boto3_client(endpoint).create_bucket(Bucket=bucket)
         print("Running (each line is one comparison)...", flush=True)
-        if options.only != "images":
+        if options.only in (None, "links", "storage"):
             bench_links()
         if options.only in (None, "storage"):
             bench_setup()
@@ -394,6 +446,12 @@ def main() -> None:
             bench_transfers(endpoint, bucket, big)
             bench_memory(endpoint, bucket, stream)
             bench_local_large(big)
+        if options.only in (None, "servers"):
+            # A real object store beside moto (tests/seaweedfs.py starts and stops it).
+            from tests.seaweedfs import throwaway_server
+
+            with throwaway_server(KEY, SECRET) as seaweedfs:
+                bench_servers({"moto": endpoint, "SeaweedFS": seaweedfs.endpoint}, big)
         if options.only in (None, "images"):
             images.run(endpoint, bucket, quick=options.quick)
     finally:
@@ -409,7 +467,8 @@ def main() -> None:
     print(
         f"Python {platform.python_version()}, Django {django.get_version()}, django-storages "
         f"{storages.__version__}, boto3 {boto3.__version__}; {os.cpu_count()} cores, "
-        f"{platform.machine()}; moto server on 127.0.0.1 in its own process."
+        f"{platform.machine()}; moto server (and SeaweedFS for the server rows) on 127.0.0.1, "
+        "each in its own process."
     )
     headers = ("operation", "keyed_storage", "comparator", "compared with", "ratio")
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(5)]

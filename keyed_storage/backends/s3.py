@@ -213,7 +213,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         `cache_control` is stored with the object (one header more on the same PUT, or on the
         CreateMultipartUpload of a large file); S3 sends it with every GET of the object.
         """
-        params = {"ContentType": info.content_type}
+        params: dict[str, Any] = {"ContentType": info.content_type}
         if cache_control:
             params["CacheControl"] = cache_control
         if info.attachment:
@@ -221,20 +221,24 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         if exclusive:
             with self._exclusive_lock:
                 self._exclusive[name] += 1
-        # One PutObject below the threshold; above it, parts, and if any part fails (or the
-        # completion's condition does) s3transfer aborts the multipart upload, so no
-        # invisible, billed parts remain.
+        # Below the threshold, one PutObject sent by this thread: s3transfer's manager (a thread
+        # pool per call) costs more than the PUT itself for a small file. Above it, parts, and if
+        # any part fails (or the completion's condition does) s3transfer aborts the multipart
+        # upload, so no invisible, billed parts remain.
         try:
             with self._failing("store", name):
                 try:
-                    self.client.upload_fileobj(
-                        # s3transfer only reads, seeks and tells, which _KeptOpen does; the stubs ask for IO.
-                        _KeptOpen(content),  # type: ignore[arg-type]
-                        self.bucket_name,
-                        name,
-                        ExtraArgs=params,
-                        Config=self.transfer_config,
-                    )
+                    if (body := _whole_if_small(content, MULTIPART_THRESHOLD)) is not None:
+                        self.client.put_object(Bucket=self.bucket_name, Key=name, Body=body, **params)
+                    else:
+                        self.client.upload_fileobj(
+                            # s3transfer only reads, seeks and tells (_KeptOpen does); the stubs ask for IO.
+                            _KeptOpen(content),  # type: ignore[arg-type]
+                            self.bucket_name,
+                            name,
+                            ExtraArgs=params,
+                            Config=self.transfer_config,
+                        )
                 except ClientError as error:
                     if exclusive and _name_taken(error):
                         raise NameTaken(name) from error
@@ -381,6 +385,24 @@ def _name_taken(error: ClientError) -> bool:
     # the same name is in flight (AWS); either way the name is not ours.
     code = error.response.get("Error", {}).get("Code")
     return code in ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def _whole_if_small(content: IO[Any], limit: int) -> bytes | None:
+    """The rest of `content` if it can seek and holds at most `limit` bytes, else None (and
+    `content` where it was). Its size comes from seeking to the end: nothing is read twice."""
+    try:
+        start = content.tell()
+        end = content.seek(0, os.SEEK_END)
+        content.seek(start)
+    except (AttributeError, OSError, ValueError):
+        return None
+    if end - start > limit:
+        return None
+    data = content.read()
+    if not isinstance(data, bytes):  # text: leave it to the streamed path, from where it was
+        content.seek(start)
+        return None
+    return data
 
 
 class _KeptOpen:

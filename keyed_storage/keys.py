@@ -200,13 +200,19 @@ def safe_filename(filename: str | None) -> str:
     return name or DEFAULT_FILENAME
 
 
+def fresh_name(key: str, filename: str | None) -> str:
+    """A new <key>/<token>/<safe filename>, not remembered: for an object this process
+    will not save() itself (a direct upload, whose signed reference is its provenance)."""
+    return validate_key(f"{validate_key(key)}/{new_token()}/{safe_filename(filename)}")
+
+
 def object_name(key: str, filename: str | None) -> str:
     """The default object name for a new upload: <key>/<token>/<safe filename>.
 
     The name is remembered as issued by keyed_storage, so KeyedStorage.save() knows it is
     unique without asking the storage (see claim_issued).
     """
-    name = validate_key(f"{validate_key(key)}/{new_token()}/{safe_filename(filename)}")
+    name = fresh_name(key, filename)
     with _issued_lock:
         _issued[name] = None
         if len(_issued) > _ISSUED_LIMIT:

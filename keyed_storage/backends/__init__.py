@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, cast
 
 from ..config import Config
 
@@ -13,6 +13,16 @@ if TYPE_CHECKING:
 
 # What for_config() returns: the Storage of the place the Config names.
 Backend: TypeAlias = "LocalBackend | S3Backend"
+
+
+class Head(NamedTuple):
+    """What a backend knows of a stored object without reading it."""
+
+    size: int
+    # Changes whenever the bytes may have: S3's ETag, the file's inode and mtime on disk.
+    # Reads and header updates made against it fail with ObjectChanged once it is stale.
+    version: str
+
 
 _lock = threading.Lock()
 _backends: dict[Config, Backend] = {}

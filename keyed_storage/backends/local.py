@@ -5,20 +5,38 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import quote
 
+from django.core import signing
 from django.core.files.storage import FileSystemStorage
+from django.urls import reverse
 
 from ..config import Config
 from ..content import ContentInfo
-from ..exceptions import NameTaken, NoOrigin, StorageError
+from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
 from ..origin import current_origin
+from . import Head
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
+# Direct-upload tickets of the local endpoint are signed with this salt, so no other signed
+# value of the site (a session, a password-reset token, a direct-upload reference) is one.
+TICKET_SALT = "keyed_storage.backends.local.direct-ticket"
+
+
+class Grant(NamedTuple):
+    """What a valid local direct-upload ticket allows: one new file, `name`, of exactly `size` bytes."""
+
+    name: str
+    size: int
+
+
+class TicketRefused(Exception):
+    """A local direct-upload ticket that is altered, expired or not a ticket at all."""
 
 
 def url_path(name: str) -> str:
@@ -43,10 +61,14 @@ class LocalBackend(FileSystemStorage):
     def url(self, name: str) -> str:  # type: ignore[override]
         if self._absolute_media_url:
             return self.keyed_config.media_url + url_path(name)
+        return self.origin(name) + self.keyed_config.media_url + url_path(name)
+
+    def origin(self, name: str = "") -> str:
+        """The origin this site's own URLs start with (the base URL, else the current request's)."""
         origin = self.keyed_config.base_url or current_origin()
         if origin is None:
             raise NoOrigin(name)  # never a made-up host that serves nothing
-        return origin + self.keyed_config.media_url + url_path(name)
+        return origin
 
     def store(self, name: str, content: IO[Any], info: ContentInfo, *, exclusive: bool = False) -> str:
         """Write atomically: a temporary file beside the target, fsync, then into place.
@@ -216,6 +238,115 @@ class LocalBackend(FileSystemStorage):
         # A key's directories hold nothing but its uploads: once the last file under one
         # is gone, remove the empty directories up to MEDIA_ROOT, so none pile up.
         self.remove_empty_parents(self.path(name))
+
+    # Direct uploads ------------------------------------------------------------------------
+
+    def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
+        """(url, fields) of a POST to keyed_storage's endpoint that may create `name` once, with
+        exactly `size` bytes, within `expires` seconds.
+
+        The grant is signed into the URL itself, so the endpoint refuses a request before reading
+        a byte of its body. `expires` is checked by open_ticket(), given the same lifetime.
+        """
+        ticket = signing.dumps({"n": name, "s": size}, salt=TICKET_SALT, compress=True)
+        path = reverse("keyed_storage:direct-upload", kwargs={"ticket": ticket})
+        return self.origin(name) + path, {"key": name}
+
+    @staticmethod
+    def open_ticket(ticket: str, expires: int) -> Grant:
+        """The grant a ticket made by direct_ticket() carries; TicketRefused if it is not one,
+        was altered, or is older than `expires` seconds."""
+        try:
+            payload = signing.loads(ticket, salt=TICKET_SALT, max_age=expires)
+            return Grant(str(payload["n"]), int(payload["s"]))
+        except signing.SignatureExpired as error:
+            raise TicketRefused("This upload ticket has expired.") from error
+        except (signing.BadSignature, KeyError, TypeError, ValueError) as error:
+            raise TicketRefused("This is not a valid upload ticket.") from error
+
+    def incoming(self, name: str) -> Incoming:
+        """A new direct upload of `name`, written beside it until it is whole (see Incoming)."""
+        return Incoming(self, name)
+
+    def head(self, name: str) -> Head | None:
+        """Size and version of the file `name`, or None if there is no such file."""
+        try:
+            found = os.stat(self.path(name))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        return Head(found.st_size, _version(found))
+
+    def read_start(self, name: str, length: int, version: str) -> bytes:
+        """The first `length` bytes of `name`; ObjectChanged if it is no longer `version`."""
+        try:
+            with open(self.path(name), "rb") as file:
+                if _version(os.fstat(file.fileno())) != version:
+                    raise ObjectChanged(f"{name!r} was replaced while it was being checked.", name=name)
+                return file.read(length)
+        except FileNotFoundError as error:
+            raise ObjectChanged(f"{name!r} was removed while it was being checked.", name=name) from error
+
+    def present(self, name: str, info: ContentInfo, version: str) -> None:
+        """Nothing to do on disk: a file's headers are decided from its bytes each time it is
+        served (keyed_storage.responders), exactly as for a file saved through Django."""
+
+
+class Incoming:
+    """A direct upload being received: the bytes go to a temporary file beside the target, and
+    only a whole file is placed, under its name only if nothing has it yet (so a ticket can
+    never replace a file, not even the one it created). Anything else leaves nothing behind:
+    no temporary file, no directory made for it."""
+
+    def __init__(self, backend: LocalBackend, name: str):
+        self.name = name
+        self.size = 0
+        self._backend = backend
+        self._path = backend.path(name)
+        self._directory = os.path.dirname(self._path)
+        self._finished = False
+        self._file: IO[bytes] | None = None
+        self._temporary: str | None = None
+        self._created = backend._make_directory(self._directory)
+        try:
+            self._temporary = backend._temporary(self._directory)
+            self._file = open(self._temporary, "wb")
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, data: bytes) -> None:
+        assert self._file is not None and not self._finished, "placed or discarded already"
+        self._file.write(data)
+        self.size += len(data)
+
+    def place(self) -> None:
+        """Make the bytes durable and give them their name; NameTaken if it is taken."""
+        assert self._file is not None and self._temporary is not None and not self._finished
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.chmod(self._temporary, self._backend._file_mode)
+        _place_new(self._temporary, self._path, self.name)
+        self._finished = True
+        _remove(self._temporary)
+        _fsync_directory(self._directory)
+
+    def discard(self) -> None:
+        """Remove what an unfinished upload wrote; nothing once it is placed."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._file is not None:
+            self._file.close()
+        if self._temporary is not None:
+            _remove(self._temporary)
+        self._backend._remove_empty(reversed(self._created))
+
+
+def _version(found: os.stat_result) -> str:
+    return f"{found.st_ino:x}-{found.st_mtime_ns:x}-{found.st_size:x}"
 
 
 def _place_new(source: str, path: str, name: str) -> None:

@@ -180,3 +180,11 @@ def _link(name: str) -> str:
     from keyed_storage import KeyedStorage
 
     return KeyedStorage().url(name)
+
+
+def test_an_unrouted_endpoint_is_named_in_the_error(local, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.ROOT_URLCONF = "tests.debug_urls"
+    with pytest.raises(ImproperlyConfigured, match=r"include\('keyed_storage.urls'\)"):
+        start_upload(KEY, filename="talk.wav", size=1, content_type="")

@@ -12,8 +12,9 @@ from typing import IO, Any, NamedTuple
 from urllib.parse import quote
 
 from django.core import signing
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from ..config import Config
 from ..content import ContentInfo
@@ -249,7 +250,14 @@ class LocalBackend(FileSystemStorage):
         a byte of its body. `expires` is checked by open_ticket(), given the same lifetime.
         """
         ticket = signing.dumps({"n": name, "s": size}, salt=TICKET_SALT, compress=True)
-        path = reverse("keyed_storage:direct-upload", kwargs={"ticket": ticket})
+        try:
+            path = reverse("keyed_storage:direct-upload", kwargs={"ticket": ticket})
+        except NoReverseMatch as error:
+            raise ImproperlyConfigured(
+                "Direct uploads on the local disk are received by keyed_storage's endpoint, which "
+                "is not routed: add path('', include('keyed_storage.urls')) to the project's "
+                "URLconf (it also serves MEDIA_URL)."
+            ) from error
         return self.origin(name) + path, {"key": name}
 
     @staticmethod

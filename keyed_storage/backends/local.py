@@ -227,6 +227,40 @@ class LocalBackend(FileSystemStorage):
             names += [f"{relative}/{file}" for file in files if not file.startswith(TEMP_PREFIX)]
         return names
 
+    def names_of_prefix(self, prefix: str) -> list[str]:
+        """Names of the file named `prefix` and of every file under its directory, sorted.
+
+        A symbolic link is listed as a file and never followed out of the tree."""
+        top = self.path(prefix)  # safe_join: never outside MEDIA_ROOT
+        if os.path.islink(top) or os.path.isfile(top):
+            return [prefix]
+        names: list[str] = []
+        for directory, subdirectories, files in os.walk(top):
+            entries = files + [d for d in subdirectories if os.path.islink(os.path.join(directory, d))]
+            names.extend(self._relative(os.path.join(directory, entry)) for entry in entries)
+        return sorted(names)
+
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Delete the file named `prefix` or its whole directory tree (links removed, not
+        followed), then the directories left empty up to MEDIA_ROOT; return the names deleted."""
+        top = self.path(prefix)
+        if os.path.islink(top) or os.path.isfile(top):
+            os.remove(top)
+            self.remove_empty_parents(top)
+            return [prefix]
+        deleted = []
+        for directory, subdirectories, files in os.walk(top, topdown=False):
+            for entry in files + [d for d in subdirectories if os.path.islink(os.path.join(directory, d))]:
+                path = os.path.join(directory, entry)
+                os.remove(path)
+                deleted.append(self._relative(path))
+            os.rmdir(directory)
+        self.remove_empty_parents(top)  # 'events' goes too once 'events/7' was all it held
+        return sorted(deleted)
+
+    def _relative(self, path: str) -> str:
+        return os.path.relpath(path, self.location).replace(os.sep, "/")
+
     def delete_many(self, names: list[str]) -> None:
         """Delete `names` (those already gone are fine) and the directories they leave empty."""
         for name in names:

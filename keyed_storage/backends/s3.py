@@ -252,6 +252,21 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             )
             return [entry["Key"] for page in pages for entry in page.get("Contents", ())]
 
+    def names_of_prefix(self, prefix: str) -> list[str]:
+        """Names of the object named `prefix` and of every object named '<prefix>/...', sorted."""
+        with self._failing("list", prefix):
+            # The shortest key starting with 'prefix' is 'prefix' itself: one key tells whether it exists.
+            first = self.client.list_objects_v2(Bucket=self.bucket_name, Prefix=prefix, MaxKeys=1)
+        exact = [prefix] if [entry["Key"] for entry in first.get("Contents", ())] == [prefix] else []
+        return sorted(exact + self.names_under(prefix))
+
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Delete what names_of_prefix() lists (DeleteObjects per 1000) and return those names."""
+        names = self.names_of_prefix(prefix)
+        if names:
+            self.delete_many(names)
+        return names
+
     def delete_many(self, names: list[str]) -> None:
         """Delete `names`: one DeleteObject for one name, else DeleteObjects per 1000 names.
 

@@ -13,6 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .caching import immutable_default
+
 #: Every variable keyed_storage reads, in the order the README documents them.
 VARIABLES = (
     "BUCKET_NAME",
@@ -25,6 +27,7 @@ VARIABLES = (
     "KEYED_STORAGE_URL_EXPIRES",
     "KEYED_STORAGE_BASE_URL",
     "KEYED_STORAGE_KEEP_METADATA",
+    "KEYED_STORAGE_CACHE_CONTROL",
     "KEYED_STORAGE_DIRECT_EXPIRES",
 )
 
@@ -42,6 +45,12 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+# A Cache-Control value (RFC 9111 §5.2): directives, each a token with an optional token or
+# quoted-string argument, separated by commas. Nothing else, so no value can smuggle a CR/LF.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'  # printable ASCII but '"' and '\'
+_DIRECTIVE = rf"{_TOKEN}(?:=(?:{_TOKEN}|{_QUOTED}))?"
+_CACHE_CONTROL = re.compile(rf"{_DIRECTIVE}(?:[ \t]*,[ \t]*{_DIRECTIVE})*")
 
 
 class Secret(str):
@@ -83,6 +92,8 @@ class Config:
     base_url: str | None = None  # origin of local links, without a trailing slash
     media_root: str = ""
     media_url: str = ""
+    # Cache-Control of objects whose bytes never change under their name (see keyed_storage.caching).
+    cache_control: str = ""
 
 
 def _lookup(name: str, overrides: dict[str, Any]) -> tuple[str | None, str]:
@@ -155,6 +166,35 @@ def _seconds(name: str, value: dict[str, str | None], default: int, problems: li
         )
         return default
     return int(text)
+
+
+def _cache_control(text: str | None, private: bool, expires: int, problems: list[Problem]) -> str:
+    """KEYED_STORAGE_CACHE_CONTROL, or the default: a year and immutable; private buckets'
+    objects private, for no longer than a link to them lives."""
+    if text is None:
+        return immutable_default(private=private, url_expires=expires)
+    if not _CACHE_CONTROL.fullmatch(text):
+        problems.append(
+            Problem(
+                "keyed_storage.E005",
+                "KEYED_STORAGE_CACHE_CONTROL",
+                f"KEYED_STORAGE_CACHE_CONTROL={text!r} is not a Cache-Control value.",
+                "Write directives separated by commas, e.g. 'public, max-age=31536000, immutable'.",
+            )
+        )
+        return ""
+    directives = {part.split("=", 1)[0].strip().lower() for part in text.split(",")}
+    if private and "public" in directives:
+        problems.append(
+            Problem(
+                "keyed_storage.E011",
+                "KEYED_STORAGE_CACHE_CONTROL",
+                f"KEYED_STORAGE_CACHE_CONTROL={text!r} says 'public' but KEYED_STORAGE_PRIVATE=1: "
+                "shared caches (a CDN, a proxy) would keep private files for anyone who asks.",
+                "Use 'private, max-age=<seconds>, immutable', or unset the variable.",
+            )
+        )
+    return text
 
 
 def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | None, list[Problem]]:
@@ -280,6 +320,8 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
                 )
             )
 
+    cache_control = _cache_control(value["KEYED_STORAGE_CACHE_CONTROL"], private, expires, problems)
+
     base_url = None
     if value["KEYED_STORAGE_BASE_URL"]:
         base_url = _origin(
@@ -328,6 +370,7 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
         base_url=base_url,
         media_root=media_root,
         media_url=media_url if media_url.endswith("/") else media_url + "/",
+        cache_control=cache_control,
     )
     return config, []
 

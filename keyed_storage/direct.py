@@ -26,6 +26,8 @@ from django.utils.translation import gettext_lazy as _
 
 from . import backends, config
 from .backends import Head
+from .caching import cache_control
+from .config import Config
 from .content import SNIFF_BYTES, identify
 from .exceptions import FileRefused, ObjectChanged, ReferenceRefused, UploadMissing
 from .keys import fresh_name, validate_key
@@ -126,7 +128,7 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     if head is None:
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
     try:
-        _check(backend, name, head, grant, keep_metadata=current.keep_metadata)
+        _check(backend, name, head, grant, current)
     except (FileRefused, ObjectChanged) as refused:
         backend.delete(name)
         if isinstance(refused, ObjectChanged):
@@ -138,9 +140,7 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     return name
 
 
-def _check(
-    backend: backends.Backend, name: str, head: Head, grant: dict[str, Any], *, keep_metadata: bool
-) -> None:
+def _check(backend: backends.Backend, name: str, head: Head, grant: dict[str, Any], current: Config) -> None:
     declared, max_size = grant["s"], grant["m"]
     if max_size is not None and head.size > max_size:
         raise refuse_size(head.size, max_size)
@@ -156,10 +156,11 @@ def _check(
     if grant["a"] is not None:
         accepted_type(start, name, tuple(grant["a"]))
     info = identify(start, name, grant["c"])
-    if info.content_type in PRIVACY_TYPES and not keep_metadata:
+    if info.content_type in PRIVACY_TYPES and not current.keep_metadata:
         _store_again(backend, name)
     else:
-        backend.present(name, info, head.version)
+        # A fresh <key>/<token>/<filename>, never written twice: cached as an upload's name is.
+        backend.present(name, info, head.version, cache_control=cache_control(current, immutable=True))
 
 
 def _store_again(backend: backends.Backend, name: str) -> None:

@@ -24,6 +24,7 @@ from .images import (
     variant_name,
     variants_prefix,
 )
+from .keys import has_token
 from .storage import KeyedStorage
 from .validators import ImagePixelsValidator
 
@@ -114,7 +115,12 @@ class KeyedImageFieldFile(ImageFieldFile):
         try:
             for key, output in rendered.items():
                 target = variant_name(original, key, variants[key])
-                stored.append(storage.save(target, ContentFile(output.data), overwrite=True))
+                # Beside its original, under the same token: as immutable as the original.
+                stored.append(
+                    storage.save(
+                        target, ContentFile(output.data), overwrite=True, immutable=has_token(original)
+                    )
+                )
         except BaseException:
             for leftover in [original, *stored]:
                 storage.delete(leftover)
@@ -226,12 +232,11 @@ class KeyedImageField(models.ImageField):
         return name, "keyed_storage.fields.KeyedImageField", args, kwargs
 
     def delete_stored(self, name: str) -> None:
-        """Delete a stored original and every variant stored beside it (one listing)."""
+        """Delete a stored original and every variant stored beside it: one listing and one
+        batched delete (S3: a DeleteObjects), however many variants there are."""
         storage = self.keyed_storage
-        for candidate in storage.names_starting_with(variants_prefix(name)):
-            if is_variant_of(candidate, name):
-                storage.delete(candidate)
-        storage.delete(name)
+        variants = [c for c in storage.names_starting_with(variants_prefix(name)) if is_variant_of(c, name)]
+        storage.delete_many([*variants, name])
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = super().check(**kwargs)

@@ -40,6 +40,7 @@ _ASCII_REFUSED = re.compile(r"[\x00-\x1f\x7f\\]")
 # be encoded), and line, paragraph and space separators other than the ASCII space (Zl, Zp,
 # Zs: U+2028, U+00A0...). All of them are invisible or change how a key reads.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Zs"})
+_MAYBE_INVISIBLE = re.compile(r"[^\x20-\x7e]")
 # An extension longer than this is not an extension but part of the name ('a.' + 200 'é').
 MAX_EXTENSION_CHARS = 16
 # Names made by object_name() in this process and not yet saved: their token makes them
@@ -64,10 +65,13 @@ def _refuse(key: object, why: str) -> SuspiciousFileOperation:
 
 def _invisible(text: str) -> str | None:
     """The first character of `text` in a refused Unicode category, if any."""
-    for char in text:
-        if char != " " and (char < " " or not char.isascii()):
-            if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
-                return char
+    # Only control characters and those beyond ASCII can be in one: the regular expression
+    # picks them out in C, so a long name with one 'é' costs one category lookup, not one
+    # per character.
+    char: str
+    for char in _MAYBE_INVISIBLE.findall(text):
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+            return char
     return None
 
 

@@ -16,15 +16,12 @@ from typing import BinaryIO, Literal
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import http_date, parse_http_date_safe
 
+from . import config
+from .caching import cache_control
 from .content import SNIFF_BYTES, identify
 from .keys import has_token
 
 CHUNK_SIZE = 64 * 1024
-
-# Names produced by upload() and key builders carry a fresh token: their bytes never change.
-IMMUTABLE = "public, max-age=31536000, immutable"
-# Names stored with exact=True are replaced in place: caches must ask each time (and get a 304).
-REVALIDATE = "no-cache"
 
 
 def file_headers(name: str, stat: os.stat_result, head: bytes) -> dict[str, str]:
@@ -42,7 +39,11 @@ def file_headers(name: str, stat: os.stat_result, head: bytes) -> dict[str, str]
         "ETag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
         "Last-Modified": http_date(int(stat.st_mtime)),
         "Accept-Ranges": "bytes",  # §14.3
-        "Cache-Control": IMMUTABLE if has_token(name) else REVALIDATE,
+        # Tokened names (upload() and key builders, their variants) never change their bytes:
+        # KEYED_STORAGE_CACHE_CONTROL, a year and immutable by default, as S3 stores them.
+        # Other names are replaced in place: caches must ask each time (and get a 304). A file
+        # on disk keeps no record of how it was saved, so the name's shape decides.
+        "Cache-Control": cache_control(config.current(), immutable=has_token(name)),
         "X-Content-Type-Options": "nosniff",
     }
     if info.attachment:

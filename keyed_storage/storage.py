@@ -14,6 +14,7 @@ from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
 from . import backends, config
+from .caching import cache_control
 from .content import ContentInfo, identify
 from .exceptions import NameTaken, StorageError
 from .keys import (
@@ -49,6 +50,7 @@ class _Save:
 
     overwrite: bool
     max_length: int | None
+    immutable: bool | None = None  # the caller's word on caching; None: decided by provenance
     issued: bool = False  # the name came from keyed_storage.keys.object_name()
 
 
@@ -110,12 +112,17 @@ class KeyedStorage(Storage):
         max_length: int | None = None,
         *,
         overwrite: bool = False,
+        immutable: bool | None = None,
     ) -> str:
         """Django's save(), plus `overwrite=True` to store at exactly `name`, replacing what is there.
 
         Without overwrite, the name returned is one no other save got: the write itself is
         conditional (created only if absent, on disk and in S3), and a name taken meanwhile
         is replaced by an alternative.
+
+        `immutable` says whether the bytes under this name can ever change, which decides how
+        long caches may keep them (see keyed_storage.caching). By default only names
+        keyed_storage issued are immutable; an image variant stored beside one says so itself.
         """
         if name is None:
             name = content.name
@@ -123,7 +130,7 @@ class KeyedStorage(Storage):
             # A path-like name rides along as the File's name; only the str below names the object.
             content = File(content, name)  # type: ignore[arg-type]
         name = _as_name(name)
-        token = _saving.set(_Save(overwrite, max_length))
+        token = _saving.set(_Save(overwrite, max_length, immutable))
         try:
             name = self.get_available_name(name, max_length=max_length)
             return self._save(name, content)
@@ -173,11 +180,13 @@ class KeyedStorage(Storage):
 
     def _store(self, name: str, content: IO[Any], info: ContentInfo) -> str:
         state = _saving.get() or _Save(overwrite=False, max_length=None)
+        immutable = state.issued if state.immutable is None else state.immutable
+        caching = cache_control(config.current(), immutable=immutable)
         if state.overwrite:
-            return self._impl.store(name, content, info, exclusive=False)
+            return self._impl.store(name, content, info, exclusive=False, cache_control=caching)
         for _ in range(MAX_NAME_ATTEMPTS):
             try:
-                return self._impl.store(name, content, info, exclusive=True)
+                return self._impl.store(name, content, info, exclusive=True, cache_control=caching)
             except NameTaken:
                 # Another save took the name between our check and our write.
                 if not rewind(content):

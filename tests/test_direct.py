@@ -127,6 +127,9 @@ def test_the_content_type_comes_from_the_bytes_not_the_claim(mode, request):
         after = s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)
         assert after["ContentType"] == "audio/wav"
         assert "ContentDisposition" not in after
+        # What a save of an upload's tokened name gets (keyed_storage.caching).
+        assert after["CacheControl"] == config.current().cache_control
+        assert after["CacheControl"] == "public, max-age=31536000, immutable"
 
 
 def test_html_stays_an_attachment_after_finishing(mode):

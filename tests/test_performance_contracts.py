@@ -69,6 +69,22 @@ def test_upload_to_a_fresh_key_is_a_put_and_a_listing(requests_made):
     assert "HeadObject" not in requests_made
 
 
+@pytest.mark.parametrize("exact", [False, True])
+def test_cache_control_rides_on_the_put_and_costs_no_request(s3, exact):
+    sent = []
+
+    def record(request, **kwargs):
+        sent.append((kwargs["event_name"].rsplit(".", 1)[-1], request.headers.get("Cache-Control")))
+
+    backend().client.meta.events.register("before-send.s3", record)
+    upload(SimpleUploadedFile("a.png", b"x"), "users/1/avatar", exact=exact)
+    expected = b"no-cache" if exact else b"public, max-age=31536000, immutable"
+    assert sent[0] == ("PutObject", expected)
+    assert Counter(operation for operation, _ in sent) == (
+        Counter({"PutObject": 1}) if exact else Counter({"PutObject": 1, "ListObjectsV2": 1})
+    )
+
+
 def test_replacing_an_upload_lists_and_deletes_only_what_it_must(requests_made):
     upload(SimpleUploadedFile("a.png", b"x"), "users/1/avatar")
     requests_made.clear()
@@ -240,3 +256,17 @@ def test_rendering_1000_saved_images_makes_no_request(requests_made):
     assert requests_made == Counter()
     real = next(row for row in rendered if row[1] == 40)
     assert fetch(real[0]) == photo
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_an_image_with_variants_is_one_listing_and_one_batched_delete(requests_made, s3):
+    from .image_helpers import encode, halves, image_model
+
+    with image_model() as Picture:
+        row = Picture.objects.create(image=SimpleUploadedFile("a.png", encode(halves(400, 300), "PNG")))
+        stored = {row.image.name, *(row.image.variant(name).name for name in row.image.variants())}
+        assert len(stored) >= 3 and set(s3.keys()) == stored
+        requests_made.clear()
+        row.delete()
+        assert requests_made == Counter({"ListObjectsV2": 1, "DeleteObjects": 1})
+        assert s3.keys() == []

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import socket
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.uploadedfile import SimpleUploadedFile
+from hypothesis import HealthCheck, assume, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from events.models import Event
 from keyed_storage import KeyedStorage, config, upload
 from keyed_storage.exceptions import NoOrigin
+from keyed_storage.keys import validate_key
+from keyed_storage.percent import url_path
 
 from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client, png_bytes
 
@@ -133,6 +138,44 @@ AWKWARD_KEYS = [
 ]
 
 
+# Any character a key may hold, from the whole of Unicode (astral planes included): every
+# category but those keys refuse (control, format, surrogate, separators but the space), with
+# the ASCII punctuation a URL gives meaning to made likely.
+key_characters = st.characters(
+    blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp", "Zs"), blacklist_characters="/\\"
+) | st.sampled_from(" +%#?&=;~'\"!*()[]@$,:")
+valid_keys = st.lists(st.text(key_characters, min_size=1, max_size=16), min_size=1, max_size=5).map("/".join)
+
+
+def as_key(text: str) -> str:
+    try:
+        return validate_key(text)
+    except SuspiciousFileOperation:
+        assume(False)
+        raise
+
+
+@hsettings(max_examples=1000, deadline=None)
+@given(text=valid_keys)
+def test_names_are_encoded_exactly_as_quote_encodes_them(text):
+    name = as_key(text)
+    expected = quote(name, safe="/~")
+    assert url_path.__wrapped__(name) == expected  # the encoder itself
+    assert url_path(name) == expected  # and through its cache
+    assert url_path(name) == expected
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=valid_keys)
+def test_public_and_presigned_links_carry_the_name_as_quote_encodes_it(monkeypatch, text):
+    name = as_key(text)
+    monkeypatch.delenv("KEYED_STORAGE_PRIVATE", raising=False)
+    public = url_for(monkeypatch, name, BUCKET_NAME="media-bucket")
+    assert public == "https://media-bucket.s3.amazonaws.com/" + quote(name, safe="/~")
+    signed = url_for(monkeypatch, name, AWS_KEY=TEST_KEY, AWS_SECRET=TEST_SECRET, KEYED_STORAGE_PRIVATE="1")
+    assert signed.startswith(public + "?X-Amz-Algorithm=AWS4-HMAC-SHA256&")
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("key", AWKWARD_KEYS)
 def test_awkward_keys_round_trip_through_their_links(mode, key):
@@ -188,3 +231,37 @@ def test_request_origin_honours_the_proxy_ssl_header(client, settings, db):
     event = Event.objects.create(name="TLS Con", logo=SimpleUploadedFile("logo.png", png_bytes()))
     page = client.get(f"/events/{event.pk}/", HTTP_X_FORWARDED_PROTO="https", HTTP_HOST="events.example.org")
     assert 'src="https://events.example.org/media/events/' in page.content.decode()
+
+
+def test_presigned_links_follow_credentials_that_refresh(monkeypatch):
+    """Static keys are read once; a role's keys are asked for every link, so a renewed key
+    signs the links made after it."""
+    import datetime
+    import itertools
+
+    import boto3
+    from botocore.credentials import RefreshableCredentials
+
+    from keyed_storage.backends.s3 import S3Backend
+
+    issued = (f"AKIAROLEKEY{n:09d}" for n in itertools.count())
+
+    def refresh():
+        # Expiring within botocore's mandatory refresh window, so every read renews them.
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=1)
+        return {
+            "access_key": next(issued),
+            "secret_key": "s",
+            "token": "t",
+            "expiry_time": expiry.isoformat(),
+        }
+
+    role = RefreshableCredentials.create_from_metadata(refresh(), refresh, "assume-role")
+    session = boto3.session.Session(region_name="us-east-1")
+    monkeypatch.setattr(session, "get_credentials", lambda: role)
+    monkeypatch.setattr(S3Backend, "_create_session", lambda self: session)
+    first = url_for(monkeypatch, BUCKET_NAME="media-bucket", KEYED_STORAGE_PRIVATE="1")
+    second = KeyedStorage().url(NAME)
+    keys = [parse_qs(urlsplit(link).query)["X-Amz-Credential"][0].split("/")[0] for link in (first, second)]
+    assert keys[0].startswith("AKIAROLEKEY") and keys[1].startswith("AKIAROLEKEY")
+    assert keys[0] != keys[1]

@@ -36,8 +36,17 @@ class Backend(Protocol):
     keyed_config: Config
 
     # Storing and reading ----------------------------------------------------------------
-    def store(self, name: str, content: IO[Any], info: ContentInfo, *, exclusive: bool = False) -> str:
-        """Write `content` as `name` with the headers `info` calls for; exclusive: NameTaken if it exists."""
+    def store(
+        self,
+        name: str,
+        content: IO[Any],
+        info: ContentInfo,
+        *,
+        exclusive: bool = False,
+        cache_control: str | None = None,
+    ) -> str:
+        """Write `content` as `name` with the headers `info` and `cache_control` call for;
+        exclusive: NameTaken if it exists."""
 
     def url(self, name: str) -> str:
         """The absolute link of `name` (no network I/O); '' gives the base every link starts with."""
@@ -48,7 +57,9 @@ class Backend(Protocol):
     def read_start(self, name: str, length: int, version: str) -> bytes:
         """The first `length` bytes of `name` while it is still `version` (else ObjectChanged)."""
 
-    def present(self, name: str, info: ContentInfo, version: str) -> None:
+    def present(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    ) -> None:
         """Give the stored `name` the headers a save of the same bytes (`info`) would."""
 
     # Many objects -----------------------------------------------------------------------

@@ -9,7 +9,6 @@ import stat
 import tempfile
 from collections.abc import Iterable
 from typing import IO, Any, NamedTuple
-from urllib.parse import quote
 
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
@@ -20,6 +19,7 @@ from ..config import Config
 from ..content import ContentInfo
 from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
 from ..origin import current_origin
+from ..percent import url_path
 from . import Head
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
@@ -40,11 +40,6 @@ class TicketRefused(Exception):
     """A local direct-upload ticket that is altered, expired or not a ticket at all."""
 
 
-def url_path(name: str) -> str:
-    """Percent-encode an object name once for a URL path ('+' and '#' included)."""
-    return quote(name, safe="/~")
-
-
 class LocalBackend(FileSystemStorage):
     backend = "local"
     # FileSystemStorage computes it with os.path.abspath(), so it is a str, never a Path.
@@ -62,7 +57,11 @@ class LocalBackend(FileSystemStorage):
     def url(self, name: str) -> str:  # type: ignore[override]
         if self._absolute_media_url:
             return self.keyed_config.media_url + url_path(name)
-        return self.origin(name) + self.keyed_config.media_url + url_path(name)
+        # origin() inlined: this runs for every link on a page.
+        origin = self.keyed_config.base_url or current_origin()
+        if origin is None:
+            raise NoOrigin(name)  # never a made-up host that serves nothing
+        return origin + self.keyed_config.media_url + url_path(name)
 
     def origin(self, name: str = "") -> str:
         """The origin this site's own URLs start with (the base URL, else the current request's)."""
@@ -71,7 +70,15 @@ class LocalBackend(FileSystemStorage):
             raise NoOrigin(name)  # never a made-up host that serves nothing
         return origin
 
-    def store(self, name: str, content: IO[Any], info: ContentInfo, *, exclusive: bool = False) -> str:
+    def store(
+        self,
+        name: str,
+        content: IO[Any],
+        info: ContentInfo,
+        *,
+        exclusive: bool = False,
+        cache_control: str | None = None,
+    ) -> str:
         """Write atomically: a temporary file beside the target, fsync, then into place.
 
         A reader sees the old file or the whole new one, never a part; a writer killed
@@ -79,6 +86,9 @@ class LocalBackend(FileSystemStorage):
         exclusive write creates the name only if nothing is there (a hard link, which fails
         if the name exists, as open(O_EXCL) does) and raises NameTaken otherwise. A failed
         write removes the directories it created, so no empty token directory stays.
+
+        A file has nowhere to keep a Cache-Control, so `cache_control` is not stored: the view
+        that serves the file decides it from the name (keyed_storage.responders).
         """
         path = self.path(name)
         directory = os.path.dirname(path)
@@ -330,9 +340,11 @@ class LocalBackend(FileSystemStorage):
         except FileNotFoundError as error:
             raise ObjectChanged(f"{name!r} was removed while it was being checked.", name=name) from error
 
-    def present(self, name: str, info: ContentInfo, version: str) -> None:
-        """Nothing to do on disk: a file's headers are decided from its bytes each time it is
-        served (keyed_storage.responders), exactly as for a file saved through Django."""
+    def present(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    ) -> None:
+        """Nothing to do on disk: a file's headers (Cache-Control included) are decided from its
+        name and bytes each time it is served (keyed_storage.responders), as for any saved file."""
 
 
 class Incoming:

@@ -2,8 +2,9 @@
 
 botocore builds a request object, runs its event system and re-derives the signing key for
 every presigned URL (about 200 µs). The signing key only changes once a day (it covers the
-date, region and service), so it is cached; what is left per link is the canonical request,
-its SHA-256 and one HMAC. The result is byte for byte what botocore produces (tests compare).
+date, region and service) and the query string once a second (it carries the time), so both
+are cached; what is left per link is the canonical request, its SHA-256 and one HMAC. The
+result is byte for byte what botocore produces (tests compare).
 Reference: AWS "Authenticating Requests: Using Query Parameters (SigV4)".
 """
 
@@ -31,7 +32,17 @@ def _hmac(key: bytes, message: str) -> bytes:
 class Presigner:
     """Presigns GET links for one bucket endpoint and region."""
 
-    __slots__ = ("_credentials", "_host", "_key_cache", "_lock", "_origin", "_path_prefix", "_region")
+    __slots__ = (
+        "_common",
+        "_credentials",
+        "_host",
+        "_key_cache",
+        "_lock",
+        "_origin",
+        "_path_prefix",
+        "_region",
+        "_stamp",
+    )
 
     def __init__(
         self,
@@ -49,6 +60,9 @@ class Presigner:
         self._credentials = credentials
         self._key_cache: tuple[str, str, bytes] = ("", "", b"")
         self._lock = threading.Lock()
+        # Work that changes once a second, or when the credentials change, not per link.
+        self._stamp: tuple[int, str] = (-1, "")
+        self._common = _NOTHING_SHARED
 
     def _signing_key(self, secret: str, day: str) -> bytes:
         cached_secret, cached_day, key = self._key_cache
@@ -61,10 +75,19 @@ class Presigner:
             self._key_cache = (secret, day, key)
         return key
 
-    def url(self, quoted_name: str, expires: int, now: float | None = None) -> str:
-        """The presigned GET link of an object whose name is already percent-encoded once."""
-        credentials = self._credentials()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    def _timestamp(self, now: float) -> str:
+        second = int(now)
+        cached_second, stamp = self._stamp
+        if cached_second != second:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+            self._stamp = (second, stamp)  # one tuple: a reader sees the old pair or the new one
+        return stamp
+
+    def _shared(self, credentials: Credentials, stamp: str, expires: int) -> _Shared:
+        """What every link signed in this second, with these credentials and lifetime, has in common."""
+        shared = self._common
+        if shared.stamp == stamp and shared.expires == expires and shared.credentials == credentials:
+            return shared
         day = stamp[:8]
         scope = f"{day}/{self._region}/s3/aws4_request"
         # Parameters in botocore's order; the canonical form below sorts them by name.
@@ -79,16 +102,42 @@ class Presigner:
             query += f"&X-Amz-Security-Token={token}"
             head, _, signed_headers = canonical_query.rpartition("&")
             canonical_query = f"{head}&X-Amz-Security-Token={token}&{signed_headers}"
-        path = f"{self._path_prefix}/{quoted_name}"
-        canonical_request = f"GET\n{path}\n{canonical_query}\nhost:{self._host}\n\nhost\nUNSIGNED-PAYLOAD"
-        string_to_sign = (
-            f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n"
-            + hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+        shared = _Shared(
+            credentials=credentials,
+            stamp=stamp,
+            expires=expires,
+            query=query,
+            # The canonical request around the path, and the string to sign before its hash.
+            request_tail=f"\n{canonical_query}\nhost:{self._host}\n\nhost\nUNSIGNED-PAYLOAD",
+            to_sign_head=f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n",
+            key=self._signing_key(credentials.secret_key, day),
         )
-        signature = hmac.new(
-            self._signing_key(credentials.secret_key, day), string_to_sign.encode("utf-8"), hashlib.sha256
-        ).hexdigest()
-        return f"{self._origin}{path}?{query}&X-Amz-Signature={signature}"
+        self._common = shared  # one object: a reader sees the old one or the new one
+        return shared
+
+    def url(self, quoted_name: str, expires: int, now: float | None = None) -> str:
+        """The presigned GET link of an object whose name is already percent-encoded once."""
+        stamp = self._timestamp(time.time() if now is None else now)
+        shared = self._shared(self._credentials(), stamp, expires)
+        path = f"{self._path_prefix}/{quoted_name}"
+        canonical_request = f"GET\n{path}{shared.request_tail}"
+        string_to_sign = shared.to_sign_head + hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+        # hmac.digest() is the one-shot C path: no HMAC object per link.
+        signature = hmac.digest(shared.key, string_to_sign.encode("utf-8"), "sha256").hex()
+        return f"{self._origin}{path}?{shared.query}&X-Amz-Signature={signature}"
+
+
+class _Shared(NamedTuple):
+    credentials: Credentials | None
+    stamp: str
+    expires: int
+    query: str
+    request_tail: str
+    to_sign_head: str
+    key: bytes
+
+
+_NOTHING_SHARED = _Shared(None, "", -1, "", "", "", b"")
 
 
 def _canonical_host(origin: str) -> str:

@@ -13,14 +13,17 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
 
+from ..caching import cache_control
 from ..config import Config
 from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, ObjectChanged, StorageError
+from ..keys import has_token
+from ..percent import url_path
 from . import Head
-from .local import url_path
 from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:
@@ -41,10 +44,12 @@ PENDING_HEADERS = {
 }
 
 
-def object_params(info: ContentInfo) -> dict[str, str]:
+def object_params(info: ContentInfo, cache_control: str | None) -> dict[str, str]:
     """The headers S3 stores with an object, as boto3 parameters: decided from its content
     once, for a save (PutObject) and for a checked direct upload (CopyObject) alike."""
     params = {"ContentType": info.content_type}
+    if cache_control:
+        params["CacheControl"] = cache_control
     if info.attachment:
         params["ContentDisposition"] = "attachment"
     return params
@@ -135,6 +140,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         self._exclusive: Counter[str] = Counter()
         self._exclusive_lock = threading.Lock()
         self._presigner: Presigner | None = None
+        self._static_credentials: Credentials | None = None
 
     def __repr__(self) -> str:
         return f"<S3Backend {self._where}>"
@@ -169,6 +175,12 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         return self._session_and_client()[1]
 
     def _frozen_credentials(self) -> Credentials:
+        """The credentials to sign links with now. Keys that never change (AWS_KEY and
+        AWS_SECRET, or any other static pair) are read once; refreshable ones (an IAM role)
+        are asked each time, and botocore renews them when they are about to expire."""
+        static = self._static_credentials
+        if static is not None:
+            return static
         credentials = self._session_and_client()[0].get_credentials()
         if credentials is None:
             raise StorageError(
@@ -178,7 +190,10 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             )
         frozen = credentials.get_frozen_credentials()
         # botocore-stubs allow None for both keys; Credentials are only ever made with both.
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)  # type: ignore[arg-type]
+        mine = Credentials(frozen.access_key, frozen.secret_key, frozen.token)  # type: ignore[arg-type]
+        if not isinstance(credentials, RefreshableCredentials):
+            self._static_credentials = mine
+        return mine
 
     # Errors --------------------------------------------------------------------------------
 
@@ -203,10 +218,22 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
 
     # Storage API ---------------------------------------------------------------------------
 
-    def store(self, name: str, content: IO[Any], info: ContentInfo, *, exclusive: bool = False) -> str:
+    def store(
+        self,
+        name: str,
+        content: IO[Any],
+        info: ContentInfo,
+        *,
+        exclusive: bool = False,
+        cache_control: str | None = None,
+    ) -> str:
         """Upload `content` as `name`. Exclusive: only if no object has that name (a conditional
-        write, If-None-Match: *, which AWS and current S3 servers honour), else NameTaken."""
-        params = object_params(info)
+        write, If-None-Match: *, which AWS and current S3 servers honour), else NameTaken.
+
+        `cache_control` is stored with the object (one header more on the same PUT, or on the
+        CreateMultipartUpload of a large file); S3 sends it with every GET of the object.
+        """
+        params = object_params(info, cache_control)
         if exclusive:
             with self._exclusive_lock:
                 self._exclusive[name] += 1
@@ -235,6 +262,14 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                     if not self._exclusive[name]:
                         del self._exclusive[name]
         return name
+
+    def get_object_parameters(self, name: str) -> dict[str, Any]:
+        """django-storages' parameters of writes that bypass store() (sync's uploads, a file
+        opened for writing), with the Cache-Control the name calls for. Nothing tells how such
+        a file was first saved, so the name's shape decides, as the local view decides it."""
+        params = dict(super().get_object_parameters(name))
+        params["CacheControl"] = cache_control(self.keyed_config, immutable=has_token(name))
+        return params
 
     def _add_condition(self, params: dict[str, Any], **kwargs: Any) -> None:
         if params.get("Key") in self._exclusive:
@@ -409,7 +444,9 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             )
             return answer["Body"].read()
 
-    def present(self, name: str, info: ContentInfo, version: str) -> None:
+    def present(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    ) -> None:
         """Give `name` the headers a save of the same bytes would have: a copy onto itself
         (server-side, no byte passes through here) replacing its metadata, made only if its
         ETag is still `version`, so the bytes presented are the bytes that were checked.
@@ -422,7 +459,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 CopySource={"Bucket": self.bucket_name, "Key": name},
                 CopySourceIfMatch=version,
                 MetadataDirective="REPLACE",
-                **object_params(info),  # type: ignore[arg-type]
+                **object_params(info, cache_control),  # type: ignore[arg-type]
             )
 
     @contextmanager

@@ -18,15 +18,19 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 
 from .. import backends, config
-from ..keys import object_name
+from ..caching import cache_control
+from ..keys import has_token, object_name
 from .explain import Diagnosis, explain, explain_get
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from ..backends import Backend
     from ..backends.s3 import S3Backend
     from ..storage import KeyedStorage
 
 PROBE_KEY = "keyed-storage-doctor"
+CACHE_SAMPLE = 5  # stored tokened objects whose Cache-Control the doctor looks at
 MAX_SKEW = 15 * 60  # seconds; S3 refuses signed requests further off than this
 GET_TIMEOUT = 15
 
@@ -63,6 +67,8 @@ def describe(cfg: config.Config) -> list[str]:
         "KEYED_STORAGE_PRIVATE": "1" if cfg.private else "0",
         "KEYED_STORAGE_URL_EXPIRES": str(cfg.url_expires),
         "KEYED_STORAGE_BASE_URL": cfg.base_url,
+        "KEYED_STORAGE_KEEP_METADATA": "1" if cfg.keep_metadata else "0",
+        "KEYED_STORAGE_CACHE_CONTROL": cfg.cache_control,
     }
     lines = [f"Backend: {cfg.backend}, {why}."]
     if seen:
@@ -70,6 +76,11 @@ def describe(cfg: config.Config) -> list[str]:
         lines.extend(f"  {name}={values[name] or '(ignored)'}  ({source})" for name, source in cfg.sources)
     else:
         lines.append("Variables seen: none.")
+    origin = "KEYED_STORAGE_CACHE_CONTROL" if "KEYED_STORAGE_CACHE_CONTROL" in seen else "the default"
+    lines.append(
+        f"Cache-Control: {cfg.cache_control!r} for uploads' tokened names ({origin}), "
+        f"{cache_control(cfg, immutable=False)!r} for exact names."
+    )
     return lines
 
 
@@ -137,6 +148,40 @@ def _s3_steps(cfg: config.Config) -> Iterator[Step]:
     yield _clock_step(answer["ResponseMetadata"].get("HTTPHeaders", {}).get("date"))
 
     yield from _probe_steps(cfg, backend)
+    yield _stored_cache_step(cfg, client)
+
+
+def _stored_cache_step(cfg: config.Config, client: S3Client) -> Step:
+    """Whether a sample of the bucket's tokened objects carry the Cache-Control they should.
+
+    Objects stored before keyed_storage set it (or under another KEYED_STORAGE_CACHE_CONTROL)
+    are cached by nobody, or by the old rule, until they are uploaded again.
+    """
+    title = "Cache-Control of stored uploads"
+    expected = cfg.cache_control
+    try:
+        listed = client.list_objects_v2(Bucket=cfg.bucket, MaxKeys=200).get("Contents", ())
+        names = [entry["Key"] for entry in listed if has_token(entry["Key"])][:CACHE_SAMPLE]
+        found = {name: client.head_object(Bucket=cfg.bucket, Key=name).get("CacheControl") for name in names}
+    except Exception as error:
+        return Step.failed(title, explain(error, action="s3:GetObject", config=cfg))
+    if not names:
+        return Step(True, f"{title}: no uploads stored yet to sample")
+    wrong = {name: value for name, value in found.items() if value != expected}
+    if not wrong:
+        return Step(True, f"{title}: {len(names)} sampled, all {expected!r}")
+    shown = "; ".join(f"{name}: {value or '(none)'}" for name, value in list(wrong.items())[:3])
+    return Step(
+        False,
+        title,
+        f"{len(wrong)} of {len(names)} sampled uploads lack Cache-Control {expected!r} ({shown}); "
+        "they were stored before keyed_storage set it, or under another "
+        "KEYED_STORAGE_CACHE_CONTROL, so browsers and CDNs revalidate or refetch them.",
+        "Where the files are on disk too, `manage.py keyed_storage sync --from local --to s3` sets it "
+        "on the objects it skips; else set it in place, keeping the type: aws s3api copy-object "
+        f"--bucket {cfg.bucket} --key KEY --copy-source {cfg.bucket}/KEY --metadata-directive REPLACE "
+        f"--content-type TYPE --cache-control '{expected}'",
+    )
 
 
 def _clock_step(date_header: str | None) -> Step:
@@ -242,6 +287,7 @@ def _get_step(url: str, body: bytes, cfg: config.Config) -> Step:
     try:
         with urllib.request.urlopen(urllib.request.Request(url), timeout=GET_TIMEOUT) as response:
             got = response.read()
+            caching = response.headers.get("Cache-Control")
     except urllib.error.HTTPError as error:
         text = error.read(2000).decode("utf-8", "replace")
         found = re.search(r"<Code>([^<]+)</Code>", text)
@@ -261,7 +307,16 @@ def _get_step(url: str, body: bytes, cfg: config.Config) -> Step:
             f"The link answered 200 but with other bytes ({len(got)} instead of {len(body)}).",
             "Check that KEYED_STORAGE_CUSTOM_DOMAIN or the endpoint serves this bucket.",
         )
-    return Step(True, f"{title}: 200, same bytes")
+    if caching != cfg.cache_control:
+        return Step(
+            False,
+            title,
+            f"The link answered 200 with the same bytes but Cache-Control {caching or '(none)'!r}, "
+            f"not {cfg.cache_control!r}: browsers and CDNs will not keep uploads as long as they could.",
+            "Check that the S3 service keeps an object's Cache-Control, and that a CDN in front "
+            "(KEYED_STORAGE_CUSTOM_DOMAIN) passes it on rather than replacing it.",
+        )
+    return Step(True, f"{title}: 200, same bytes, Cache-Control {caching!r}")
 
 
 def _delete_step(storage: KeyedStorage, name: str, cfg: config.Config) -> Step:

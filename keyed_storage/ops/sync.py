@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 CHUNK = 1024 * 1024  # bytes read at a time: memory stays flat whatever the file size
 PART = 16 * 1024 * 1024  # multipart part size for large uploads
+MAX_COPY = 5 * 1024**3  # the largest object one CopyObject request can copy
 # Where a download is written before it is renamed into place; never listed, never uploaded.
 PARTIAL_SUFFIX = ".keyed-sync-part"
 METADATA_MD5 = "keyed-storage-md5"  # set on every object sync uploads: a checksum any ETag can't hide
@@ -244,6 +245,40 @@ class S3Side:
         finally:
             body.close()
 
+    def settle_cache_control(self, name: str, head: HeadObjectOutputTypeDef) -> bool:
+        """Give an object that already holds the right bytes the Cache-Control its name calls for
+        (one stored before keyed_storage set it): a copy onto itself that replaces its headers
+        and keeps the rest (type, metadata, encryption, storage class); no bytes come here.
+        True if it was changed. Objects over 5 GiB, which one copy cannot take, are left as
+        they are; doctor reports them."""
+        wanted = self.backend.get_object_parameters(name)["CacheControl"]
+        if head.get("CacheControl") == wanted or head["ContentLength"] > MAX_COPY:
+            return False
+        answer: dict[str, Any] = dict(head)  # the fields below share their names with CopyObject's
+        kept = {
+            field: answer[field]
+            for field in (
+                "ContentType",
+                "ContentDisposition",
+                "ContentEncoding",
+                "ContentLanguage",
+                "ServerSideEncryption",
+                "SSEKMSKeyId",
+                "StorageClass",
+            )
+            if answer.get(field)
+        }
+        self.client.copy_object(
+            Bucket=self.bucket,
+            Key=name,
+            CopySource={"Bucket": self.bucket, "Key": name},
+            MetadataDirective="REPLACE",
+            Metadata=head.get("Metadata", {}),
+            CacheControl=wanted,
+            **kept,
+        )
+        return True
+
     def upload(self, path: str, name: str, md5: str, progress: Progress) -> None:
         extra = self.backend._get_write_parameters(name)
         extra["Metadata"] = {**extra.get("Metadata", {}), METADATA_MD5: md5}
@@ -318,6 +353,8 @@ class Sync:
         if head is not None and head["ContentLength"] == entry.size:
             if self.s3.holds(name, head, lambda: file_chunks(path)):
                 on_bytes(entry.size)
+                if not self.dry_run:
+                    self.s3.settle_cache_control(name, head)
                 return "skipped"
         if self.dry_run:
             on_bytes(entry.size)

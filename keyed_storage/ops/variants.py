@@ -24,6 +24,7 @@ from ..images import (
     variant_name,
     variants_prefix,
 )
+from ..keys import has_token
 from ..storage import KeyedStorage
 
 # Rows fetched per query. Each chunk is a short query of its own (keyset pagination on the
@@ -213,7 +214,10 @@ class BuildVariants:
             return outcome
         rendered, shown = self.read(row, needed)
         for key, output in rendered.items():
-            outcome.built.append(storage.save(names[key], ContentFile(output.data), overwrite=True))
+            saved = storage.save(
+                names[key], ContentFile(output.data), overwrite=True, immutable=has_token(row.name)
+            )
+            outcome.built.append(saved)
             outcome.bytes += len(output.data)
         # The size as shown, set when it is missing or wrong (a plain ImageField stored the
         # size before the EXIF orientation, which a quarter turn swaps).

@@ -14,6 +14,8 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -58,14 +60,15 @@ def media_directories() -> list[str]:
     return sorted(os.path.relpath(d, root) for d, _, _ in os.walk(root) if d != root)
 
 
-def issued_ago(monkeypatch, seconds: int) -> None:
-    """Make the signatures issued from now on carry a time `seconds` in the past, as a ticket
-    and a reference handed out that long ago would: no test waits for one to expire."""
-    monkeypatch.setattr(
-        signing.TimestampSigner,
-        "timestamp",
-        lambda self: signing.b62_encode(int(time.time()) - seconds),
-    )
+@contextmanager
+def issued_ago(seconds: int) -> Iterator[None]:
+    """Within it, signatures carry a time `seconds` in the past, as a ticket and a reference
+    handed out that long ago would: no test waits for one to expire."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            signing.TimestampSigner, "timestamp", lambda self: signing.b62_encode(int(time.time()) - seconds)
+        )
+        yield
 
 
 # The round trip, in both modes --------------------------------------------------------------
@@ -284,9 +287,8 @@ def test_the_reference_does_not_show_its_binding(local):
 def test_an_expired_reference_is_refused(local, monkeypatch):
     monkeypatch.setenv("KEYED_STORAGE_DIRECT_EXPIRES", "60")
     config.reset()
-    issued_ago(monkeypatch, 121)  # references live twice the ticket's lifetime
-    ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=44, content_type="audio/wav")
-    monkeypatch.undo()
+    with issued_ago(121):  # references live twice the ticket's lifetime
+        ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=44, content_type="audio/wav")
     KeyedStorage().save(ticket.name, _content(wav_bytes(0)), overwrite=True)
     with pytest.raises(ReferenceRefused) as refused:
         finish_upload(ticket.reference)
@@ -296,8 +298,8 @@ def test_an_expired_reference_is_refused(local, monkeypatch):
 def test_a_reference_outlives_its_ticket_so_a_late_upload_can_finish(local, monkeypatch):
     monkeypatch.setenv("KEYED_STORAGE_DIRECT_EXPIRES", "60")
     config.reset()
-    issued_ago(monkeypatch, 90)
-    ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=44, content_type="audio/wav")
+    with issued_ago(90):
+        ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=44, content_type="audio/wav")
     # The ticket has expired: the endpoint no longer takes the file.
     assert post(ticket, wav_bytes(0)).status_code == 403
     # An upload that began in time and arrived late is finished all the same.

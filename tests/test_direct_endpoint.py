@@ -91,13 +91,11 @@ def test_a_ticket_from_another_signer_is_refused(ticket):
 def test_an_expired_ticket_is_refused(local, monkeypatch):
     monkeypatch.setenv("KEYED_STORAGE_DIRECT_EXPIRES", "60")
     config.reset()
-    monkeypatch.setattr(
-        signing.TimestampSigner, "timestamp", lambda self: signing.b62_encode(int(time.time()) - 61)
-    )
-    old = start_upload(KEY, filename="talk.wav", size=len(DATA), content_type="audio/wav")
-    monkeypatch.undo()
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_EXPIRES", "60")
-    config.reset()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            signing.TimestampSigner, "timestamp", lambda self: signing.b62_encode(int(time.time()) - 61)
+        )
+        old = start_upload(KEY, filename="talk.wav", size=len(DATA), content_type="audio/wav")
     response = send(old.url, old.fields)
     assert response.status_code == 403
     assert "expired" in response.text

@@ -9,6 +9,7 @@ target in 64 KiB chunks, never held in memory, and reading stops at the first by
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
@@ -19,8 +20,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import backends, config
 from .backends.local import Incoming, LocalBackend, TicketRefused
-from .exceptions import NameTaken
+from .exceptions import NameTaken, StorageError
 from .responders import plain_response
+
+logger = logging.getLogger("keyed_storage")
 
 # Room for the multipart framing and the ticket's fields around the file's bytes: a request
 # declaring a longer body than the file plus this is refused before it is read.
@@ -105,6 +108,11 @@ def receive(request: HttpRequest, ticket: str) -> HttpResponse:
         return plain_response(refused.status, f"{refused}\n")
     except NameTaken:
         return plain_response(409, "This ticket has been used already.\n")
+    except StorageError:
+        # The key is already an exact file on this disk (see LocalBackend.store): a site
+        # set-up error, logged with its traceback; the client is told only that it conflicts.
+        logger.exception("keyed_storage: a direct upload cannot be stored")
+        return plain_response(409, "The upload conflicts with a file already stored.\n")
     except (MultiPartParserError, TooManyFieldsSent, RequestDataTooBig, SuspiciousOperation):
         return plain_response(400, "The request is not a well-formed multipart form.\n")
     finally:

@@ -405,3 +405,8 @@ def _resign_payload_unsigned(reference: str, changes: dict) -> str:
     payload.update(changes)
     encoded = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=")
     return encoded.decode() + ":" + reference.split(":", 1)[1]
+
+
+def test_a_binding_is_a_string(local):
+    with pytest.raises(TypeError, match="bound_to is a str"):
+        start_upload(AUDIO_KEY, filename="a.wav", size=1, content_type="", bound_to=42)

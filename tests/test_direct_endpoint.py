@@ -186,3 +186,16 @@ def test_an_unrouted_endpoint_is_named_in_the_error(local, settings):
     settings.ROOT_URLCONF = "tests.debug_urls"
     with pytest.raises(ImproperlyConfigured, match=r"include\('keyed_storage.urls'\)"):
         start_upload(KEY, filename="talk.wav", size=1, content_type="")
+
+
+def test_a_key_that_is_already_an_exact_file_conflicts(local, caplog):
+    from django.core.files.base import ContentFile
+
+    from keyed_storage import KeyedStorage
+
+    KeyedStorage().save("users/1/notes", ContentFile(b"exact"), overwrite=True)
+    ticket = start_upload("users/1/notes", filename="n.txt", size=3, content_type="text/plain")
+    response = send(ticket.url, ticket.fields, b"abc")
+    assert response.status_code == 409
+    assert everything_under_media() == ["users", "users/1", "users/1/notes"]
+    assert "a part of the key is already a file" in caplog.text

@@ -362,7 +362,10 @@ class Incoming:
         self._finished = False
         self._file: IO[bytes] | None = None
         self._temporary: str | None = None
-        self._created = backend._make_directory(self._directory)
+        try:
+            self._created = backend._make_directory(self._directory)
+        except (NotADirectoryError, FileExistsError) as error:
+            raise backend._conflict(name, "a part of the key is already a file") from error
         try:
             self._temporary = backend._temporary(self._directory)
             self._file = open(self._temporary, "wb")

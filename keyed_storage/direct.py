@@ -170,7 +170,8 @@ def _store_again(backend: backends.Backend, name: str) -> None:
     try:
         copy = seekable(original)
         try:
-            KeyedStorage().save(name, File(copy, name=name), overwrite=True)
+            # A fresh <key>/<token>/<filename>: as immutable as any upload's name.
+            KeyedStorage().save(name, File(copy, name=name), overwrite=True, immutable=True)
         finally:
             if copy is not original:
                 copy.close()

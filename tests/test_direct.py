@@ -170,6 +170,8 @@ def test_a_photo_loses_its_location_as_in_a_save(mode):
     assert served.content.startswith(b"\xff\xd8\xff")
     assert b"PhoneMaker" not in served.content
     assert not Image.open(io.BytesIO(served.content)).getexif().get_ifd(0x8825)
+    # Stored again under its tokened name, it is cached as any upload is.
+    assert served.headers["Cache-Control"] == config.current().cache_control
 
 
 # Refusals ------------------------------------------------------------------------------------

@@ -109,9 +109,10 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     In order: the reference (its signature, its age, its binding, and `key` if given: pass
     it so a reference issued for another key is refused); that the object exists with the
     size the ticket allowed; its type told from its first bytes against `accept` (one ranged
-    read, never the whole object). Then it gets the Content-Type and Content-Disposition a
-    save of the same bytes would get (in S3, one server-side copy onto itself); a JPEG, PNG
-    or WebP loses its identifying metadata, as in a save, by being stored again.
+    read, never the whole object). Then it gets the Content-Type, Content-Disposition and
+    Cache-Control a save of the same bytes would get (in S3, one server-side copy onto
+    itself); a JPEG, PNG or WebP loses its identifying metadata, as in a save, by being
+    stored again.
 
     Raises ReferenceRefused (nothing deleted), or a FileRefused (UploadMissing, FileTooLarge,
     FileTypeRefused) after removing the object. Finishing again returns the same name.
@@ -181,6 +182,8 @@ def _store_again(backend: backends.Backend, name: str) -> None:
 
 def _load(reference: str, bound_to: str) -> dict[str, Any]:
     lifetime = config.current().direct_expires * REFERENCE_LIFETIMES
+    if not isinstance(reference, str):  # a form's missing value, say
+        raise ReferenceRefused(_("This upload reference is not valid here."), code="direct_reference")
     try:
         grant = signing.loads(reference, salt=_salt(bound_to), max_age=lifetime)
     except signing.SignatureExpired as error:

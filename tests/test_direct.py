@@ -257,7 +257,14 @@ def finished_elsewhere(local):
 def test_an_altered_reference_is_refused_and_nothing_is_deleted(finished_elsewhere):
     reference = finished_elsewhere.reference
     forged = _resign_payload_unsigned(reference, {"n": "users/2/voice/x/hi.wav"})
-    for altered in (reference[:-2] + ("AA" if not reference.endswith("AA") else "BB"), forged, "", "x:y:z"):
+    altered_ones = (
+        reference[:-2] + ("AA" if not reference.endswith("AA") else "BB"),
+        forged,
+        "",
+        "x:y:z",
+        None,
+    )
+    for altered in altered_ones:
         with pytest.raises(ReferenceRefused) as refused:
             finish_upload(altered, bound_to="profile:1")
         assert refused.value.code == "direct_reference"

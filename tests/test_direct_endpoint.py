@@ -199,3 +199,23 @@ def test_a_key_that_is_already_an_exact_file_conflicts(local, caplog):
     assert response.status_code == 409
     assert everything_under_media() == ["users", "users/1", "users/1/notes"]
     assert "a part of the key is already a file" in caplog.text
+
+
+def test_the_file_is_streamed_to_disk_in_small_chunks(local, monkeypatch):
+    from keyed_storage.backends.local import Incoming
+
+    writes: list[int] = []
+    write = Incoming.write
+
+    def counted(self, data):
+        writes.append(len(data))
+        write(self, data)
+
+    # The live server runs in this process, so the endpoint writes through the patched method.
+    monkeypatch.setattr(Incoming, "write", counted)
+    data = os.urandom(8 * 1024 * 1024)
+    big = start_upload(KEY, filename="talk.bin", size=len(data), content_type="")
+    assert send(big.url, big.fields, data).status_code == 204
+    assert sum(writes) == len(data)
+    assert max(writes) <= 64 * 1024  # Django's upload handler chunk: never the whole file at once
+    assert fetch(_link(big.name)) == data

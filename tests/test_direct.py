@@ -345,6 +345,39 @@ def test_the_s3_ticket_is_a_policy_for_one_name_one_size_and_inert_headers(s3):
     assert expires.startswith(ticket.expires.strftime("%Y-%m-%dT%H:%M"))
 
 
+@pytest.mark.parametrize(
+    ("variables", "url", "region"),
+    [
+        ({"BUCKET_NAME": "my-bucket"}, "https://my-bucket.s3.amazonaws.com/", "us-east-1"),
+        (
+            {"BUCKET_NAME": "my-bucket", "AWS_REGION": "eu-west-1"},
+            "https://my-bucket.s3.eu-west-1.amazonaws.com/",
+            "eu-west-1",
+        ),
+        # A dotted name does not match the *.s3 certificate: path-style, as links are.
+        (
+            {"BUCKET_NAME": "my.dotted.bucket", "AWS_REGION": "eu-west-1"},
+            "https://s3.eu-west-1.amazonaws.com/my.dotted.bucket",
+            "eu-west-1",
+        ),
+        # A CDN serves links; uploads go to S3 itself.
+        (
+            {"BUCKET_NAME": "my-bucket", "KEYED_STORAGE_CUSTOM_DOMAIN": "cdn.example.org"},
+            "https://my-bucket.s3.amazonaws.com/",
+            "us-east-1",
+        ),
+    ],
+)
+def test_an_s3_ticket_posts_to_the_bucket_s_own_host(monkeypatch, variables, url, region):
+    # Signing a POST is local work: no server is needed (nor reached) to issue a ticket.
+    for name, value in {**variables, "AWS_KEY": "AKIAEXAMPLE", "AWS_SECRET": "secret"}.items():
+        monkeypatch.setenv(name, value)
+    config.reset()
+    ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=3, content_type="")
+    assert ticket.url == url
+    assert ticket.fields["x-amz-credential"].endswith(f"/{region}/s3/aws4_request")
+
+
 def test_finishing_in_s3_is_a_head_a_ranged_get_and_a_copy(s3):
     data = wav_bytes(200_000)  # 400 KB: reading all of it would show in the bytes counted
     ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=len(data), content_type="audio/wav")

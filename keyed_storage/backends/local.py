@@ -110,7 +110,7 @@ class LocalBackend(FileSystemStorage):
         return name
 
     @property
-    def _file_mode(self) -> int:
+    def file_mode(self) -> int:
         # Read at each write: FILE_UPLOAD_PERMISSIONS may change at run time (tests do).
         mode = self.file_permissions_mode
         return mode if mode is not None else 0o666 & ~self._umask
@@ -122,7 +122,7 @@ class LocalBackend(FileSystemStorage):
                 shutil.copyfileobj(content, out, COPY_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(temporary, self._file_mode)
+            os.chmod(temporary, self.file_mode)
             if exclusive:
                 _place_new(temporary, path, name)
             else:
@@ -167,7 +167,7 @@ class LocalBackend(FileSystemStorage):
         try:
             with open(source, "rb") as stored:
                 os.fsync(stored.fileno())
-            os.chmod(source, self._file_mode)
+            os.chmod(source, self.file_mode)
             if exclusive:
                 _place_new(source, path, name)
                 _remove(source)
@@ -384,7 +384,7 @@ class Incoming:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        os.chmod(self._temporary, self._backend._file_mode)
+        os.chmod(self._temporary, self._backend.file_mode)
         _place_new(self._temporary, self._path, self.name)
         self._finished = True
         _remove(self._temporary)

@@ -170,6 +170,8 @@ class LocalSide:
                 out.flush()
                 os.fsync(out.fileno())
             verify()
+            # The mode a save gives a file (FILE_UPLOAD_PERMISSIONS), not the process's umask.
+            os.chmod(partial, self.backend.file_mode)
             os.replace(partial, path)
         except BaseException:
             _remove(partial)

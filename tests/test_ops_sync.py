@@ -377,3 +377,16 @@ def test_downloaded_files_get_the_upload_permissions_whatever_the_umask(s3, sett
     assert code == 0, err
     mode = os.stat(os.path.join(settings.MEDIA_ROOT, "site", "terms.pdf")).st_mode & 0o777
     assert mode == 0o640
+
+
+def test_a_save_s_leftover_temporary_is_never_uploaded(s3, settings):
+    # What a save killed midway leaves beside its target (keyed_storage.backends.local): never
+    # a key's file, so never copied.
+    from keyed_storage.backends.local import TEMP_PREFIX
+
+    write_local(
+        settings.MEDIA_ROOT, {"site/terms.pdf": b"%PDF terms", f"site/{TEMP_PREFIX}x1y2.part": b"%PD"}
+    )
+    _, err, code = run("sync", "--from", "local", "--to", "s3")
+    assert code == 0, err
+    assert s3.keys() == ["site/terms.pdf"]

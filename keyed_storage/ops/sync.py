@@ -16,6 +16,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from s3transfer.utils import ChunksizeAdjuster
 
 from .. import config
+from ..backends.local import TEMP_PREFIX
 from ..keys import validate_key
 
 if TYPE_CHECKING:
@@ -143,7 +144,8 @@ class LocalSide:
         for directory, subdirectories, files in os.walk(self.root):
             subdirectories.sort()
             for file in sorted(files):
-                if file.endswith(PARTIAL_SUFFIX):
+                # Writes in progress or cut short, sync's own and a save's: no key's file.
+                if file.endswith(PARTIAL_SUFFIX) or file.startswith(TEMP_PREFIX):
                     continue
                 path = os.path.join(directory, file)
                 name = os.path.relpath(path, self.root).replace(os.sep, "/")

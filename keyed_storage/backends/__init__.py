@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
@@ -65,6 +66,9 @@ class Backend(Protocol):
     # Many objects -----------------------------------------------------------------------
     def names_under(self, key: str) -> list[str]:
         """Every object named '<key>/...', nested keys included."""
+
+    def inventory(self) -> Iterator[tuple[str, int]]:
+        """(name, size) of every stored object, in name order."""
 
     def names_of_prefix(self, prefix: str) -> list[str]:
         """The object named `prefix` and every object named '<prefix>/...', sorted."""

@@ -7,7 +7,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any, NamedTuple
 
 from django.core import signing
@@ -236,6 +236,16 @@ class LocalBackend(FileSystemStorage):
             relative = os.path.relpath(directory, self.location).replace(os.sep, "/")
             names += [f"{relative}/{file}" for file in files if not file.startswith(TEMP_PREFIX)]
         return names
+
+    def inventory(self) -> Iterator[tuple[str, int]]:
+        """(name, size) of every file under MEDIA_ROOT, in name order, without the temporaries
+        of writes in progress or cut short (which are never a key's file)."""
+        for directory, subdirectories, files in os.walk(self.location):
+            subdirectories.sort()
+            for file in sorted(files):
+                if not file.startswith(TEMP_PREFIX):
+                    path = os.path.join(directory, file)
+                    yield self._relative(path), os.path.getsize(path)
 
     def names_of_prefix(self, prefix: str) -> list[str]:
         """Names of the file named `prefix` and of every file under its directory, sorted.

@@ -287,6 +287,15 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             )
             return [entry["Key"] for page in pages for entry in page.get("Contents", ())]
 
+    def inventory(self) -> Iterator[tuple[str, int]]:
+        """(name, size) of every object in the bucket, in S3's (name) order, 1000 per listing;
+        a console's "folder" marker (a name ending in '/') is no file and is left out."""
+        with self._failing("list", "the bucket"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name):
+                for entry in page.get("Contents", ()):
+                    if not entry["Key"].endswith("/"):
+                        yield entry["Key"], entry["Size"]
+
     def names_of_prefix(self, prefix: str) -> list[str]:
         """Names of the object named `prefix` and of every object named '<prefix>/...', sorted."""
         with self._failing("list", prefix):

@@ -99,6 +99,21 @@ def test_a_direct_upload_is_stored_under_its_key_and_served_from_its_link(mode):
     assert requests.get(link, timeout=10).headers["Content-Type"] == "audio/wav"
 
 
+def test_a_private_bucket_takes_direct_uploads_and_serves_them_presigned(s3, monkeypatch):
+    s3.client.delete_bucket_policy(Bucket=s3.bucket)  # nothing public: only a signature opens it
+    monkeypatch.setenv("KEYED_STORAGE_PRIVATE", "1")
+    config.reset()
+    data = wav_bytes()
+    ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=len(data), content_type="audio/wav")
+    assert post(ticket, data).status_code == 204
+    finish_upload(ticket.reference)
+    link = KeyedStorage().url(ticket.name)
+    assert "X-Amz-Signature=" in link
+    assert fetch(link) == data
+    stored = s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)
+    assert stored["CacheControl"] == "private, max-age=3600, immutable"
+
+
 def test_finishing_twice_gives_the_same_name(mode):
     data = png_bytes()
     ticket = start_upload("users/1/avatar", filename="me.png", size=len(data), content_type="image/png")

@@ -467,3 +467,26 @@ def _resign_payload_unsigned(reference: str, changes: dict) -> str:
 def test_a_binding_is_a_string(local):
     with pytest.raises(TypeError, match="bound_to is a str"):
         start_upload(AUDIO_KEY, filename="a.wav", size=1, content_type="", bound_to=42)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_name_saved_on_a_row_replaces_its_old_file(mode):
+    """The README's example: the name goes on a model field, whose replacement does the rest."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from events.models import Event, Session
+
+    event = Event.objects.create(name="Con")
+    session = Session.objects.create(
+        event=event, title="Talk", audio=SimpleUploadedFile("old.wav", wav_bytes(10))
+    )
+    old_name = session.audio.name
+    data = wav_bytes(300)
+    key = f"events/{event.pk}/sessions/{session.pk}/audio"
+    ticket = start_upload(key, filename="new.wav", size=len(data), content_type="audio/wav", accept="audio/*")
+    assert post(ticket, data).status_code == 204
+    session.audio.name = finish_upload(ticket.reference, key=key)  # as the README does
+    session.save()
+    assert Session.objects.get(pk=session.pk).audio.name == ticket.name
+    assert fetch(session.audio.url) == data
+    assert not KeyedStorage().exists(old_name)

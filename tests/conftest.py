@@ -1,10 +1,12 @@
-"""Fixtures that start real servers: a moto S3 server on 127.0.0.1, Django's live server and,
-on PostgreSQL runs, a throwaway PostgreSQL cluster."""
+"""Fixtures that start real servers: an S3 server on 127.0.0.1 (moto's, or SeaweedFS with
+KEYED_STORAGE_TEST_S3=seaweedfs), Django's live server and, on PostgreSQL runs, a throwaway
+PostgreSQL cluster."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import django.test.testcases
@@ -14,8 +16,8 @@ from moto.server import ThreadedMotoServer
 from keyed_storage import config
 from keyed_storage.config import VARIABLES
 
-from . import postgres
-from .helpers import TEST_KEY, TEST_SECRET, make_client, public_read_policy
+from . import postgres, seaweedfs
+from .helpers import TEST_KEY, TEST_SECRET, make_client, public_read_policy, s3_server_name
 
 # Variables that would let boto3 or the tests reach beyond loopback or read this machine's
 # own AWS set-up. Cleared for the whole run; tests set what they need.
@@ -31,6 +33,19 @@ _AWS_AMBIENT = (
 
 
 def pytest_configure(config):
+    try:
+        s3_server_name()
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.addinivalue_line(
+        "markers", "s3: runs in S3 mode (the s3 or s3_endpoint fixture, or mode=s3); set when collected"
+    )
+    config.addinivalue_line(
+        "markers", "moto_only(reason): holds on moto's server only; skipped, with the reason, on the others"
+    )
+    config.addinivalue_line(
+        "markers", "seaweedfs_only(reason): needs what SeaweedFS checks and moto does not; skipped on moto"
+    )
     for name in (*VARIABLES, *_AWS_AMBIENT):
         os.environ.pop(name, None)
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never ask 169.254.169.254
@@ -42,9 +57,36 @@ def pytest_report_header(config):
     from django.conf import settings
 
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    s3_server = f"S3 server: {s3_server_name()} (KEYED_STORAGE_TEST_S3)"
     if engine == "postgresql":
-        return "database: postgresql (a throwaway cluster, started when a test first needs the database)"
-    return f"database: {engine}"
+        return [
+            "database: postgresql (a throwaway cluster, started when a test first needs the database)",
+            s3_server,
+        ]
+    return [f"database: {engine}", s3_server]
+
+
+_S3_FIXTURES = {"s3", "s3_endpoint"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the S3-mode tests `s3`, so `-m s3` runs exactly those (e.g. against SeaweedFS); and
+    skip a test marked for one S3 server on the others, with its reason in the summary."""
+    server = s3_server_name()
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "mode" in params:
+            in_s3_mode = params["mode"] == "s3"
+        else:
+            in_s3_mode = bool(_S3_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if not in_s3_mode:
+            continue
+        item.add_marker(pytest.mark.s3)
+        for only, marker in (("moto", "moto_only"), ("seaweedfs", "seaweedfs_only")):
+            mark = item.get_closest_marker(marker)
+            if mark and server != only:
+                reason = mark.args[0] if mark.args else mark.kwargs.get("reason", "")
+                item.add_marker(pytest.mark.skip(reason=f"{only} only, not {server}: {reason}"))
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +121,14 @@ def isolated(monkeypatch, settings, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint():
-    """A moto S3 server over HTTP on 127.0.0.1, on a free port, for the whole run."""
+def s3_endpoint():
+    """The S3 server for the whole run, over HTTP on 127.0.0.1, on free ports: moto's server,
+    or a SeaweedFS of the run's own (KEYED_STORAGE_TEST_S3=seaweedfs), whose admin is the
+    tests' key pair. Started when a test first needs it, stopped at the end."""
+    if s3_server_name() == "seaweedfs":
+        with seaweedfs.throwaway_server(TEST_KEY, TEST_SECRET) as server:
+            yield server.endpoint
+        return
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -103,9 +151,9 @@ class S3:
 
 
 @pytest.fixture
-def s3(moto_endpoint, monkeypatch) -> S3:
-    """S3 mode: a fresh bucket on the moto server, selected through the environment only."""
-    client = make_client(moto_endpoint)
+def s3(s3_endpoint, monkeypatch) -> Iterator[S3]:
+    """S3 mode: a fresh bucket on the S3 server, selected through the environment only."""
+    client = make_client(s3_endpoint)
     bucket = f"ks-{uuid.uuid4().hex[:20]}"
     client.create_bucket(Bucket=bucket)
     # As a public site's bucket would be set up: ACLs off, anonymous reads by bucket policy.
@@ -113,10 +161,14 @@ def s3(moto_endpoint, monkeypatch) -> S3:
     monkeypatch.setenv("BUCKET_NAME", bucket)
     monkeypatch.setenv("AWS_KEY", TEST_KEY)
     monkeypatch.setenv("AWS_SECRET", TEST_SECRET)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     config.reset()
-    return S3(moto_endpoint, bucket, client)
+    yield S3(s3_endpoint, bucket, client)
+    if s3_server_name() == "seaweedfs":
+        # Each bucket is a collection with a volume of its own, held in SeaweedFS's memory
+        # until the bucket goes (and the deletion takes the objects with it).
+        client.delete_bucket(Bucket=bucket)
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 
 import boto3
 import requests
 
 TEST_KEY = "AKIAKEYEDSTORAGETEST"
 TEST_SECRET = "keyed-storage-test-secret-value-0123456789"
+
+# The S3 server the S3 tests run against (KEYED_STORAGE_TEST_S3): moto's, the default (in
+# process, starts in milliseconds), or SeaweedFS, which checks signatures and presigned links
+# as S3 does. Tests that hold on one of them only carry a marker saying why (conftest.py).
+S3_SERVERS = ("moto", "seaweedfs")
+
+
+def s3_server_name() -> str:
+    name = os.environ.get("KEYED_STORAGE_TEST_S3") or "moto"
+    if name not in S3_SERVERS:
+        raise ValueError(f"KEYED_STORAGE_TEST_S3={name!r}: choose one of {', '.join(S3_SERVERS)}")
+    return name
 
 
 def make_client(endpoint: str):

@@ -20,12 +20,7 @@ from keyed_storage.exceptions import FileRefused
 
 from .helpers import fetch, wav_bytes
 
-# Until this branch has main's SeaweedFS fixtures (the seaweed branch: KEYED_STORAGE_TEST_S3 and
-# its seaweedfs_only marker), the only S3 server here is moto's, which stores any POST. Run on
-# a scratch merge with SeaweedFS, all of them pass; the marker replaces this skip then.
-pytestmark = pytest.mark.skip(
-    reason="needs SeaweedFS (the seaweed branch's fixtures): moto's server does not check POST policies"
-)
+pytestmark = pytest.mark.seaweedfs_only("moto's server stores any POST: it does not check POST policies")
 
 KEY = "events/7/sessions/3/audio"
 DATA = wav_bytes(4000)

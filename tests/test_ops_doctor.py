@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
 
@@ -87,6 +88,10 @@ def test_custom_domain_link_is_the_one_fetched(s3, monkeypatch):
     assert f"✓ GET {s3.endpoint}/{s3.bucket}/keyed-storage-doctor/" in out
 
 
+@pytest.mark.moto_only(
+    "SeaweedFS answers an anonymous GET of a bucket that does not exist with 403, not S3's 404, "
+    "so doctor blames the bucket policy instead of the CDN's origin"
+)
 def test_custom_domain_that_does_not_serve_the_bucket(s3, monkeypatch):
     monkeypatch.setenv("KEYED_STORAGE_CUSTOM_DOMAIN", f"{s3.endpoint}/not-this-bucket")
     config.reset()
@@ -131,7 +136,11 @@ def test_unreachable_endpoint(s3, monkeypatch):
     assert "Check AWS_ENDPOINT_URL_S3" in out
 
 
-def test_wrong_region(moto_endpoint, s3, monkeypatch):
+@pytest.mark.moto_only(
+    "SeaweedFS has no bucket regions: it accepts a LocationConstraint and forgets it (GetBucketLocation "
+    "answers none), so there is no wrong region to find"
+)
+def test_wrong_region(s3, monkeypatch):
     bucket = s3.bucket + "-eu"
     s3.client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     monkeypatch.setenv("BUCKET_NAME", bucket)
@@ -150,6 +159,39 @@ def test_clock_skew(s3, monkeypatch):
     assert code == 1
     assert failed_steps(out) == ["✗ clock"]
     assert "60 minutes ahead of the server's" in out and "timedatectl" in out
+
+
+SIGNATURES_CHECKED = (
+    "moto's server takes any signature and any request time; SeaweedFS checks both as S3 does"
+)
+
+
+@pytest.mark.seaweedfs_only(SIGNATURES_CHECKED)
+def test_a_wrong_secret_refused_by_the_server_itself(s3, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET", "not-the-secret-at-all-0123456789")
+    config.reset()
+    out, err, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == [f"✗ bucket {s3.bucket} exists"]
+    assert "AWS_SECRET does not belong to AWS_KEY" in out
+    assert "not-the-secret" not in out + err
+
+
+@pytest.mark.seaweedfs_only(SIGNATURES_CHECKED)
+def test_a_clock_the_server_refuses_as_too_far_off(s3):
+    import botocore.auth
+
+    # The answer comes from the server (RequestTimeTooSkewed), not from doctor's own clock
+    # check: every request is signed an hour ahead, while doctor's clock stays right.
+    signing_time = botocore.auth.get_current_datetime
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            botocore.auth, "get_current_datetime", lambda *args, **kwargs: signing_time() + timedelta(hours=1)
+        )
+        out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == [f"✗ bucket {s3.bucket} exists"]
+    assert "This machine's clock is too far from S3's" in out and "timedatectl" in out
 
 
 def test_half_configuration_names_the_variable(monkeypatch):

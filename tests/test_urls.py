@@ -188,14 +188,14 @@ def test_awkward_keys_round_trip_through_their_links(mode, key):
     assert fetch(url) == data
 
 
-def test_private_links_serve_the_object_and_plain_links_do_not(moto_endpoint, monkeypatch):
-    client = make_client(moto_endpoint)
+def test_private_links_serve_the_object_and_plain_links_do_not(s3_endpoint, monkeypatch):
+    client = make_client(s3_endpoint)
     client.create_bucket(Bucket="ks-private-bucket")  # no public-read policy
     for name, value in {
         "BUCKET_NAME": "ks-private-bucket",
         "AWS_KEY": TEST_KEY,
         "AWS_SECRET": TEST_SECRET,
-        "AWS_ENDPOINT_URL_S3": moto_endpoint,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
         "KEYED_STORAGE_PRIVATE": "1",
     }.items():
         monkeypatch.setenv(name, value)

@@ -21,9 +21,9 @@ LOGO = png_bytes(120, 60, "crimson")
 RECORDING = tone_wav(seconds=6.0)
 
 
-def test_admin_upload_to_public_page(page, live_server, mode, moto_endpoint):
+def test_admin_upload_to_public_page(page, live_server, mode, s3_endpoint):
     base = live_server.url
-    origin = base if mode == "local" else moto_endpoint
+    origin = base if mode == "local" else s3_endpoint
     sign_in(page, base)
 
     # Create an Event with a logo in the admin's add form.

@@ -58,4 +58,21 @@ class Command(BaseCommand):
                     raise
                 break
         client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
+        self._wait_until_readable(client, bucket, deadline)
         self.stdout.write(f"Bucket {bucket!r} ready at {endpoint}, readable by anyone.")
+
+    def _wait_until_readable(self, client, bucket: str, deadline: float) -> None:
+        """A restarted SeaweedFS lists its objects before its volume server has rejoined, and
+        answers 500 to reads until then: wait until a stored object's first byte reads back."""
+        listing = client.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents", [])
+        if not listing:
+            return
+        while True:
+            try:
+                client.get_object(Bucket=bucket, Key=listing[0]["Key"], Range="bytes=0-0")["Body"].read()
+                return
+            except ClientError as error:
+                status = error.response["ResponseMetadata"]["HTTPStatusCode"]
+                if status < 500 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)

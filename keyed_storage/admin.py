@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.contrib.admin.widgets import AdminFileWidget
 from django.db import models
 
+from .direct_forms import DirectFileField, DirectUploadWidget
 from .widgets import FilePreviewWidget, render_preview
 
 if TYPE_CHECKING:
@@ -26,9 +27,15 @@ class FilePreviewMixin(_AdminBase):
     class EventAdmin(FilePreviewMixin, admin.ModelAdmin): ...
 
     A widget of your own for a field, given in formfield_overrides or by a subclass, is kept.
+
+    The fields named in `direct_upload_fields` upload from the browser straight to storage
+    (keyed_storage.direct_forms), with a progress bar, on change forms:
+
+        direct_upload_fields = ["audio", "slides"]
     """
 
     preview_widget = FilePreviewWidget
+    direct_upload_fields: Collection[str] = ()
 
     def formfield_for_dbfield(
         self, db_field: models.Field[Any, Any], request: Any, **kwargs: Any
@@ -50,7 +57,10 @@ class FilePreviewMixin(_AdminBase):
             and "widget" not in kwargs
             and overridden in (None, AdminFileWidget)
         ):
-            kwargs["widget"] = self.preview_widget
+            if db_field.name in self.direct_upload_fields:
+                kwargs |= {"widget": DirectUploadWidget, "form_class": DirectFileField, "user": request.user}
+            else:
+                kwargs["widget"] = self.preview_widget
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 

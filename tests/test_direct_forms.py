@@ -13,6 +13,7 @@ import re
 
 import pytest
 import requests
+from django import forms
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -20,7 +21,7 @@ from django.urls import reverse
 
 from events.models import Event, Session
 from keyed_storage import KeyedStorage
-from keyed_storage.direct_forms import field_token
+from keyed_storage.direct_forms import DirectFileField, field_token
 
 from .helpers import fetch, wav_bytes
 
@@ -273,3 +274,30 @@ def test_without_javascript_the_file_goes_through_django(editor_client, session)
     assert fetch(session.audio.url) == RECORDING
     refused = save_form(editor_client, session, slides=SimpleUploadedFile("slides.pdf", HTML))
     assert "text/html" in refused.content.decode()
+
+
+# A ModelForm of one's own ------------------------------------------------------------------
+
+
+class RecordingForm(forms.ModelForm):
+    class Meta:
+        model = Session
+        fields = ["audio"]
+        field_classes = {"audio": DirectFileField}
+
+
+def test_a_model_form_of_ones_own_takes_a_reference_once_bound_to_the_user(editor_client, editor, session):
+    ticket = upload_directly(editor_client, session, RECORDING, "talk.wav", "audio/wav")
+    data = {"audio-reference": ticket["reference"], "audio-token": ticket["token"]}
+
+    unbound = RecordingForm(data, {}, instance=session)  # no user: no direct uploads offered
+    assert "keyed-storage-direct" not in str(RecordingForm(instance=session)["audio"])
+    assert unbound.is_valid() and not unbound.cleaned_data["audio"]
+
+    form = RecordingForm(data, {}, instance=session)
+    form.fields["audio"].bind(editor)
+    assert 'name="audio-token"' in str(form["audio"])
+    assert form.is_valid(), form.errors
+    form.save()
+    session.refresh_from_db()
+    assert session.audio.name == ticket["fields"]["key"]

@@ -30,7 +30,7 @@ from .caching import cache_control
 from .config import Config
 from .content import SNIFF_BYTES, identify
 from .exceptions import FileRefused, ObjectChanged, ReferenceRefused, UploadMissing
-from .keys import fresh_name, validate_key
+from .keys import FinishedName, fresh_name, validate_key
 from .storage import PRIVACY_TYPES, KeyedStorage
 from .streams import seekable
 from .validators import accepted_patterns, accepted_type, known_type, refuse_size, refuse_type, type_matches
@@ -115,7 +115,8 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     stored again.
 
     Raises ReferenceRefused (nothing deleted), or a FileRefused (UploadMissing, FileTooLarge,
-    FileTypeRefused) after removing the object. Finishing again returns the same name.
+    FileTypeRefused) after removing the object. Finishing again returns the same name. Set
+    on a model field and saved, the name belongs to that save: a rollback removes the object.
     """
     grant = _load(reference, bound_to)
     if key is not None and validate_key(key) != grant["k"]:
@@ -138,7 +139,8 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
                 code="direct_changed",
             ) from refused
         raise
-    return name
+    # Marked, so that the save which sets it on a model field removes it if it rolls back.
+    return FinishedName(name)
 
 
 def _check(backend: backends.Backend, name: str, head: Head, grant: dict[str, Any], current: Config) -> None:

@@ -297,6 +297,17 @@ def has_token(name: str) -> bool:
     return split_tokened(name) is not None
 
 
+class FinishedName(str):
+    """A name keyed_storage.direct.finish_upload() returned: a direct upload's own new object.
+
+    The save that first sets it on a model field owns it, as it owns a file it stores itself:
+    if that save rolls back, the object is removed (keyed_storage.replacement). Anywhere else
+    it is the str it equals.
+    """
+
+    __slots__ = ()
+
+
 class KeyNeedsValue(ValueError):
     """A key template field is empty (None or ''), so no meaningful key can be built."""
 

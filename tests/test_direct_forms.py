@@ -16,6 +16,7 @@ import requests
 from django import forms
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -301,3 +302,20 @@ def test_a_model_form_of_ones_own_takes_a_reference_once_bound_to_the_user(edito
     form.save()
     session.refresh_from_db()
     assert session.audio.name == ticket["fields"]["key"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_save_removes_the_direct_upload_and_keeps_the_old_file(editor_client, editor, session):
+    session.audio = SimpleUploadedFile("old.wav", wav_bytes())
+    session.save()
+    old = session.audio.name
+    ticket = upload_directly(editor_client, session, RECORDING, "talk.wav", "audio/wav")
+    form = RecordingForm({"audio-reference": ticket["reference"]}, {}, instance=session)
+    form.fields["audio"].bind(editor)
+    assert form.is_valid(), form.errors
+    with pytest.raises(RuntimeError), transaction.atomic():
+        form.save()
+        raise RuntimeError("the request failed after the save")
+    assert not KeyedStorage().exists(ticket["fields"]["key"]), "the rolled-back save's upload was left"
+    assert KeyedStorage().exists(old)
+    assert Session.objects.get(pk=session.pk).audio.name == old

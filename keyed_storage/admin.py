@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminFileWidget
+from django.core import checks
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
-from .direct_forms import DirectFileField, DirectUploadWidget
+from .direct_forms import DirectFileField, DirectUploadWidget, unfit_for_direct_uploads
 from .widgets import FilePreviewWidget, render_preview
 
 if TYPE_CHECKING:
@@ -62,6 +64,32 @@ class FilePreviewMixin(_AdminBase):
             else:
                 kwargs["widget"] = self.preview_widget
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = super().check(**kwargs)
+        for name in self.direct_upload_fields:
+            why = _unfit(self.model, name)
+            if why:
+                errors.append(
+                    checks.Error(
+                        f"{type(self).__name__}.direct_upload_fields names {name!r}, which cannot "
+                        f"take direct uploads: {why}.",
+                        hint="Name file fields on KeyedStorage whose upload_to is a key template.",
+                        obj=type(self),
+                        id="keyed_storage.E012",
+                    )
+                )
+        return errors
+
+
+def _unfit(model: type[models.Model], name: str) -> str | None:
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return f"{model.__name__} has no such field"
+    if not isinstance(field, models.FileField):
+        return "it is not a file field"
+    return unfit_for_direct_uploads(field)
 
 
 def preview(

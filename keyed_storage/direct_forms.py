@@ -92,19 +92,28 @@ def upload_limits(field: FileField) -> tuple[tuple[str, ...] | None, int | None]
     return accept, max_size
 
 
+def unfit_for_direct_uploads(field: FileField) -> str | None:
+    """Why `field` cannot take direct uploads, or None when it can."""
+    if isinstance(field, ImageField):
+        return "it is an image field, whose variants and dimensions are made when Django saves the file"
+    if not isinstance(field.storage, KeyedStorage):
+        return "it is not on KeyedStorage"
+    if not isinstance(field.upload_to, KeyTemplate):
+        return "its upload_to is not a key template (keyed_storage.key_template), so no key is known"
+    if sum(isinstance(v, ContentTypeValidator) for v in field.validators) > 1:
+        return "it has two ContentTypeValidators, and a ticket checks one"
+    return None
+
+
 def direct_key(field: FileField, instance: Model | None) -> str | None:
     """The key a direct upload to `field` of `instance` goes under, or None when direct
-    uploads cannot be offered: a row not saved yet, a field not on KeyedStorage or whose
-    upload_to is not a key template, an image field (its variants and dimensions are made
-    when Django saves the file), or two ContentTypeValidators (a ticket checks one)."""
-    if instance is None or instance.pk is None or isinstance(field, ImageField):
+    uploads cannot be offered: a row not saved yet, or a field unfit for them."""
+    template = field.upload_to
+    if instance is None or instance.pk is None or unfit_for_direct_uploads(field):
         return None
-    if not isinstance(field.storage, KeyedStorage) or not isinstance(field.upload_to, KeyTemplate):
-        return None
-    if sum(isinstance(v, ContentTypeValidator) for v in field.validators) > 1:
-        return None
+    assert isinstance(template, KeyTemplate)  # unfit_for_direct_uploads() said so
     try:
-        return field.upload_to.key(instance)
+        return template.key(instance)
     except (KeyNeedsValue, SuspiciousFileOperation):
         return None
 

@@ -10,19 +10,22 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import time
 
 import pytest
 import requests
 from django import forms
+from django.contrib import admin
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
-from events.models import Event, Session
+from events.models import Event, Session, Speaker
 from keyed_storage import KeyedStorage
-from keyed_storage.direct_forms import DirectFileField, field_token
+from keyed_storage.admin import FilePreviewMixin
+from keyed_storage.direct_forms import TOKEN_MAX_AGE, DirectFileField, field_token
 
 from .helpers import fetch, wav_bytes
 
@@ -319,3 +322,32 @@ def test_a_rolled_back_save_removes_the_direct_upload_and_keeps_the_old_file(edi
     assert not KeyedStorage().exists(ticket["fields"]["key"]), "the rolled-back save's upload was left"
     assert KeyedStorage().exists(old)
     assert Session.objects.get(pk=session.pk).audio.name == old
+
+
+def test_a_field_token_expires_after_twelve_hours(editor_client, editor, session):
+    token = token_on_page(editor_client, change_url(session))
+    with pytest.MonkeyPatch.context() as patch:
+        later = time.time() + TOKEN_MAX_AGE + 1
+        patch.setattr(time, "time", lambda: later)
+        answer = ask_ticket(editor_client, token, RECORDING, "talk.wav", "audio/wav")
+    assert answer.status_code == 403
+    assert answer.json() == {"error": "This upload token is not valid for you."}
+
+
+# The admin's check ------------------------------------------------------------------------
+
+
+def test_direct_upload_fields_must_name_fields_that_can_take_them():
+    class SpeakerAdmin(FilePreviewMixin, admin.ModelAdmin):
+        direct_upload_fields = ["photo", "name", "nickname"]
+
+    class SessionAdmin(FilePreviewMixin, admin.ModelAdmin):
+        direct_upload_fields = ["audio", "slides"]
+
+    errors = SpeakerAdmin(Speaker, admin.site).check()
+    assert [error.id for error in errors] == ["keyed_storage.E012"] * 3
+    messages = [error.msg for error in errors]
+    assert "'photo', which cannot take direct uploads: it is an image field" in messages[0]
+    assert "'name', which cannot take direct uploads: it is not a file field" in messages[1]
+    assert "'nickname', which cannot take direct uploads: Speaker has no such field" in messages[2]
+    assert SessionAdmin(Session, admin.site).check() == []

@@ -8,6 +8,7 @@ of the process the endpoint runs in is watched while the file arrives.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import threading
@@ -19,6 +20,7 @@ import pytest
 from events.models import Event, Session
 from keyed_storage import KeyedStorage
 
+from ..helpers import wav_bytes
 from .steps import save_admin_form, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,3 +168,36 @@ def test_cancel_stops_the_upload_and_the_form_keeps_the_old_file(page, live_serv
     save_admin_form(page)
     session.refresh_from_db()
     assert not session.audio
+
+
+DROP = """([box, data]) => {
+    const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+    const dropped = new DataTransfer();
+    dropped.items.add(new File([bytes], "dropped.wav", {type: "audio/wav"}));
+    box.dispatchEvent(new DragEvent("drop", {dataTransfer: dropped, bubbles: true, cancelable: true}));
+}"""
+
+
+def test_a_dropped_file_uploads_and_a_refused_one_says_why(page, live_server, local):
+    base = live_server.url
+    sign_in(page, base)
+    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
+    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
+    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    status = box.locator(".keyed-storage-status")
+
+    # A web page offered as audio: the ticket view refuses it by its claimed type, before
+    # a byte is sent, and the widget says so.
+    page.set_input_files("#id_audio", {"name": "talk.html", "mimeType": "text/html", "buffer": b"<html>"})
+    page.wait_for_function("box => box.dataset.state === 'failed'", arg=box.element_handle())
+    assert "text/html" in status.inner_text()
+    assert box.locator("input[data-keyed-storage-reference]").input_value() == ""
+
+    data = wav_bytes(20_000)
+    page.evaluate(DROP, [box.element_handle(), base64.b64encode(data).decode()])
+    page.wait_for_function("box => box.dataset.state === 'done'", arg=box.element_handle())
+    assert status.inner_text() == "dropped.wav is uploaded: save to keep it."
+    save_admin_form(page)
+    session.refresh_from_db()
+    assert session.audio.name.endswith("/dropped.wav")
+    assert stored_digest(session.audio.name) == hashlib.sha256(data).hexdigest()

@@ -60,7 +60,8 @@ class FilePreviewMixin(_AdminBase):
             and overridden in (None, AdminFileWidget)
         ):
             if db_field.name in self.direct_upload_fields:
-                kwargs |= {"widget": DirectUploadWidget, "form_class": DirectFileField, "user": request.user}
+                user = getattr(request, "user", None)
+                kwargs |= {"widget": DirectUploadWidget, "form_class": DirectFileField, "user": user}
             else:
                 kwargs["widget"] = self.preview_widget
         return super().formfield_for_dbfield(db_field, request, **kwargs)

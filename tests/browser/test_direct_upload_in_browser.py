@@ -193,6 +193,17 @@ def test_a_dropped_file_uploads_and_a_refused_one_says_why(page, live_server, lo
     assert "text/html" in status.inner_text()
     assert box.locator("input[data-keyed-storage-reference]").input_value() == ""
 
+    # Django's own 403 page, not JSON: a form whose CSRF token went wrong.
+    csrf = page.locator("#session_form input[name=csrfmiddlewaretoken]")
+    token = csrf.input_value()
+    csrf.evaluate("input => { input.value = 'x'.repeat(64); }")
+    page.set_input_files("#id_audio", {"name": "talk.wav", "mimeType": "audio/wav", "buffer": wav_bytes()})
+    page.wait_for_function(
+        "box => box.dataset.state === 'failed' && box.textContent.includes('403')", arg=box.element_handle()
+    )
+    assert status.inner_text() == "The upload was refused (403)."
+    csrf.evaluate("(input, token) => { input.value = token; }", token)
+
     data = wav_bytes(20_000)
     page.evaluate(DROP, [box.element_handle(), base64.b64encode(data).decode()])
     page.wait_for_function("box => box.dataset.state === 'done'", arg=box.element_handle())

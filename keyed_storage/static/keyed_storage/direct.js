@@ -67,9 +67,12 @@
         headers: { "X-CSRFToken": csrfToken(form) },
       })
         .then(function (response) {
-          return response.json().then(function (answer) {
-            if (!response.ok) {
-              throw new Error(answer.error || "The upload was refused.");
+          // Not JSON: a page of the site's own (a CSRF failure, a sign-in page, an error).
+          return response.json().catch(function () {
+            return {};
+          }).then(function (answer) {
+            if (!response.ok || !answer.url) {
+              throw new Error(answer.error || "The upload was refused (" + response.status + ").");
             }
             send(file, answer);
           });

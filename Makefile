@@ -89,7 +89,7 @@ demo-s3: $(VENV)/.demo-s3
 	trap stop_s3 EXIT; trap 'exit 130' INT TERM; \
 	export BUCKET_NAME=keyed-storage-demo AWS_KEY=demo-key AWS_SECRET=demo-secret \
 		AWS_ENDPOINT_URL_S3=http://127.0.0.1:$$port DEMO_DB=$(CURDIR)/.demo/s3.sqlite3; \
-	cd testproject && ../$(PY) manage.py demo_bucket --wait 60 && \
+	cd testproject && ../$(PY) manage.py demo_bucket --wait 60 --origin http://$(DEMO_ADDR) && \
 	../$(PY) manage.py migrate --noinput && \
 	../$(PY) manage.py demo_data && \
 	../$(PY) manage.py runserver $(DEMO_ADDR)

@@ -30,6 +30,8 @@ WHEEL_MUST = [
     "keyed_storage/py.typed",
     "keyed_storage/templates/keyed_storage/preview.html",
     "keyed_storage/templates/keyed_storage/widgets/file_preview.html",
+    "keyed_storage/templates/keyed_storage/widgets/direct_upload.html",
+    "keyed_storage/static/keyed_storage/direct.js",
     "keyed_storage/management/commands/keyed_storage.py",
     "*.dist-info/licenses/LICENSE",
     "*.dist-info/METADATA",
@@ -42,6 +44,8 @@ SDIST_MUST = [
     "keyed_storage/py.typed",
     "keyed_storage/templates/keyed_storage/preview.html",
     "keyed_storage/templates/keyed_storage/widgets/file_preview.html",
+    "keyed_storage/templates/keyed_storage/widgets/direct_upload.html",
+    "keyed_storage/static/keyed_storage/direct.js",
 ]
 MUST_NOT = ["tests/*", "testproject/*", ".ci/*", "benchmarks/*", "docs/*", "*.pyc", "*/__pycache__/*", ".*"]
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminFileWidget
+from django.core import checks
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
+from .direct_forms import DirectFileField, DirectUploadWidget, unfit_for_direct_uploads
 from .widgets import FilePreviewWidget, render_preview
 
 if TYPE_CHECKING:
@@ -26,9 +29,15 @@ class FilePreviewMixin(_AdminBase):
     class EventAdmin(FilePreviewMixin, admin.ModelAdmin): ...
 
     A widget of your own for a field, given in formfield_overrides or by a subclass, is kept.
+
+    The fields named in `direct_upload_fields` upload from the browser straight to storage
+    (keyed_storage.direct_forms), with a progress bar, on change forms:
+
+        direct_upload_fields = ["audio", "slides"]
     """
 
     preview_widget = FilePreviewWidget
+    direct_upload_fields: Collection[str] = ()
 
     def formfield_for_dbfield(
         self, db_field: models.Field[Any, Any], request: Any, **kwargs: Any
@@ -50,8 +59,38 @@ class FilePreviewMixin(_AdminBase):
             and "widget" not in kwargs
             and overridden in (None, AdminFileWidget)
         ):
-            kwargs["widget"] = self.preview_widget
+            if db_field.name in self.direct_upload_fields:
+                user = getattr(request, "user", None)
+                kwargs |= {"widget": DirectUploadWidget, "form_class": DirectFileField, "user": user}
+            else:
+                kwargs["widget"] = self.preview_widget
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = super().check(**kwargs)
+        for name in self.direct_upload_fields:
+            why = _unfit(self.model, name)
+            if why:
+                errors.append(
+                    checks.Error(
+                        f"{type(self).__name__}.direct_upload_fields names {name!r}, which cannot "
+                        f"take direct uploads: {why}.",
+                        hint="Name file fields on KeyedStorage whose upload_to is a key template.",
+                        obj=type(self),
+                        id="keyed_storage.E012",
+                    )
+                )
+        return errors
+
+
+def _unfit(model: type[models.Model], name: str) -> str | None:
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return f"{model.__name__} has no such field"
+    if not isinstance(field, models.FileField):
+        return "it is not a file field"
+    return unfit_for_direct_uploads(field)
 
 
 def preview(

@@ -28,6 +28,7 @@ VARIABLES = (
     "KEYED_STORAGE_BASE_URL",
     "KEYED_STORAGE_KEEP_METADATA",
     "KEYED_STORAGE_CACHE_CONTROL",
+    "KEYED_STORAGE_DIRECT_EXPIRES",
 )
 
 # Variables that only mean something for S3 and are keyed_storage's own. AWS_REGION and
@@ -37,6 +38,8 @@ S3_ONLY = ("KEYED_STORAGE_CUSTOM_DOMAIN", "KEYED_STORAGE_PRIVATE", "KEYED_STORAG
 
 DEFAULT_URL_EXPIRES = 3600
 MAX_URL_EXPIRES = 7 * 24 * 3600  # SigV4 presigned links cannot live longer than a week.
+# How long a direct-upload ticket lets its upload begin (see keyed_storage.direct).
+DEFAULT_DIRECT_EXPIRES = 3600
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -85,6 +88,7 @@ class Config:
     private: bool = False
     keep_metadata: bool = False  # True: images are stored with their EXIF/XMP (location included)
     url_expires: int = DEFAULT_URL_EXPIRES
+    direct_expires: int = DEFAULT_DIRECT_EXPIRES
     base_url: str | None = None  # origin of local links, without a trailing slash
     media_root: str = ""
     media_url: str = ""
@@ -144,6 +148,24 @@ def _flag(name: str, value: dict[str, str | None], problems: list[Problem]) -> b
         )
     )
     return False
+
+
+def _seconds(name: str, value: dict[str, str | None], default: int, problems: list[Problem]) -> int:
+    """A lifetime in seconds, 1 to MAX_URL_EXPIRES (unset: `default`); E005 otherwise."""
+    text = value[name]
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= MAX_URL_EXPIRES:
+        problems.append(
+            Problem(
+                "keyed_storage.E005",
+                name,
+                f"{name}={text!r} is not a whole number of seconds between 1 and {MAX_URL_EXPIRES} "
+                "(7 days, the SigV4 limit).",
+            )
+        )
+        return default
+    return int(text)
 
 
 def _cache_control(text: str | None, private: bool, expires: int, problems: list[Problem]) -> str:
@@ -265,6 +287,8 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
                     )
                 )
 
+    direct_expires = _seconds("KEYED_STORAGE_DIRECT_EXPIRES", value, DEFAULT_DIRECT_EXPIRES, problems)
+
     region = value["AWS_REGION"]
     if bucket and region and not _REGION.fullmatch(region):
         problems.append(
@@ -342,6 +366,7 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
         private=private,
         keep_metadata=keep_metadata,
         url_expires=expires,
+        direct_expires=direct_expires,
         base_url=base_url,
         media_root=media_root,
         media_url=media_url if media_url.endswith("/") else media_url + "/",

@@ -19,7 +19,9 @@ class NameTaken(FileExistsError):
 
 
 class FileRefused(ValidationError):
-    """A file refused before anything was stored or deleted: its type or its size is not accepted.
+    """A file refused: its type or its size is not accepted (or, for a direct upload, it never
+    arrived whole). upload() and the validators refuse before anything is stored or deleted;
+    keyed_storage.direct.finish_upload() removes the uploaded object first.
 
     A django.core.exceptions.ValidationError, so forms and the admin show its message.
     """
@@ -31,6 +33,20 @@ class FileTypeRefused(FileRefused):
 
 class FileTooLarge(FileRefused):
     """The file is larger than the size allowed."""
+
+
+class UploadMissing(FileRefused):
+    """A direct upload's object is not in storage: the client never sent it, or it was removed."""
+
+
+class ReferenceRefused(ValidationError):
+    """A direct-upload reference that proves nothing here: altered, expired, or issued for
+    another key or another binding (see keyed_storage.direct). Nothing is deleted: what such a
+    reference names cannot be trusted."""
+
+
+class ObjectChanged(StorageError):
+    """An object was replaced while it was being checked (its version is no longer the one read)."""
 
 
 class NoOrigin(ImproperlyConfigured):

@@ -204,13 +204,19 @@ def safe_filename(filename: str | None) -> str:
     return name or DEFAULT_FILENAME
 
 
+def fresh_name(key: str, filename: str | None) -> str:
+    """A new <key>/<token>/<safe filename>, not remembered: for an object this process
+    will not save() itself (a direct upload, whose signed reference is its provenance)."""
+    return validate_key(f"{validate_key(key)}/{new_token()}/{safe_filename(filename)}")
+
+
 def object_name(key: str, filename: str | None) -> str:
     """The default object name for a new upload: <key>/<token>/<safe filename>.
 
     The name is remembered as issued by keyed_storage, so KeyedStorage.save() knows it is
     unique without asking the storage (see claim_issued).
     """
-    name = validate_key(f"{validate_key(key)}/{new_token()}/{safe_filename(filename)}")
+    name = fresh_name(key, filename)
     with _issued_lock:
         _issued[name] = None
         if len(_issued) > _ISSUED_LIMIT:
@@ -289,6 +295,17 @@ def reissued_name(name: str, max_length: int | None) -> str:
 def has_token(name: str) -> bool:
     """True for names shaped like object_name()'s. Shape only: see claim_issued for provenance."""
     return split_tokened(name) is not None
+
+
+class FinishedName(str):
+    """A name keyed_storage.direct.finish_upload() returned: a direct upload's own new object.
+
+    The save that first sets it on a model field owns it, as it owns a file it stores itself:
+    if that save rolls back, the object is removed (keyed_storage.replacement). Anywhere else
+    it is the str it equals.
+    """
+
+    __slots__ = ()
 
 
 class KeyNeedsValue(ValueError):

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import NOT_PROVIDED, FileField, Model
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 
+from .keys import FinishedName
 from .storage import KeyedStorage
 
 logger = logging.getLogger("keyed_storage")
@@ -52,13 +53,15 @@ def _loaded(sender: type[Model], instance: Model, **kwargs: Any) -> None:
 
 def _saving(sender: type[Model], instance: Model, raw: bool = False, **kwargs: Any) -> None:
     # Which fields this save stores a new file for: only those files are this save's own,
-    # to remove if it rolls back. A name copied from another row is not.
+    # to remove if it rolls back. A name copied from another row is not; a direct upload's
+    # finished name is (the save is the first to refer to it).
     fields = _keyed_fields(sender)
     if fields and not raw:
         instance.__dict__[_STORING] = {
             field.attname
             for field in fields
-            if (file := getattr(instance, field.attname)) and not getattr(file, "_committed", True)
+            if (file := getattr(instance, field.attname))
+            and (not getattr(file, "_committed", True) or isinstance(file.name, FinishedName))
         }
 
 

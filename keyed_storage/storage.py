@@ -203,8 +203,8 @@ class KeyedStorage(Storage):
         raise StorageError(f"Could not find a free name for {name!r} in {MAX_NAME_ATTEMPTS} attempts.")
 
     def _open(self, name: str, mode: str = "rb") -> File[Any]:
-        # django-stubs leave out Storage's private hooks; FileSystemStorage has _open().
-        return self._impl._open(_as_name(name), mode)  # type: ignore[union-attr]
+        # The backend's public open(), which calls its own _open() hook.
+        return self._impl.open(_as_name(name), mode)
 
     # The rest of the Storage API, delegated after the same validation -------------------
 

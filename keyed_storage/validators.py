@@ -54,6 +54,16 @@ def accepted_patterns(accept: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
+def known_type(claim: str | None) -> str | None:
+    """A client's claimed type in the form patterns are matched against (lower case, no
+    parameters, aliases resolved), or None when it says nothing: empty, malformed, or
+    application/octet-stream, which browsers send for any type they do not know."""
+    base = (claim or "").split(";", 1)[0].strip().lower()
+    if not _PATTERN.fullmatch(base) or "*" in base or base == "application/octet-stream":
+        return None
+    return _ALIASES.get(base, base)
+
+
 def type_matches(content_type: str, patterns: Iterable[str]) -> bool:
     base = content_type.split(";", 1)[0].strip().lower()
     family = base.split("/", 1)[0]
@@ -69,12 +79,16 @@ def accepted_type(head: bytes, name: str, patterns: tuple[str, ...]) -> str:
     info = identify(head, name)
     content_type = info.content_type if info.by_bytes else "application/octet-stream"
     if not type_matches(content_type, patterns):
-        raise FileTypeRefused(
-            _("This file is %(type)s, which is not accepted here. Accepted: %(accepted)s."),
-            code="file_type",
-            params={"type": content_type.split(";", 1)[0], "accepted": ", ".join(patterns)},
-        )
+        raise refuse_type(content_type, patterns)
     return content_type
+
+
+def refuse_type(content_type: str, patterns: tuple[str, ...]) -> FileTypeRefused:
+    return FileTypeRefused(
+        _("This file is %(type)s, which is not accepted here. Accepted: %(accepted)s."),
+        code="file_type",
+        params={"type": content_type.split(";", 1)[0], "accepted": ", ".join(patterns)},
+    )
 
 
 def refuse_size(size: int, max_size: int) -> FileTooLarge:

@@ -83,6 +83,12 @@ HALF_CONFIGURATIONS = [
         "KEYED_STORAGE_URL_EXPIRES",
         "keyed_storage.E007",
     ),
+    ({"KEYED_STORAGE_DIRECT_EXPIRES": "0"}, "KEYED_STORAGE_DIRECT_EXPIRES", "keyed_storage.E005"),
+    (
+        {"BUCKET_NAME": "b-1", "KEYED_STORAGE_DIRECT_EXPIRES": "an hour"},
+        "KEYED_STORAGE_DIRECT_EXPIRES",
+        "keyed_storage.E005",
+    ),
     ({"BUCKET_NAME": "b-1", "AWS_REGION": "EU West"}, "AWS_REGION", "keyed_storage.E005"),
     (
         {"BUCKET_NAME": "b-1", "AWS_ENDPOINT_URL_S3": "minio:9000"},

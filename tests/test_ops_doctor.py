@@ -299,3 +299,39 @@ def test_local_base_url_unset_in_production(settings):
     assert code == 1
     assert failed_steps(out) == ["✗ base URL for links"]
     assert "Set KEYED_STORAGE_BASE_URL" in out
+
+
+# Direct uploads ------------------------------------------------------------------------------
+
+DIRECT_STEP = "direct upload (keyed_storage.direct): POST to the bucket, then finish_upload()"
+
+
+def test_s3_proves_a_direct_upload_and_cleans_up(s3):
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert f"✓ {DIRECT_STEP}: 204, checked and presented" in out
+    assert s3.keys() == []
+
+
+def test_a_bucket_that_takes_no_post_is_named(s3, monkeypatch):
+    # What a service without POST uploads answers; the doctor's own multipart POST is replaced.
+    refusal = "<Error><Code>NotImplemented</Code><Message>POST Object</Message></Error>"
+    monkeypatch.setattr(doctor, "_post_form", lambda url, fields, body: (501, refusal))
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == [f"✗ {DIRECT_STEP}"]
+    assert "answered the POST with 501 NotImplemented" in out
+    assert "use normal uploads there" in out
+    assert s3.keys() == []
+
+
+def test_local_finds_the_direct_upload_endpoint(local, settings):
+    os.makedirs(settings.MEDIA_ROOT)
+    out, _, code = run("doctor")
+    assert code == 0, out
+    assert "✓ direct uploads: keyed_storage's endpoint is routed at /keyed-storage/direct/" in out
+    settings.ROOT_URLCONF = "tests.debug_urls"
+    out, _, code = run("doctor")
+    assert code == 1
+    assert failed_steps(out) == ["✗ direct uploads: keyed_storage's endpoint is routed"]
+    assert "include('keyed_storage.urls')" in out

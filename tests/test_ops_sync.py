@@ -365,3 +365,32 @@ def test_an_unreachable_bucket_is_an_error_pointing_at_doctor(s3, monkeypatch):
     _, err, code = run("sync", "--from", "s3", "--to", "local")
     assert code == 1
     assert "NoSuchBucket" in err and "keyed_storage doctor" in err
+
+
+def test_downloaded_files_get_the_upload_permissions_whatever_the_umask(s3, settings):
+    # A service often runs with umask 077; the web server that serves MEDIA_ROOT still needs to
+    # read what sync brings down, as it reads what a save stores (FILE_UPLOAD_PERMISSIONS).
+    settings.FILE_UPLOAD_PERMISSIONS = 0o640
+    config.reset()
+    s3.client.put_object(Bucket=s3.bucket, Key="site/terms.pdf", Body=b"%PDF terms")
+    old = os.umask(0o077)
+    try:
+        _, err, code = run("sync", "--from", "s3", "--to", "local")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    mode = os.stat(os.path.join(settings.MEDIA_ROOT, "site", "terms.pdf")).st_mode & 0o777
+    assert mode == 0o640
+
+
+def test_a_save_s_leftover_temporary_is_never_uploaded(s3, settings):
+    # What a save killed midway leaves beside its target (keyed_storage.backends.local): never
+    # a key's file, so never copied.
+    from keyed_storage.backends.local import TEMP_PREFIX
+
+    write_local(
+        settings.MEDIA_ROOT, {"site/terms.pdf": b"%PDF terms", f"site/{TEMP_PREFIX}x1y2.part": b"%PD"}
+    )
+    _, err, code = run("sync", "--from", "local", "--to", "s3")
+    assert code == 0, err
+    assert s3.keys() == ["site/terms.pdf"]

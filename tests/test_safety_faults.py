@@ -77,6 +77,16 @@ def test_an_unreachable_endpoint_names_bucket_and_key(monkeypatch):
     assert "Could not connect" in message
 
 
+def test_a_prefix_on_an_unreachable_endpoint_names_bucket_and_prefix(monkeypatch):
+    from keyed_storage import KeyedStorage
+
+    use_s3(monkeypatch, f"http://127.0.0.1:{free_port()}", "nowhere-bucket")
+    with pytest.raises(StorageError) as raised:
+        KeyedStorage().delete_prefix("events/7")
+    message = str(raised.value)
+    assert "'nowhere-bucket'" in message and "'events/7'" in message
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_save_leaves_the_row_as_it_was(s3, monkeypatch):
     event = Event.objects.create(name="Con")

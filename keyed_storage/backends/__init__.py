@@ -1,18 +1,102 @@
-"""Backends: one module per place files can live. Each is a Django Storage built from a Config."""
+"""Backends: one module per place files can live, each answering the Backend interface below."""
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, TypeAlias, cast
+from collections.abc import Iterator
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from ..config import Config
 
 if TYPE_CHECKING:
-    from .local import LocalBackend
-    from .s3 import S3Backend
+    from django.core.files import File
 
-# What for_config() returns: the Storage of the place the Config names.
-Backend: TypeAlias = "LocalBackend | S3Backend"
+    from ..content import ContentInfo
+
+
+class Head(NamedTuple):
+    """What a backend knows of a stored object without reading it."""
+
+    size: int
+    # Changes whenever the bytes may have: S3's ETag, the file's inode and mtime on disk.
+    # Reads and header updates made against it fail with ObjectChanged once it is stale.
+    version: str
+
+
+class Backend(Protocol):
+    """What every place files can live answers, keyed by object name (as Active Storage's
+    services are by key). KeyedStorage, prefixes and direct uploads use nothing else, so a
+    new place is one module implementing this. Names given here are already validated.
+
+    The Django Storage methods KeyedStorage delegates to (exists, size, listdir, path, the
+    times, open) are part of it: each backend is a Storage.
+    """
+
+    backend: str  # the name the configuration gives this place: "s3" or "local"
+    keyed_config: Config
+
+    # Storing and reading ----------------------------------------------------------------
+    def store(
+        self,
+        name: str,
+        content: IO[Any],
+        info: ContentInfo,
+        *,
+        exclusive: bool = False,
+        cache_control: str | None = None,
+    ) -> str:
+        """Write `content` as `name` with the headers `info` and `cache_control` call for;
+        exclusive: NameTaken if it exists."""
+
+    def url(self, name: str) -> str:
+        """The absolute link of `name` (no network I/O); '' gives the base every link starts with."""
+
+    def head(self, name: str) -> Head | None:
+        """Size and version of `name`, or None if there is no such object."""
+
+    def read_start(self, name: str, length: int, version: str) -> bytes:
+        """The first `length` bytes of `name` while it is still `version` (else ObjectChanged)."""
+
+    def present(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    ) -> None:
+        """Give the stored `name` the headers a save of the same bytes (`info`) would."""
+
+    # Many objects -----------------------------------------------------------------------
+    def names_under(self, key: str) -> list[str]:
+        """Every object named '<key>/...', nested keys included."""
+
+    def inventory(self) -> Iterator[tuple[str, int]]:
+        """(name, size) of every stored object, in name order."""
+
+    def names_of_prefix(self, prefix: str) -> list[str]:
+        """The object named `prefix` and every object named '<prefix>/...', sorted."""
+
+    def files_starting_with(self, prefix: str) -> list[str]:
+        """The objects in `prefix`'s directory whose names start with `prefix`."""
+
+    def delete_many(self, names: list[str]) -> None:
+        """Delete `names` in as few requests as the place allows; missing ones are fine."""
+
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Delete what names_of_prefix() lists and return those names."""
+
+    # Direct uploads ---------------------------------------------------------------------
+    def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
+        """(url, fields) of a POST that may create `name` with exactly `size` bytes, for `expires` seconds."""
+
+    # Django's Storage API, as KeyedStorage delegates it ------------------------------------
+    def delete(self, name: str) -> None: ...
+    def exists(self, name: str) -> bool: ...
+    def size(self, name: str) -> int: ...
+    def listdir(self, path: str) -> tuple[list[str], list[str]]: ...
+    def path(self, name: str) -> str: ...
+    def open(self, name: str, mode: str = "rb") -> File[Any]: ...
+    def get_accessed_time(self, name: str) -> datetime: ...
+    def get_created_time(self, name: str) -> datetime: ...
+    def get_modified_time(self, name: str) -> datetime: ...
+
 
 _lock = threading.Lock()
 _backends: dict[Config, Backend] = {}
@@ -32,16 +116,19 @@ def for_config(config: Config) -> Backend:
         # Set together with its Config below, so never None here. A cast, not a check: this
         # runs for every link.
         return cast("Backend", last_backend)
-    backend = _backends.get(config)
+    backend: Backend | None = _backends.get(config)
     if backend is None:
         with _lock:
             backend = _backends.get(config)
             if backend is None:
-                cls: type[Backend]
                 if config.backend == "s3":
-                    from .s3 import S3Backend as cls
+                    from .s3 import S3Backend
+
+                    backend = S3Backend(config)
                 else:
-                    from .local import LocalBackend as cls
-                backend = _backends[config] = cls(config)
+                    from .local import LocalBackend
+
+                    backend = LocalBackend(config)
+                _backends[config] = backend
     _last = (config, backend)
     return backend

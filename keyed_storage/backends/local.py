@@ -5,20 +5,39 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterable
-from typing import IO, Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, NamedTuple
 
+from django.core import signing
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
+from django.urls import NoReverseMatch, reverse
 
 from ..config import Config
 from ..content import ContentInfo
-from ..exceptions import NameTaken, NoOrigin, StorageError
+from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
 from ..origin import current_origin
 from ..percent import url_path
+from . import Head
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
+# Direct-upload tickets of the local endpoint are signed with this salt, so no other signed
+# value of the site (a session, a password-reset token, a direct-upload reference) is one.
+TICKET_SALT = "keyed_storage.backends.local.direct-ticket"
+
+
+class Grant(NamedTuple):
+    """What a valid local direct-upload ticket allows: one new file, `name`, of exactly `size` bytes."""
+
+    name: str
+    size: int
+
+
+class TicketRefused(Exception):
+    """A local direct-upload ticket that is altered, expired or not a ticket at all."""
 
 
 class LocalBackend(FileSystemStorage):
@@ -38,10 +57,18 @@ class LocalBackend(FileSystemStorage):
     def url(self, name: str) -> str:  # type: ignore[override]
         if self._absolute_media_url:
             return self.keyed_config.media_url + url_path(name)
+        # origin() inlined: this runs for every link on a page.
         origin = self.keyed_config.base_url or current_origin()
         if origin is None:
             raise NoOrigin(name)  # never a made-up host that serves nothing
         return origin + self.keyed_config.media_url + url_path(name)
+
+    def origin(self, name: str = "") -> str:
+        """The origin this site's own URLs start with (the base URL, else the current request's)."""
+        origin = self.keyed_config.base_url or current_origin()
+        if origin is None:
+            raise NoOrigin(name)  # never a made-up host that serves nothing
+        return origin
 
     def store(
         self,
@@ -83,7 +110,7 @@ class LocalBackend(FileSystemStorage):
         return name
 
     @property
-    def _file_mode(self) -> int:
+    def file_mode(self) -> int:
         # Read at each write: FILE_UPLOAD_PERMISSIONS may change at run time (tests do).
         mode = self.file_permissions_mode
         return mode if mode is not None else 0o666 & ~self._umask
@@ -95,7 +122,7 @@ class LocalBackend(FileSystemStorage):
                 shutil.copyfileobj(content, out, COPY_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(temporary, self._file_mode)
+            os.chmod(temporary, self.file_mode)
             if exclusive:
                 _place_new(temporary, path, name)
             else:
@@ -140,7 +167,7 @@ class LocalBackend(FileSystemStorage):
         try:
             with open(source, "rb") as stored:
                 os.fsync(stored.fileno())
-            os.chmod(source, self._file_mode)
+            os.chmod(source, self.file_mode)
             if exclusive:
                 _place_new(source, path, name)
                 _remove(source)
@@ -210,6 +237,50 @@ class LocalBackend(FileSystemStorage):
             names += [f"{relative}/{file}" for file in files if not file.startswith(TEMP_PREFIX)]
         return names
 
+    def inventory(self) -> Iterator[tuple[str, int]]:
+        """(name, size) of every file under MEDIA_ROOT, in name order, without the temporaries
+        of writes in progress or cut short (which are never a key's file)."""
+        for directory, subdirectories, files in os.walk(self.location):
+            subdirectories.sort()
+            for file in sorted(files):
+                if not file.startswith(TEMP_PREFIX):
+                    path = os.path.join(directory, file)
+                    yield self._relative(path), os.path.getsize(path)
+
+    def names_of_prefix(self, prefix: str) -> list[str]:
+        """Names of the file named `prefix` and of every file under its directory, sorted.
+
+        A symbolic link is listed as a file and never followed out of the tree."""
+        top = self.path(prefix)  # safe_join: never outside MEDIA_ROOT
+        if os.path.islink(top) or os.path.isfile(top):
+            return [prefix]
+        names: list[str] = []
+        for directory, subdirectories, files in os.walk(top):
+            entries = files + [d for d in subdirectories if os.path.islink(os.path.join(directory, d))]
+            names.extend(self._relative(os.path.join(directory, entry)) for entry in entries)
+        return sorted(names)
+
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Delete the file named `prefix` or its whole directory tree (links removed, not
+        followed), then the directories left empty up to MEDIA_ROOT; return the names deleted."""
+        top = self.path(prefix)
+        if os.path.islink(top) or os.path.isfile(top):
+            os.remove(top)
+            self.remove_empty_parents(top)
+            return [prefix]
+        deleted = []
+        for directory, subdirectories, files in os.walk(top, topdown=False):
+            for entry in files + [d for d in subdirectories if os.path.islink(os.path.join(directory, d))]:
+                path = os.path.join(directory, entry)
+                os.remove(path)
+                deleted.append(self._relative(path))
+            os.rmdir(directory)
+        self.remove_empty_parents(top)  # 'events' goes too once 'events/7' was all it held
+        return sorted(deleted)
+
+    def _relative(self, path: str) -> str:
+        return os.path.relpath(path, self.location).replace(os.sep, "/")
+
     def delete_many(self, names: list[str]) -> None:
         """Delete `names` (those already gone are fine) and the directories they leave empty."""
         for name in names:
@@ -222,6 +293,127 @@ class LocalBackend(FileSystemStorage):
         # A key's directories hold nothing but its uploads: once the last file under one
         # is gone, remove the empty directories up to MEDIA_ROOT, so none pile up.
         self.remove_empty_parents(self.path(name))
+
+    # Direct uploads ------------------------------------------------------------------------
+
+    def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
+        """(url, fields) of a POST to keyed_storage's endpoint that may create `name` once, with
+        exactly `size` bytes, within `expires` seconds.
+
+        The grant is signed into the URL itself, so the endpoint refuses a request before reading
+        a byte of its body. `expires` is checked by open_ticket(), given the same lifetime.
+        """
+        ticket = signing.dumps({"n": name, "s": size}, salt=TICKET_SALT, compress=True)
+        try:
+            path = reverse("keyed_storage:direct-upload", kwargs={"ticket": ticket})
+        except NoReverseMatch as error:
+            raise ImproperlyConfigured(
+                "Direct uploads on the local disk are received by keyed_storage's endpoint, which "
+                "is not routed: add path('', include('keyed_storage.urls')) to the project's "
+                "URLconf (it also serves MEDIA_URL)."
+            ) from error
+        return self.origin(name) + path, {"key": name}
+
+    @staticmethod
+    def open_ticket(ticket: str, expires: int) -> Grant:
+        """The grant a ticket made by direct_ticket() carries; TicketRefused if it is not one,
+        was altered, or is older than `expires` seconds."""
+        try:
+            payload = signing.loads(ticket, salt=TICKET_SALT, max_age=expires)
+            return Grant(str(payload["n"]), int(payload["s"]))
+        except signing.SignatureExpired as error:
+            raise TicketRefused("This upload ticket has expired.") from error
+        except (signing.BadSignature, KeyError, TypeError, ValueError) as error:
+            raise TicketRefused("This is not a valid upload ticket.") from error
+
+    def incoming(self, name: str) -> Incoming:
+        """A new direct upload of `name`, written beside it until it is whole (see Incoming)."""
+        return Incoming(self, name)
+
+    def head(self, name: str) -> Head | None:
+        """Size and version of the file `name`, or None if there is no such file."""
+        try:
+            found = os.stat(self.path(name))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        return Head(found.st_size, _version(found))
+
+    def read_start(self, name: str, length: int, version: str) -> bytes:
+        """The first `length` bytes of `name`; ObjectChanged if it is no longer `version`."""
+        try:
+            with open(self.path(name), "rb") as file:
+                if _version(os.fstat(file.fileno())) != version:
+                    raise ObjectChanged(f"{name!r} was replaced while it was being checked.", name=name)
+                return file.read(length)
+        except FileNotFoundError as error:
+            raise ObjectChanged(f"{name!r} was removed while it was being checked.", name=name) from error
+
+    def present(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    ) -> None:
+        """Nothing to do on disk: a file's headers (Cache-Control included) are decided from its
+        name and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+
+
+class Incoming:
+    """A direct upload being received: the bytes go to a temporary file beside the target, and
+    only a whole file is placed, under its name only if nothing has it yet (so a ticket can
+    never replace a file, not even the one it created). Anything else leaves nothing behind:
+    no temporary file, no directory made for it."""
+
+    def __init__(self, backend: LocalBackend, name: str):
+        self.name = name
+        self.size = 0
+        self._backend = backend
+        self._path = backend.path(name)
+        self._directory = os.path.dirname(self._path)
+        self._finished = False
+        self._file: IO[bytes] | None = None
+        self._temporary: str | None = None
+        try:
+            self._created = backend._make_directory(self._directory)
+        except (NotADirectoryError, FileExistsError) as error:
+            raise backend._conflict(name, "a part of the key is already a file") from error
+        try:
+            self._temporary = backend._temporary(self._directory)
+            self._file = open(self._temporary, "wb")
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, data: bytes) -> None:
+        assert self._file is not None and not self._finished, "placed or discarded already"
+        self._file.write(data)
+        self.size += len(data)
+
+    def place(self) -> None:
+        """Make the bytes durable and give them their name; NameTaken if it is taken."""
+        assert self._file is not None and self._temporary is not None and not self._finished
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.chmod(self._temporary, self._backend.file_mode)
+        _place_new(self._temporary, self._path, self.name)
+        self._finished = True
+        _remove(self._temporary)
+        _fsync_directory(self._directory)
+
+    def discard(self) -> None:
+        """Remove what an unfinished upload wrote; nothing once it is placed."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._file is not None:
+            self._file.close()
+        if self._temporary is not None:
+            _remove(self._temporary)
+        self._backend._remove_empty(reversed(self._created))
+
+
+def _version(found: os.stat_result) -> str:
+    return f"{found.st_ino:x}-{found.st_mtime_ns:x}-{found.st_size:x}"
 
 
 def _place_new(source: str, path: str, name: str) -> None:

@@ -19,10 +19,11 @@ from storages.backends.s3 import S3Storage
 
 from ..caching import cache_control
 from ..config import Config
-from ..content import ContentInfo
-from ..exceptions import NameTaken, StorageError
+from ..content import GENERIC, ContentInfo
+from ..exceptions import NameTaken, ObjectChanged, StorageError
 from ..keys import has_token
 from ..percent import url_path
+from . import Head
 from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:
@@ -33,6 +34,25 @@ if TYPE_CHECKING:
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys in one request
 PART_SIZE = 6 * 1024 * 1024  # S3's minimum is 5 MiB
+# What a direct upload is stored with until finish_upload() has read its bytes: inert (a
+# download of unknown type, kept by no cache), so an object nobody checked can never be shown
+# as a page or picture of the site. finish_upload() replaces them with what a save would set.
+PENDING_HEADERS = {
+    "Content-Type": GENERIC,
+    "Content-Disposition": "attachment",
+    "Cache-Control": "no-store",
+}
+
+
+def object_params(info: ContentInfo, cache_control: str | None) -> dict[str, str]:
+    """The headers S3 stores with an object, as boto3 parameters: decided from its content
+    once, for a save (PutObject) and for a checked direct upload (CopyObject) alike."""
+    params = {"ContentType": info.content_type}
+    if cache_control:
+        params["CacheControl"] = cache_control
+    if info.attachment:
+        params["ContentDisposition"] = "attachment"
+    return params
 
 
 def public_base(config: Config) -> str:
@@ -213,11 +233,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         `cache_control` is stored with the object (one header more on the same PUT, or on the
         CreateMultipartUpload of a large file); S3 sends it with every GET of the object.
         """
-        params: dict[str, Any] = {"ContentType": info.content_type}
-        if cache_control:
-            params["CacheControl"] = cache_control
-        if info.attachment:
-            params["ContentDisposition"] = "attachment"
+        params: dict[str, Any] = dict(object_params(info, cache_control))
         if exclusive:
             with self._exclusive_lock:
                 self._exclusive[name] += 1
@@ -274,6 +290,30 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 Bucket=self.bucket_name, Prefix=key + "/"
             )
             return [entry["Key"] for page in pages for entry in page.get("Contents", ())]
+
+    def inventory(self) -> Iterator[tuple[str, int]]:
+        """(name, size) of every object in the bucket, in S3's (name) order, 1000 per listing;
+        a console's "folder" marker (a name ending in '/') is no file and is left out."""
+        with self._failing("list", "the bucket"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name):
+                for entry in page.get("Contents", ()):
+                    if not entry["Key"].endswith("/"):
+                        yield entry["Key"], entry["Size"]
+
+    def names_of_prefix(self, prefix: str) -> list[str]:
+        """Names of the object named `prefix` and of every object named '<prefix>/...', sorted."""
+        with self._failing("list", prefix):
+            # The shortest key starting with 'prefix' is 'prefix' itself: one key tells whether it exists.
+            first = self.client.list_objects_v2(Bucket=self.bucket_name, Prefix=prefix, MaxKeys=1)
+        exact = [prefix] if [entry["Key"] for entry in first.get("Contents", ())] == [prefix] else []
+        return sorted(exact + self.names_under(prefix))
+
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Delete what names_of_prefix() lists (DeleteObjects per 1000) and return those names."""
+        names = self.names_of_prefix(prefix)
+        if names:
+            self.delete_many(names)
+        return names
 
     def delete_many(self, names: list[str]) -> None:
         """Delete `names`: one DeleteObject for one name, else DeleteObjects per 1000 names.
@@ -378,6 +418,75 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 credentials=self._frozen_credentials,
             )
         return presigner.url(url_path(name), expire or self.keyed_config.url_expires)
+
+    # Direct uploads ------------------------------------------------------------------------
+
+    def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
+        """(url, fields) of a presigned POST (S3's browser upload) that may store `name` and
+        nothing else, with exactly `size` bytes, stored inert (PENDING_HEADERS), within `expires`
+        seconds. S3 checks every condition of the signed policy; signing it is local work."""
+        conditions: list[Any] = [{field: value} for field, value in PENDING_HEADERS.items()]
+        conditions.append(["content-length-range", size, size])
+        with self._failing("sign a direct upload of", name):
+            post = self.client.generate_presigned_post(
+                Bucket=self.bucket_name,
+                Key=name,  # boto3 adds {"key": name} (an exact match) to the conditions
+                Fields=dict(PENDING_HEADERS),
+                Conditions=conditions,
+                ExpiresIn=expires,
+            )
+        return post["url"], {field: str(value) for field, value in post["fields"].items()}
+
+    def head(self, name: str) -> Head | None:
+        """Size and ETag of the object `name` (one HEAD), or None if there is none."""
+        with self._failing("look up", name):
+            try:
+                answer = self.client.head_object(Bucket=self.bucket_name, Key=name)
+            except ClientError as error:
+                if error.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                    return None
+                raise
+        return Head(answer["ContentLength"], answer["ETag"])
+
+    def read_start(self, name: str, length: int, version: str) -> bytes:
+        """The first `length` bytes of `name` (a ranged GET, never the whole object), if its
+        ETag is still `version`; ObjectChanged otherwise."""
+        with self._failing("read", name), self._unchanged(name):
+            answer = self.client.get_object(
+                Bucket=self.bucket_name, Key=name, Range=f"bytes=0-{length - 1}", IfMatch=version
+            )
+            return answer["Body"].read()
+
+    def present(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    ) -> None:
+        """Give `name` the headers a save of the same bytes would have: a copy onto itself
+        (server-side, no byte passes through here) replacing its metadata, made only if its
+        ETag is still `version`, so the bytes presented are the bytes that were checked.
+
+        One CopyObject covers every object a POST can make (at most 5 GB, S3's POST limit)."""
+        with self._failing("set the headers of", name), self._unchanged(name):
+            self.client.copy_object(
+                Bucket=self.bucket_name,
+                Key=name,
+                CopySource={"Bucket": self.bucket_name, "Key": name},
+                CopySourceIfMatch=version,
+                MetadataDirective="REPLACE",
+                **object_params(info, cache_control),  # type: ignore[arg-type]
+            )
+
+    @contextmanager
+    def _unchanged(self, name: str) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as error:
+            if error.response["ResponseMetadata"]["HTTPStatusCode"] in (404, 412):
+                raise ObjectChanged(
+                    f"{name!r} in {self._where} was replaced or removed while it was being checked.",
+                    name=name,
+                    location=self.keyed_config.bucket,
+                ) from error
+            raise
 
 
 def _name_taken(error: ClientError) -> bool:

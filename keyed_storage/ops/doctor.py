@@ -147,8 +147,13 @@ def _s3_steps(cfg: config.Config) -> Iterator[Step]:
     yield Step(True, title)
     yield _clock_step(answer["ResponseMetadata"].get("HTTPHeaders", {}).get("date"))
 
-    yield from _probe_steps(cfg, backend)
+    stored = True
+    for step in _probe_steps(cfg, backend):
+        stored = stored and step.ok
+        yield step
     yield _stored_cache_step(cfg, client)
+    if stored:  # a direct upload needs what the probe needs, and more
+        yield _direct_upload_step(cfg)
 
 
 def _stored_cache_step(cfg: config.Config, client: S3Client) -> Step:
@@ -227,6 +232,7 @@ def _local_steps(cfg: config.Config) -> Iterator[Step]:
         return
     yield Step(True, f"MEDIA_ROOT {root} is writable")
     yield _base_url_step(cfg)
+    yield _direct_endpoint_step()
     yield from _probe_steps(cfg, backends.for_config(cfg), fetch_link=False)
 
 
@@ -272,6 +278,89 @@ def _probe_steps(cfg: config.Config, backend: Backend, *, fetch_link: bool = Tru
             os.rmdir(storage.path(PROBE_KEY))
         except OSError:
             pass  # not empty: another doctor is running, or someone stored files there
+
+
+def _direct_upload_step(cfg: config.Config) -> Step:
+    """A direct upload as a browser makes it (keyed_storage.direct): a ticket, a multipart POST
+    of its fields and a probe file to the bucket, finish_upload(), then the probe deleted.
+
+    It proves the service takes POST uploads under a signed policy (not all S3-compatible ones
+    do) with this key and clock. Browsers also need the bucket's CORS to allow the site's
+    origin, which only a browser can prove."""
+    from ..direct import finish_upload, start_upload
+
+    title = "direct upload (keyed_storage.direct): POST to the bucket, then finish_upload()"
+    body = f"keyed_storage doctor direct-upload probe {secrets.token_hex(16)}\n".encode()
+    try:
+        ticket = start_upload(
+            PROBE_KEY, filename="direct-probe.txt", size=len(body), content_type="text/plain"
+        )
+    except Exception as error:
+        return Step.failed(title, explain(error, action="s3:PutObject", config=cfg))
+    try:
+        status, answer = _post_form(ticket.url, ticket.fields, body)
+        if status not in (200, 201, 204):
+            found = re.search(r"<Code>([^<]+)</Code>", answer)
+            code = f" {found.group(1)}" if found else ""
+            return Step(
+                False,
+                title,
+                f"The bucket answered the POST with {status}{code}: browsers cannot upload to it directly.",
+                "Check the clock and that AWS_KEY may s3:PutObject. Some S3-compatible services take "
+                "no POST uploads at all: use normal uploads there.",
+            )
+        finish_upload(ticket.reference, key=PROBE_KEY)
+    except Exception as error:
+        return Step.failed(title, explain(error, action="s3:GetObject", config=cfg))
+    finally:
+        try:
+            backends.for_config(cfg).delete(ticket.name)
+        except Exception:
+            pass  # the probe's own failure is the one to report
+    return Step(True, f"{title}: {status}, checked and presented")
+
+
+def _post_form(url: str, fields: dict[str, str], body: bytes) -> tuple[int, str]:
+    """POST `fields` and then `body` as the file, multipart as a browser sends them: (status, text)."""
+    boundary = secrets.token_hex(16)
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="probe.txt"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + body
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url,
+        data=b"".join(parts),
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=GET_TIMEOUT) as response:
+            return response.status, response.read(2000).decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(2000).decode("utf-8", "replace")
+
+
+def _direct_endpoint_step() -> Step:
+    """Local mode: keyed_storage's endpoint that receives direct uploads is routed."""
+    from django.urls import NoReverseMatch, reverse
+
+    title = "direct uploads: keyed_storage's endpoint is routed"
+    try:
+        path = reverse("keyed_storage:direct-upload", kwargs={"ticket": "TICKET"})
+    except NoReverseMatch:
+        return Step(
+            False,
+            title,
+            "keyed_storage.urls is not in the project's URLconf, so local direct uploads have nowhere to go.",
+            "Add path('', include('keyed_storage.urls')) to the URLconf (it also serves MEDIA_URL).",
+        )
+    return Step(True, f"{title} at {path}")
 
 
 def _explain_write(error: Exception, cfg: config.Config) -> Diagnosis:

@@ -137,17 +137,11 @@ def backends_for(cfg: config.Config) -> tuple[LocalBackend, S3Backend]:
 class LocalSide:
     def __init__(self, backend: LocalBackend):
         self.backend = backend
-        self.root = backend.location
 
     def entries(self) -> Iterator[Entry]:
-        for directory, subdirectories, files in os.walk(self.root):
-            subdirectories.sort()
-            for file in sorted(files):
-                if file.endswith(PARTIAL_SUFFIX):
-                    continue
-                path = os.path.join(directory, file)
-                name = os.path.relpath(path, self.root).replace(os.sep, "/")
-                yield Entry(name, os.path.getsize(path))
+        for name, size in self.backend.inventory():
+            if not name.endswith(PARTIAL_SUFFIX):  # a download of sync's own, in progress or cut short
+                yield Entry(name, size)
 
     def same_size(self, name: str, size: int) -> str | None:
         """The file's path if it exists with this size, else None."""
@@ -170,6 +164,8 @@ class LocalSide:
                 out.flush()
                 os.fsync(out.fileno())
             verify()
+            # The mode a save gives a file (FILE_UPLOAD_PERMISSIONS), not the process's umask.
+            os.chmod(partial, self.backend.file_mode)
             os.replace(partial, path)
         except BaseException:
             _remove(partial)
@@ -190,11 +186,8 @@ class S3Side:
         self.bucket = backend.bucket_name
 
     def entries(self) -> Iterator[Entry]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
-        for page in pages:
-            for obj in page.get("Contents", ()):
-                if not obj["Key"].endswith("/"):  # a console "folder" marker, not a file
-                    yield Entry(obj["Key"], obj["Size"])
+        for name, size in self.backend.inventory():
+            yield Entry(name, size)
 
     def head(self, name: str) -> HeadObjectOutputTypeDef | None:
         try:

@@ -12,6 +12,7 @@ from .models import Event, Profile, Session, Speaker, Sponsor
 class SessionInline(FilePreviewMixin, admin.StackedInline):
     model = Session
     extra = 0
+    direct_upload_fields = ["audio", "slides"]
 
 
 @admin.register(Event)
@@ -26,6 +27,9 @@ class EventAdmin(FilePreviewMixin, admin.ModelAdmin):
 class SessionAdmin(FilePreviewMixin, admin.ModelAdmin):
     list_display = ["title", "event", preview("audio"), preview("slides")]
     list_filter = ["event"]
+    # Recordings run to hundreds of megabytes: on a change form they go from the browser
+    # straight to the bucket (or the local endpoint), with a progress bar.
+    direct_upload_fields = ["audio", "slides"]
 
 
 @admin.register(Speaker)

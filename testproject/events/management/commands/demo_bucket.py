@@ -1,5 +1,8 @@
 """Create the demo's bucket on a local S3 server, readable by anyone, as `make demo-s3` needs.
 
+Browsers on the demo's pages may POST to it (a CORS rule for --origin): the admin's session
+recordings and slides are uploaded straight to the bucket.
+
 It reads the same environment variables as keyed_storage (BUCKET_NAME, AWS_KEY, AWS_SECRET,
 AWS_ENDPOINT_URL_S3) and refuses to run without an endpoint, so it never touches real AWS.
 """
@@ -30,8 +33,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--wait", type=float, default=15.0, help="seconds to wait for the server")
+        parser.add_argument(
+            "--origin",
+            default="http://127.0.0.1:8000",
+            help="the demo site's origin, whose pages may upload to the bucket directly",
+        )
 
-    def handle(self, *args, wait: float, **options):
+    def handle(self, *args, wait: float, origin: str, **options):
         names = ("BUCKET_NAME", "AWS_KEY", "AWS_SECRET", "AWS_ENDPOINT_URL_S3")
         missing = [name for name in names if not os.environ.get(name)]
         if missing:
@@ -58,8 +66,14 @@ class Command(BaseCommand):
                     raise
                 break
         client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
+        # What a bucket needs before browsers may POST direct uploads to it (README, "In forms
+        # and the admin"). A preflight is sent because the widget listens to upload progress.
+        rule = {"AllowedOrigins": [origin], "AllowedMethods": ["POST"], "AllowedHeaders": ["*"]}
+        client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
         self._wait_until_readable(client, bucket, deadline)
-        self.stdout.write(f"Bucket {bucket!r} ready at {endpoint}, readable by anyone.")
+        self.stdout.write(
+            f"Bucket {bucket!r} ready at {endpoint}, readable by anyone, direct uploads from {origin}."
+        )
 
     def _wait_until_readable(self, client, bucket: str, deadline: float) -> None:
         """A restarted SeaweedFS lists its objects before its volume server has rejoined, and

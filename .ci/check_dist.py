@@ -25,28 +25,23 @@ from trove_classifiers import classifiers as KNOWN_CLASSIFIERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WHEEL_MUST = [
+# The package's files that are not Python modules found by import, and so are the first to go
+# missing from an artifact (package data), plus a module each artifact must carry.
+PACKAGE_FILES = [
     "keyed_storage/__init__.py",
     "keyed_storage/py.typed",
     "keyed_storage/templates/keyed_storage/preview.html",
     "keyed_storage/templates/keyed_storage/widgets/file_preview.html",
     "keyed_storage/templates/keyed_storage/widgets/direct_upload.html",
     "keyed_storage/static/keyed_storage/direct.js",
+]
+WHEEL_MUST = [
+    *PACKAGE_FILES,
     "keyed_storage/management/commands/keyed_storage.py",
     "*.dist-info/licenses/LICENSE",
     "*.dist-info/METADATA",
 ]
-SDIST_MUST = [
-    "README.rst",
-    "LICENSE",
-    "pyproject.toml",
-    "keyed_storage/__init__.py",
-    "keyed_storage/py.typed",
-    "keyed_storage/templates/keyed_storage/preview.html",
-    "keyed_storage/templates/keyed_storage/widgets/file_preview.html",
-    "keyed_storage/templates/keyed_storage/widgets/direct_upload.html",
-    "keyed_storage/static/keyed_storage/direct.js",
-]
+SDIST_MUST = ["README.rst", "LICENSE", "pyproject.toml", *PACKAGE_FILES]
 MUST_NOT = ["tests/*", "testproject/*", ".ci/*", "benchmarks/*", "docs/*", "*.pyc", "*/__pycache__/*", ".*"]
 
 

@@ -29,6 +29,8 @@ VARIABLES = (
     "KEYED_STORAGE_KEEP_METADATA",
     "KEYED_STORAGE_CACHE_CONTROL",
     "KEYED_STORAGE_DIRECT_EXPIRES",
+    "KEYED_STORAGE_DIRECT_PART_THRESHOLD",
+    "KEYED_STORAGE_DIRECT_PART_SIZE",
 )
 
 # Variables that only mean something for S3 and are keyed_storage's own. AWS_REGION and
@@ -40,6 +42,12 @@ DEFAULT_URL_EXPIRES = 3600
 MAX_URL_EXPIRES = 7 * 24 * 3600  # SigV4 presigned links cannot live longer than a week.
 # How long a direct-upload ticket lets its upload begin (see keyed_storage.direct).
 DEFAULT_DIRECT_EXPIRES = 3600
+# Direct uploads of this many bytes or more are sent in parts (see keyed_storage.multipart),
+# of this size at least. S3 refuses parts under 5 MiB (all but the last) and over 5 GiB.
+DEFAULT_DIRECT_PART_THRESHOLD = 64 * 1024 * 1024
+DEFAULT_DIRECT_PART_SIZE = 16 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -89,6 +97,8 @@ class Config:
     keep_metadata: bool = False  # True: images are stored with their EXIF/XMP (location included)
     url_expires: int = DEFAULT_URL_EXPIRES
     direct_expires: int = DEFAULT_DIRECT_EXPIRES
+    direct_part_threshold: int = DEFAULT_DIRECT_PART_THRESHOLD
+    direct_part_size: int = DEFAULT_DIRECT_PART_SIZE
     base_url: str | None = None  # origin of local links, without a trailing slash
     media_root: str = ""
     media_url: str = ""
@@ -162,6 +172,26 @@ def _seconds(name: str, value: dict[str, str | None], default: int, problems: li
                 name,
                 f"{name}={text!r} is not a whole number of seconds between 1 and {MAX_URL_EXPIRES} "
                 "(7 days, the SigV4 limit).",
+            )
+        )
+        return default
+    return int(text)
+
+
+def _part_bytes(name: str, value: dict[str, str | None], default: int, problems: list[Problem]) -> int:
+    """A part size or threshold in bytes, MIN_PART_SIZE to MAX_PART_SIZE (S3's limits on a
+    part; unset: `default`); E005 otherwise."""
+    text = value[name]
+    if text is None:
+        return default
+    if not text.isdigit() or not MIN_PART_SIZE <= int(text) <= MAX_PART_SIZE:
+        problems.append(
+            Problem(
+                "keyed_storage.E005",
+                name,
+                f"{name}={text!r} is not a whole number of bytes between {MIN_PART_SIZE} (5 MiB) "
+                f"and {MAX_PART_SIZE} (5 GiB), S3's limits on one part of an upload.",
+                "Write it in bytes, e.g. 67108864 for 64 MiB.",
             )
         )
         return default
@@ -288,6 +318,10 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
                 )
 
     direct_expires = _seconds("KEYED_STORAGE_DIRECT_EXPIRES", value, DEFAULT_DIRECT_EXPIRES, problems)
+    part_threshold = _part_bytes(
+        "KEYED_STORAGE_DIRECT_PART_THRESHOLD", value, DEFAULT_DIRECT_PART_THRESHOLD, problems
+    )
+    part_size = _part_bytes("KEYED_STORAGE_DIRECT_PART_SIZE", value, DEFAULT_DIRECT_PART_SIZE, problems)
 
     region = value["AWS_REGION"]
     if bucket and region and not _REGION.fullmatch(region):
@@ -367,6 +401,8 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
         keep_metadata=keep_metadata,
         url_expires=expires,
         direct_expires=direct_expires,
+        direct_part_threshold=part_threshold,
+        direct_part_size=part_size,
         base_url=base_url,
         media_root=media_root,
         media_url=media_url if media_url.endswith("/") else media_url + "/",

@@ -59,6 +59,10 @@ class Ticket:
     reference: str
     name: str
     expires: datetime
+    # A multipart upload (keyed_storage.multipart) has `parts` parts of `part_size` bytes (the
+    # last one what is left), no url and no fields: ask multipart.part_urls() for its URLs.
+    part_size: int = 0
+    parts: int = 0
 
 
 def start_upload(
@@ -92,14 +96,26 @@ def start_upload(
         raise refuse_type(claim, patterns)
     current = config.current()
     name = fresh_name(key, filename)
-    url, fields = backends.for_config(current).direct_ticket(name, size=size, expires=current.direct_expires)
     payload = {"n": name, "k": key, "s": size, "m": max_size, "a": patterns, "c": claim}
+    from .multipart import part_count, part_size_for  # it builds on this module
+
+    part_size = part_size_for(size, current)
+    if part_size:
+        url, fields = "", dict[str, str]()
+        payload["u"] = backends.for_config(current).start_parts(name)
+        payload["p"] = part_size
+    else:
+        url, fields = backends.for_config(current).direct_ticket(
+            name, size=size, expires=current.direct_expires
+        )
     return Ticket(
         url=url,
         fields=fields,
         reference=signing.dumps(payload, salt=_salt(bound_to), compress=True),
         name=name,
         expires=datetime.now(UTC) + timedelta(seconds=current.direct_expires),
+        part_size=part_size,
+        parts=part_count(size, part_size) if part_size else 0,
     )
 
 
@@ -126,6 +142,10 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     name = validate_key(grant["n"])
     current = config.current()
     backend = backends.for_config(current)
+    if "u" in grant:  # a multipart upload: its parts become the object first
+        from .multipart import complete
+
+        complete(backend, grant)
     head = backend.head(name)
     if head is None:
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")

@@ -1,4 +1,5 @@
-"""The local direct-upload endpoint: one multipart POST streamed to disk under a signed ticket.
+"""The local direct-upload endpoint: one multipart POST streamed to disk under a signed ticket,
+or one part of a multipart upload PUT under a signed part URL (receive_part).
 
 It plays S3's part in local mode (see keyed_storage.direct), with S3's rules: the ticket alone
 authorises the request (no session, no CSRF token, as with S3's POST), it allows one new file
@@ -19,8 +20,9 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from . import backends, config
-from .backends.local import Incoming, LocalBackend, TicketRefused
+from .backends.local import Incoming, LocalBackend, PartRefused, TicketRefused
 from .exceptions import NameTaken, StorageError
+from .multipart import PART_URL_EXPIRES
 from .responders import plain_response
 
 logger = logging.getLogger("keyed_storage")
@@ -29,6 +31,7 @@ logger = logging.getLogger("keyed_storage")
 # declaring a longer body than the file plus this is refused before it is read.
 FRAMING_BYTES = 64 * 1024
 FILE_FIELD = "file"
+CHUNK = 64 * 1024
 
 
 class _Refused(Exception):
@@ -118,3 +121,35 @@ def receive(request: HttpRequest, ticket: str) -> HttpResponse:
     finally:
         handler.discard()
     return HttpResponse(status=204)
+
+
+@csrf_exempt  # authorised by the signed part URL alone, as S3's presigned PUT is
+def receive_part(request: HttpRequest, ticket: str) -> HttpResponse:
+    """PUT <part URL>: the part's bytes, exactly, as the body. 200 when stored.
+
+    As S3's UploadPart: the URL names the upload, the part and its size; a part sent again
+    replaces the earlier copy once whole. The body is streamed to a temporary file in
+    CHUNK-sized reads, never held in memory, and a Content-Length other than the part's size
+    is refused before a byte is read.
+    """
+    if request.method != "PUT":
+        return plain_response(405, "Method not allowed.\n", {"Allow": "PUT"})
+    current = config.current()
+    if current.backend != "local":
+        return plain_response(404, "keyed_storage receives direct uploads itself only in local mode.\n")
+    backend = backends.for_config(current)
+    assert isinstance(backend, LocalBackend)
+    try:
+        grant = backend.open_part_ticket(ticket, PART_URL_EXPIRES)
+    except TicketRefused as refused:
+        return plain_response(403, f"{refused}\n")
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if not length.isdigit() or int(length) != grant.size:
+        return plain_response(
+            400, f"Part {grant.number} is {grant.size} bytes: send them with that Content-Length.\n"
+        )
+    try:
+        backend.receive_part(grant, iter(lambda: request.read(CHUNK), b""))
+    except PartRefused as refused:
+        return plain_response(refused.status, f"{refused}\n")
+    return HttpResponse(status=200)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 MAX_NAME_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes.
 MAX_SEGMENT_BYTES = 255  # The usual file-system limit on one path component.
+# Where local mode keeps the parts of multipart direct uploads, under MEDIA_ROOT: no key may
+# name it, so no upload can read, replace or delete another upload's parts.
+PARTS_DIRECTORY = ".keyed-storage-parts"
 DEFAULT_FILENAME = "file"
 
 # A token is 32 lowercase hex digits: the upload's start time in microseconds (14 digits),
@@ -117,6 +120,7 @@ def _bad_shape(key: str) -> bool:
         or key.startswith(("./", "../"))
         or key.endswith(("/.", "/.."))
         or key in (".", "..")
+        or key.split("/", 1)[0] == PARTS_DIRECTORY
     )
 
 
@@ -149,6 +153,8 @@ def _diagnose(key: str) -> None:
             raise _refuse(key, why)
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
             raise _refuse(key, f"segment {segment[:20]!r}… is longer than {MAX_SEGMENT_BYTES} bytes")
+    if key.split("/", 1)[0] == PARTS_DIRECTORY:
+        raise _refuse(key, f"{PARTS_DIRECTORY!r} holds the parts of uploads in progress, not keys")
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:

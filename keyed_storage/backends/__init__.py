@@ -24,6 +24,15 @@ class Head(NamedTuple):
     version: str
 
 
+class Part(NamedTuple):
+    """One stored part of a multipart upload."""
+
+    number: int  # 1 to 10,000
+    size: int
+    # S3's ETag of the part ('' on disk): CompleteMultipartUpload names each part by it.
+    etag: str
+
+
 class Backend(Protocol):
     """What every place files can live answers, keyed by object name (as Active Storage's
     services are by key). KeyedStorage, prefixes and direct uploads use nothing else, so a
@@ -85,6 +94,26 @@ class Backend(Protocol):
     # Direct uploads ---------------------------------------------------------------------
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
         """(url, fields) of a POST that may create `name` with exactly `size` bytes, for `expires` seconds."""
+
+    # Multipart direct uploads (keyed_storage.multipart) ----------------------------------
+    def start_parts(self, name: str) -> str:
+        """Begin a multipart upload that will create `name`, stored inert; its upload id."""
+
+    def part_url(self, name: str, upload_id: str, number: int, *, size: int, expires: int) -> str:
+        """A URL that takes a PUT of part `number` of the upload, of exactly `size` bytes,
+        for `expires` seconds."""
+
+    def list_parts(self, name: str, upload_id: str) -> list[Part] | None:
+        """The parts stored so far, by number; None if there is no such upload (finished or aborted)."""
+
+    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> None:
+        """Join `parts` (as list_parts() gave them) into `name`, created only if it is new."""
+
+    def abort_parts(self, name: str, upload_id: str) -> None:
+        """Drop the upload and every part stored for it; a missing upload is fine."""
+
+    def incomplete_uploads(self) -> Iterator[tuple[str, str, datetime]]:
+        """(name, upload id, started) of every multipart upload begun and not yet completed or aborted."""
 
     # Django's Storage API, as KeyedStorage delegates it ------------------------------------
     def delete(self, name: str) -> None: ...

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import secrets
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
 
 from django.core import signing
@@ -18,15 +21,21 @@ from django.urls import NoReverseMatch, reverse
 from ..config import Config
 from ..content import ContentInfo
 from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
+from ..keys import PARTS_DIRECTORY
 from ..origin import current_origin
 from ..percent import url_path
-from . import Head
+from . import Head, Part
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
 # Direct-upload tickets of the local endpoint are signed with this salt, so no other signed
 # value of the site (a session, a password-reset token, a direct-upload reference) is one.
 TICKET_SALT = "keyed_storage.backends.local.direct-ticket"
+# Part URLs of multipart direct uploads are signed with their own salt: no ticket is one.
+PART_SALT = "keyed_storage.backends.local.direct-part"
+# In a multipart upload's directory: the name of the file it will create.
+TARGET_FILE = "name"
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class Grant(NamedTuple):
@@ -38,6 +47,23 @@ class Grant(NamedTuple):
 
 class TicketRefused(Exception):
     """A local direct-upload ticket that is altered, expired or not a ticket at all."""
+
+
+class PartGrant(NamedTuple):
+    """What a valid local part URL allows: part `number` of upload `upload_id` of `name`, `size` bytes."""
+
+    name: str
+    upload_id: str
+    number: int
+    size: int
+
+
+class PartRefused(Exception):
+    """A part that cannot be stored: its upload is gone, or its body is not its size."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 class LocalBackend(FileSystemStorage):
@@ -217,6 +243,8 @@ class LocalBackend(FileSystemStorage):
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         directories, files = super().listdir(path)
+        if not path.strip("/"):
+            directories = [directory for directory in directories if directory != PARTS_DIRECTORY]
         return directories, [file for file in files if not file.startswith(TEMP_PREFIX)]
 
     def files_starting_with(self, prefix: str) -> list[str]:
@@ -241,6 +269,8 @@ class LocalBackend(FileSystemStorage):
         """(name, size) of every file under MEDIA_ROOT, in name order, without the temporaries
         of writes in progress or cut short (which are never a key's file)."""
         for directory, subdirectories, files in os.walk(self.location):
+            if directory == self.location and PARTS_DIRECTORY in subdirectories:
+                subdirectories.remove(PARTS_DIRECTORY)  # uploads in progress, not objects
             subdirectories.sort()
             for file in sorted(files):
                 if not file.startswith(TEMP_PREFIX):
@@ -355,6 +385,159 @@ class LocalBackend(FileSystemStorage):
     ) -> None:
         """Nothing to do on disk: a file's headers (Cache-Control included) are decided from its
         name and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+
+    # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
+    #
+    # An upload is a directory <MEDIA_ROOT>/.keyed-storage-parts/<upload id>/ (no key can name
+    # it, see keys.PARTS_DIRECTORY) holding the target's name and one file per part, each
+    # written to a temporary and renamed, so a part is whole or absent. Completing copies the
+    # parts, in order, into a temporary beside the target and links it into place only if the
+    # name is new, as a single direct upload is placed; then the directory goes.
+
+    def _upload_directory(self, upload_id: str) -> str:
+        if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
+            raise ValueError(f"{upload_id!r} is not an upload id of this disk.")
+        return os.path.join(self.location, PARTS_DIRECTORY, upload_id)
+
+    def _upload_of(self, name: str, upload_id: str) -> str | None:
+        """The upload's directory, if it exists and is an upload of `name`."""
+        directory = self._upload_directory(upload_id)
+        try:
+            with open(os.path.join(directory, TARGET_FILE), encoding="utf-8") as target:
+                return directory if target.read() == name else None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def start_parts(self, name: str) -> str:
+        upload_id = secrets.token_hex(16)
+        directory = self._upload_directory(upload_id)
+        self._make_directory(directory)
+        temporary = self._temporary(directory)
+        with open(temporary, "w", encoding="utf-8") as target:
+            target.write(name)
+        os.replace(temporary, os.path.join(directory, TARGET_FILE))
+        return upload_id
+
+    def part_url(self, name: str, upload_id: str, number: int, *, size: int, expires: int) -> str:
+        """A PUT to keyed_storage's endpoint, the grant signed into the URL (as a ticket is);
+        `expires` is checked by open_part_ticket(), given the same lifetime."""
+        grant = {"n": name, "u": upload_id, "i": number, "s": size}
+        ticket = signing.dumps(grant, salt=PART_SALT, compress=True)
+        try:
+            path = reverse("keyed_storage:direct-part", kwargs={"ticket": ticket})
+        except NoReverseMatch as error:
+            raise ImproperlyConfigured(
+                "Direct uploads on the local disk are received by keyed_storage's endpoint, which "
+                "is not routed: add path('', include('keyed_storage.urls')) to the project's URLconf."
+            ) from error
+        return self.origin(name) + path
+
+    @staticmethod
+    def open_part_ticket(ticket: str, expires: int) -> PartGrant:
+        """The grant a part URL made by part_url() carries; TicketRefused if it is not one,
+        was altered, or is older than `expires` seconds."""
+        try:
+            payload = signing.loads(ticket, salt=PART_SALT, max_age=expires)
+            return PartGrant(str(payload["n"]), str(payload["u"]), int(payload["i"]), int(payload["s"]))
+        except signing.SignatureExpired as error:
+            raise TicketRefused("This part URL has expired: ask for a new one.") from error
+        except (signing.BadSignature, KeyError, TypeError, ValueError) as error:
+            raise TicketRefused("This is not a valid part URL.") from error
+
+    def receive_part(self, grant: PartGrant, chunks: Iterable[bytes]) -> None:
+        """Store one part from `chunks` (a request body, read a chunk at a time), replacing an
+        earlier copy of it only once the new one is whole and exactly `grant.size` bytes."""
+        directory = self._upload_of(grant.name, grant.upload_id)
+        if directory is None:
+            raise PartRefused(404, "This upload was finished or cancelled: start it again.")
+        try:
+            fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".part")
+        except FileNotFoundError:  # finished or cancelled a moment ago
+            raise PartRefused(404, "This upload was finished or cancelled: start it again.") from None
+        try:
+            received = 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    received += len(chunk)
+                    if received > grant.size:
+                        raise PartRefused(413, f"Part {grant.number} is {grant.size} bytes; more were sent.")
+                    out.write(chunk)
+                if received != grant.size:
+                    raise PartRefused(
+                        400, f"Part {grant.number} is {grant.size} bytes; {received} were received."
+                    )
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, os.path.join(directory, str(grant.number)))
+        except FileNotFoundError:
+            raise PartRefused(404, "This upload was finished or cancelled: start it again.") from None
+        finally:
+            _remove(temporary)
+
+    def list_parts(self, name: str, upload_id: str) -> list[Part] | None:
+        directory = self._upload_of(name, upload_id)
+        if directory is None:
+            return None
+        parts = []
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name.isdigit():
+                        parts.append(Part(int(entry.name), entry.stat().st_size, ""))
+        except FileNotFoundError:
+            return None
+        return sorted(parts)
+
+    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> None:
+        """Assemble the parts into `name` atomically; nothing to do if that was done already."""
+        upload = self._upload_of(name, upload_id)
+        if upload is None:
+            return  # completed (or cancelled) by another request: finish_upload() looks at `name`
+        path = self.path(name)
+        directory = os.path.dirname(path)
+        created = self._make_directory(directory)
+        temporary = self._temporary(directory)
+        try:
+            with open(temporary, "wb") as out:
+                for part in parts:
+                    with open(os.path.join(upload, str(part.number)), "rb") as source:
+                        shutil.copyfileobj(source, out, COPY_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, self.file_mode)
+            _place_new(temporary, path, name)
+        except NameTaken:
+            pass  # completed by another request, with the same parts
+        except FileNotFoundError:
+            # The parts went (completed or cancelled meanwhile): finish_upload() looks at `name`.
+            self._remove_empty(reversed(created))
+            return
+        finally:
+            _remove(temporary)
+        _fsync_directory(directory)
+        shutil.rmtree(upload, ignore_errors=True)
+
+    def abort_parts(self, name: str, upload_id: str) -> None:
+        if self._upload_of(name, upload_id) is not None:
+            shutil.rmtree(self._upload_directory(upload_id), ignore_errors=True)
+
+    def incomplete_uploads(self) -> Iterator[tuple[str, str, datetime]]:
+        root = os.path.join(self.location, PARTS_DIRECTORY)
+        try:
+            upload_ids = sorted(os.listdir(root))
+        except FileNotFoundError:
+            return
+        for upload_id in upload_ids:
+            if not _UPLOAD_ID.fullmatch(upload_id):
+                continue
+            target = os.path.join(root, upload_id, TARGET_FILE)
+            try:
+                with open(target, encoding="utf-8") as file:
+                    name = file.read()
+                started = datetime.fromtimestamp(os.stat(target).st_mtime, UTC)
+            except FileNotFoundError:
+                continue  # completed or cancelled while listed
+            yield name, upload_id, started
 
 
 class Incoming:

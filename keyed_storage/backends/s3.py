@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from boto3.exceptions import Boto3Error
@@ -23,7 +24,7 @@ from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, ObjectChanged, StorageError
 from ..keys import has_token
 from ..percent import url_path
-from . import Head
+from . import Head, Part
 from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:
@@ -408,6 +409,10 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             return super().url(  # type: ignore[no-any-return]
                 name, parameters=parameters, expire=expire, http_method=http_method
             )
+        presigner = self._presigner or self._signer()  # an attribute read per link, not a call
+        return presigner.url(url_path(name), expire or self.keyed_config.url_expires)
+
+    def _signer(self) -> Presigner:
         presigner = self._presigner
         if presigner is None:
             origin, path_prefix = signing_origin(self.keyed_config)
@@ -417,7 +422,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 region=self.keyed_config.region or "us-east-1",
                 credentials=self._frozen_credentials,
             )
-        return presigner.url(url_path(name), expire or self.keyed_config.url_expires)
+        return presigner
 
     # Direct uploads ------------------------------------------------------------------------
 
@@ -474,6 +479,79 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 MetadataDirective="REPLACE",
                 **object_params(info, cache_control),  # type: ignore[arg-type]
             )
+
+    # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
+
+    def start_parts(self, name: str) -> str:
+        """CreateMultipartUpload for `name`, stored inert (PENDING_HEADERS) as a POST's is."""
+        with self._failing("start a multipart upload of", name):
+            answer = self.client.create_multipart_upload(
+                Bucket=self.bucket_name,
+                Key=name,
+                ContentType=PENDING_HEADERS["Content-Type"],
+                ContentDisposition=PENDING_HEADERS["Content-Disposition"],
+                CacheControl=PENDING_HEADERS["Cache-Control"],
+            )
+        return answer["UploadId"]
+
+    def part_url(self, name: str, upload_id: str, number: int, *, size: int, expires: int) -> str:
+        """A presigned UploadPart PUT whose signature covers its Content-Length (see Presigner)."""
+        return self._signer().part_url(url_path(name), upload_id, number, size, expires)
+
+    def list_parts(self, name: str, upload_id: str) -> list[Part] | None:
+        """ListParts, every page of it; None if S3 knows no such upload (NoSuchUpload).
+
+        One Part per number: SeaweedFS (4.x) lists a part sent twice twice, which
+        CompleteMultipartUpload would refuse; the copy listed last is the one kept."""
+        parts: dict[int, Part] = {}
+        with self._failing("list the parts of", name):
+            try:
+                pages = self.client.get_paginator("list_parts").paginate(
+                    Bucket=self.bucket_name, Key=name, UploadId=upload_id
+                )
+                for page in pages:
+                    for part in page.get("Parts", ()):
+                        parts[part["PartNumber"]] = Part(part["PartNumber"], part["Size"], part["ETag"])
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                    return None
+                raise
+        return sorted(parts.values())
+
+    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> None:
+        """CompleteMultipartUpload with the parts S3 itself listed (their ETags), so a client
+        never has to read an ETag header (which CORS would have to expose)."""
+        with self._failing("complete the multipart upload of", name):
+            try:
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket_name,
+                    Key=name,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+                )
+            except ClientError as error:
+                # Completed by another request since the parts were listed: finish_upload()
+                # looks at the object itself next.
+                if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
+
+    def abort_parts(self, name: str, upload_id: str) -> None:
+        """AbortMultipartUpload: S3 deletes every part (an unknown upload is fine)."""
+        with self._failing("abort the multipart upload of", name):
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket_name, Key=name, UploadId=upload_id)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
+
+    def incomplete_uploads(self) -> Iterator[tuple[str, str, datetime]]:
+        """ListMultipartUploads, every page: uploads begun and never completed nor aborted,
+        whose parts S3 keeps (and bills) until a lifecycle rule or an abort removes them."""
+        with self._failing("list the multipart uploads of", ""):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket_name)
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    yield upload["Key"], upload["UploadId"], upload["Initiated"]
 
     @contextmanager
     def _unchanged(self, name: str) -> Iterator[None]:

@@ -46,6 +46,10 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "seaweedfs_only(reason): needs what SeaweedFS checks and moto does not; skipped on moto"
     )
+    config.addinivalue_line(
+        "markers",
+        "gigabyte: moves 1 GiB; runs where KEYED_STORAGE_TEST_GIGABYTE=1 (one CI entry), skipped elsewhere",
+    )
     for name in (*VARIABLES, *_AWS_AMBIENT):
         os.environ.pop(name, None)
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never ask 169.254.169.254

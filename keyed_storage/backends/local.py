@@ -430,7 +430,8 @@ class LocalBackend(FileSystemStorage):
                 "Direct uploads on the local disk are received by keyed_storage's endpoint, which "
                 "is not routed: add path('', include('keyed_storage.urls')) to the project's URLconf."
             ) from error
-        return self.origin(name) + path
+        # partNumber as in S3's part URLs, for logs and tools; the signed ticket alone decides.
+        return f"{self.origin(name)}{path}?partNumber={number}"
 
     @staticmethod
     def open_part_ticket(ticket: str, expires: int) -> PartGrant:

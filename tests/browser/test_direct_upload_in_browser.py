@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import pytest
 
 from events.models import Event, Session
-from keyed_storage import KeyedStorage
+from keyed_storage import KeyedStorage, config
 
 from ..helpers import wav_bytes
 from .steps import save_admin_form, sign_in
@@ -89,13 +89,26 @@ def stored_digest(name: str) -> str:
     return digest.hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def one_post(monkeypatch):
+    """These tests are about the single POST: files of any size here are sent whole (the
+    parts of larger ones are test_resumable_upload_in_browser's)."""
+    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(5 * 1024 * 1024 * 1024))
+    config.reset()
+
+
 @pytest.fixture
 def allow_the_site(mode, live_server, request):
-    """The CORS rule a bucket needs before browsers on the site's pages may POST to it."""
+    """The CORS rule a bucket needs before browsers on the site's pages may POST to it (and
+    PUT the parts of large files, see test_resumable_upload_in_browser)."""
     if mode == "s3":
         s3 = request.getfixturevalue("s3")
-        rule = {"AllowedOrigins": [live_server.url], "AllowedMethods": ["POST"], "AllowedHeaders": ["*"]}
-        s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration={"CORSRules": [rule]})
+        allow_direct_uploads(s3, live_server.url)
+
+
+def allow_direct_uploads(s3, origin: str) -> None:
+    rule = {"AllowedOrigins": [origin], "AllowedMethods": ["POST", "PUT"], "AllowedHeaders": ["*"]}
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration={"CORSRules": [rule]})
 
 
 def test_a_recording_goes_straight_to_storage_with_progress(

@@ -6,9 +6,19 @@
  * shown in the box's <progress>; then put the reference in the hidden input and empty the file
  * input, so the form sends only the reference. Without this script the file input uploads
  * through Django as usual.
+ *
+ * A large file gets a multipart ticket instead (keyed_storage.multipart): its parts are PUT,
+ * PARALLEL at a time, to part URLs the site signs a few at a time, with one progress bar over
+ * the whole file. The upload is remembered in localStorage (by page, field, and the file's name,
+ * size and date), so after a dropped connection or a reload, picking the same file again asks
+ * the site which parts it has and sends only the others. Cancel aborts it: no part remains.
  */
 (function () {
   "use strict";
+
+  var PARALLEL = 4; // parts in flight at once: memory stays at a few parts' worth
+  var URL_BATCH = 8; // part URLs asked for at a time (they expire after minutes)
+  var MEMORY = "keyed-storage-upload:";
 
   function csrfToken(form) {
     var input = form && form.querySelector("input[name=csrfmiddlewaretoken]");
@@ -19,6 +29,26 @@
     return match ? decodeURIComponent(match[1]) : "";
   }
 
+  function remembered(key) {
+    try {
+      return JSON.parse(window.localStorage.getItem(key) || "null");
+    } catch (error) {
+      return null; // storage disabled, or not ours
+    }
+  }
+
+  function remember(key, value) {
+    try {
+      if (value) {
+        window.localStorage.setItem(key, JSON.stringify(value));
+      } else {
+        window.localStorage.removeItem(key);
+      }
+    } catch (error) {
+      // Without storage an upload still works; it only cannot resume after a reload.
+    }
+  }
+
   function setUp(box) {
     var input = box.querySelector("input[type=file]");
     var token = box.querySelector("input[data-keyed-storage-token]");
@@ -27,7 +57,7 @@
     var cancel = box.querySelector("button.keyed-storage-cancel");
     var status = box.querySelector(".keyed-storage-status");
     var form = box.closest("form");
-    var xhr = null;
+    var running = null; // the upload in progress: {cancel: function}
     var events = 0;
 
     function show(state, text) {
@@ -38,44 +68,108 @@
     }
 
     function fail(text) {
-      xhr = null;
+      running = null;
       reference.value = "";
       input.value = "";
       show("failed", text);
     }
 
+    function done(file, ticket) {
+      running = null;
+      reference.value = ticket.reference;
+      input.value = "";
+      show("done", file.name + " is uploaded: save to keep it.");
+    }
+
+    function showProgress(file, loaded, total) {
+      events += 1;
+      box.dataset.progressEvents = String(events);
+      progress.max = total;
+      progress.value = loaded;
+      status.textContent = Math.floor((100 * loaded) / total) + "% of " + file.name;
+    }
+
+    function ask(url, fields) {
+      var body = new FormData();
+      body.append("token", token.value);
+      Object.keys(fields).forEach(function (name) {
+        body.append(name, fields[name]);
+      });
+      return fetch(url, {
+        method: "POST",
+        body: body,
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken(form) },
+      }).then(function (response) {
+        // Not JSON: a page of the site's own (a CSRF failure, a sign-in page, an error).
+        return response
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (answer) {
+            if (!response.ok) {
+              var error = new Error(answer.error || "The upload was refused (" + response.status + ").");
+              error.code = answer.code;
+              throw error;
+            }
+            return answer;
+          });
+      });
+    }
+
+    function memoryKey(file) {
+      return [MEMORY + window.location.pathname, token.name, file.name, file.size, file.lastModified].join(":");
+    }
+
     function upload(file) {
-      if (xhr) {
-        var previous = xhr;
-        xhr = null; // its abort is not this upload's failure
-        previous.abort();
+      if (running) {
+        var previous = running;
+        running = null; // its end is not this upload's failure
+        previous.cancel(false);
       }
       reference.value = "";
       events = 0;
       progress.max = file.size || 1;
       progress.value = 0;
       show("uploading", "Preparing " + file.name + "…");
-      var ask = new FormData();
-      ask.append("token", token.value);
-      ask.append("filename", file.name);
-      ask.append("size", String(file.size));
-      ask.append("content_type", file.type);
-      fetch(box.dataset.ticketUrl, {
-        method: "POST",
-        body: ask,
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken(form) },
-      })
-        .then(function (response) {
-          // Not JSON: a page of the site's own (a CSRF failure, a sign-in page, an error).
-          return response.json().catch(function () {
-            return {};
-          }).then(function (answer) {
-            if (!response.ok || !answer.url) {
-              throw new Error(answer.error || "The upload was refused (" + response.status + ").");
+      var key = memoryKey(file);
+      var saved = remembered(key);
+      var resumed = saved
+        ? ask(saved.uploaded_parts, { reference: saved.reference }).then(
+            function (answer) {
+              return { ticket: saved, stored: answer.parts };
+            },
+            function () {
+              remember(key, null); // finished, cancelled or expired: start again
+              return null;
             }
-            send(file, answer);
+          )
+        : Promise.resolve(null);
+      resumed
+        .then(function (found) {
+          if (found) {
+            return found;
+          }
+          return ask(box.dataset.ticketUrl, {
+            filename: file.name,
+            size: String(file.size),
+            content_type: file.type,
+          }).then(function (ticket) {
+            if (ticket.parts) {
+              remember(key, ticket);
+            } else if (!ticket.url) {
+              throw new Error("The upload was refused.");
+            }
+            return { ticket: ticket, stored: [] };
           });
+        })
+        .then(function (found) {
+          if (found.ticket.parts) {
+            sendParts(file, found.ticket, found.stored, key);
+          } else {
+            send(file, found.ticket);
+          }
         })
         .catch(function (error) {
           fail(error.message);
@@ -89,42 +183,178 @@
       });
       body.append("file", file); // last: S3 ignores fields after the file
       var request = new XMLHttpRequest();
-      xhr = request;
+      var mine = {
+        cancel: function () {
+          request.abort();
+        },
+      };
+      running = mine;
       request.upload.addEventListener("progress", function (event) {
-        events += 1;
-        box.dataset.progressEvents = String(events);
         if (event.lengthComputable) {
-          progress.max = event.total;
-          progress.value = event.loaded;
-          status.textContent = Math.floor((100 * event.loaded) / event.total) + "% of " + file.name;
+          showProgress(file, event.loaded, event.total);
         }
       });
       request.addEventListener("load", function () {
-        if (xhr !== request) {
+        if (running !== mine) {
           return;
         }
         if (request.status >= 200 && request.status < 300) {
-          xhr = null;
-          reference.value = ticket.reference;
-          input.value = "";
-          show("done", file.name + " is uploaded: save to keep it.");
+          done(file, ticket);
         } else {
           fail("The upload was refused (" + request.status + "). Please try again.");
         }
       });
       request.addEventListener("error", function () {
-        if (xhr === request) {
+        if (running === mine) {
           fail("The upload failed. Please try again.");
         }
       });
       request.addEventListener("abort", function () {
-        if (xhr === request) {
+        if (running === mine) {
           fail("Upload cancelled.");
         }
       });
       request.open("POST", ticket.url);
       request.send(body);
       show("uploading", "Uploading " + file.name + "…");
+    }
+
+    function sendParts(file, ticket, stored, key) {
+      var size = ticket.part_size;
+      var have = {};
+      var storedBytes = 0;
+      stored.forEach(function (part) {
+        have[part[0]] = true;
+        storedBytes += part[1];
+      });
+      var waiting = [];
+      for (var number = 1; number <= ticket.parts; number += 1) {
+        if (!have[number]) {
+          waiting.push(number);
+        }
+      }
+      var urls = {};
+      var loaded = {}; // bytes sent of each part in flight
+      var requests = {};
+      var workers = 0;
+      var problem = null;
+      var mine = {
+        cancel: function (told) {
+          problem = "Upload cancelled.";
+          Object.keys(requests).forEach(function (n) {
+            requests[n].abort();
+          });
+          remember(key, null);
+          // The upload is dropped on the server too, so no part is left (nor billed).
+          ask(ticket.abort, { reference: ticket.reference }).catch(function () {});
+          if (told !== false) {
+            fail(problem);
+          }
+        },
+      };
+      running = mine;
+      box.dataset.partsSent = "0";
+
+      function update() {
+        var sum = storedBytes;
+        Object.keys(loaded).forEach(function (n) {
+          sum += loaded[n];
+        });
+        showProgress(file, sum, file.size);
+      }
+
+      function urlFor(number) {
+        if (urls[number]) {
+          return Promise.resolve(urls[number]);
+        }
+        var batch = [number].concat(
+          waiting.filter(function (n) {
+            return !urls[n];
+          }).slice(0, URL_BATCH - 1)
+        );
+        return ask(ticket.part_urls, { reference: ticket.reference, numbers: batch.join(",") }).then(
+          function (answer) {
+            Object.keys(answer.urls).forEach(function (n) {
+              urls[n] = answer.urls[n];
+            });
+            return urls[number];
+          }
+        );
+      }
+
+      function put(number, url) {
+        return new Promise(function (resolve, reject) {
+          var start = (number - 1) * size;
+          var request = new XMLHttpRequest();
+          requests[number] = request;
+          loaded[number] = 0;
+          request.upload.addEventListener("progress", function (event) {
+            loaded[number] = event.loaded;
+            update();
+          });
+          request.addEventListener("load", function () {
+            delete requests[number];
+            if (request.status >= 200 && request.status < 300) {
+              delete loaded[number];
+              storedBytes += Math.min(size, file.size - start);
+              box.dataset.partsSent = String(Number(box.dataset.partsSent) + 1);
+              update();
+              resolve();
+            } else {
+              reject(new Error("Part " + number + " was refused (" + request.status + ")."));
+            }
+          });
+          request.addEventListener("error", function () {
+            delete requests[number];
+            reject(new Error("The connection was lost."));
+          });
+          request.addEventListener("abort", function () {
+            delete requests[number];
+            reject(new Error("Upload cancelled."));
+          });
+          request.open("PUT", url);
+          // A slice is read from disk as it is sent: the page never holds the file.
+          request.send(file.slice(start, Math.min(start + size, file.size)));
+        });
+      }
+
+      function finished() {
+        workers -= 1;
+        if (workers > 0 || running !== mine) {
+          return;
+        }
+        if (problem) {
+          // The parts stored so far stay: picking the same file again sends only the rest.
+          fail(problem + " Pick the same file again to resume.");
+        } else {
+          remember(key, null);
+          done(file, ticket);
+        }
+      }
+
+      function work() {
+        if (problem || running !== mine || !waiting.length) {
+          finished();
+          return;
+        }
+        var number = waiting.shift();
+        urlFor(number)
+          .then(function (url) {
+            return put(number, url);
+          })
+          .then(work, function (error) {
+            delete loaded[number];
+            problem = problem || error.message;
+            finished();
+          });
+      }
+
+      show("uploading", "Uploading " + file.name + "…");
+      update();
+      workers = Math.max(1, Math.min(PARALLEL, waiting.length));
+      for (var i = 0; i < workers; i += 1) {
+        work();
+      }
     }
 
     input.addEventListener("change", function () {
@@ -142,13 +372,13 @@
       }
     });
     cancel.addEventListener("click", function () {
-      if (xhr) {
-        xhr.abort();
+      if (running) {
+        running.cancel();
       }
     });
     if (form) {
       form.addEventListener("submit", function (event) {
-        if (xhr) {
+        if (running) {
           event.preventDefault();
           status.textContent = "Wait for the upload to finish, or cancel it, before saving.";
         }

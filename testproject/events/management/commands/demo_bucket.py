@@ -1,6 +1,6 @@
 """Create the demo's bucket on a local S3 server, readable by anyone, as `make demo-s3` needs.
 
-Browsers on the demo's pages may POST to it (a CORS rule for --origin): the admin's session
+Browsers on the demo's pages may POST and PUT to it (a CORS rule for --origin): the admin's session
 recordings and slides are uploaded straight to the bucket.
 
 It reads the same environment variables as keyed_storage (BUCKET_NAME, AWS_KEY, AWS_SECRET,
@@ -66,9 +66,10 @@ class Command(BaseCommand):
                     raise
                 break
         client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
-        # What a bucket needs before browsers may POST direct uploads to it (README, "In forms
-        # and the admin"). A preflight is sent because the widget listens to upload progress.
-        rule = {"AllowedOrigins": [origin], "AllowedMethods": ["POST"], "AllowedHeaders": ["*"]}
+        # What a bucket needs before browsers may POST direct uploads to it, and PUT the parts
+        # of large ones (README, "In forms and the admin", "Resumable uploads"). A preflight
+        # is sent because the widget listens to upload progress.
+        rule = {"AllowedOrigins": [origin], "AllowedMethods": ["POST", "PUT"], "AllowedHeaders": ["*"]}
         client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
         self._wait_until_readable(client, bucket, deadline)
         self.stdout.write(

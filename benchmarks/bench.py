@@ -5,7 +5,7 @@ moto server (its own process on 127.0.0.1). Timings are medians of repeated batc
 printed ratio is comparator time / keyed_storage time for speed (higher is better for us)
 and keyed throughput / comparator throughput for transfers. Nothing here passes or fails.
 
-    python benchmarks/bench.py [--quick] [--only links|storage|servers|images]
+    python benchmarks/bench.py [--quick] [--only links|storage|servers|images|multipart]
 """
 
 from __future__ import annotations
@@ -356,6 +356,109 @@ def bench_memory(endpoint: str, bucket: str, size: int) -> None:
     )
 
 
+def bench_multipart(endpoint: str, bucket: str, size: int, rounds: int = 2) -> None:
+    """A multipart direct upload as the widget makes it (parts of 16 MiB, four at a time, to
+    presigned part URLs the Django process signs eight at a time) against boto3's own
+    multipart upload_file with the same part size and concurrency, on the same server; and
+    the peak memory of the Django process while the file goes past it."""
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+    from boto3.s3.transfer import TransferConfig
+
+    part_size, parallel = 16 * MiB, 4
+    client = boto3_client(endpoint)
+    child = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multipart_child.py")
+    directory = tempfile.mkdtemp(prefix="keyed-bench-multipart-")
+    path = os.path.join(directory, "recording.bin")
+    with open(path, "wb") as out:  # incompressible, written a MiB at a time
+        for _ in range(size // MiB):
+            out.write(os.urandom(MiB))
+    growth: list[float] = []
+    finishing: list[float] = []  # when the last part was stored, each round
+    finish_share = 1.0  # of the time, spent in finish_upload() (completing and checking)
+
+    def ours(django: subprocess.Popen, ticket: dict) -> None:
+        assert django.stdin is not None and django.stdout is not None
+        asking = threading.Lock()
+        urls: dict[int, str] = {}
+        numbers = list(range(1, ticket["parts"] + 1))
+
+        def url(number: int) -> str:
+            with asking:  # one conversation with the Django process at a time
+                if number not in urls:
+                    batch = [n for n in numbers[number - 1 : number + 7]]
+                    django.stdin.write(f"urls {','.join(map(str, batch))}\n")
+                    django.stdin.flush()
+                    urls.update({int(n): u for n, u in json.loads(django.stdout.readline()).items()})
+                return urls[number]
+
+        def send(number: int) -> None:
+            with open(path, "rb") as file:
+                body = os.pread(file.fileno(), ticket["part_size"], (number - 1) * ticket["part_size"])
+            answer = requests.put(url(number), data=body, timeout=300)
+            answer.raise_for_status()
+
+        with ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(send, numbers))
+        finishing.append(time.perf_counter())
+        django.stdin.write("finish\n")
+        django.stdin.flush()
+        name, baseline, peak = django.stdout.readline().split()
+        django.wait()
+        growth.append((int(peak) - int(baseline)) / 1024)
+        client.delete_object(Bucket=bucket, Key=name)
+
+    def boto() -> None:
+        config = TransferConfig(
+            multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=parallel
+        )
+        client.upload_file(path, bucket, "bench/boto3-multipart", Config=config)
+        client.delete_object(Bucket=bucket, Key="bench/boto3-multipart")
+
+    best = [0.0, 0.0]
+    try:
+        for _ in range(rounds):  # interleaved, as in best_throughputs()
+            # The Django process starts, and the upload begins (CreateMultipartUpload), before
+            # the clock: a site's processes are running already.
+            django = subprocess.Popen(
+                [sys.executable, child, endpoint, bucket, str(size)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert django.stdout is not None
+            ticket = json.loads(django.stdout.readline())
+            start = time.perf_counter()
+            ours(django, ticket)  # the parts, then finish_upload(): complete and check
+            end = time.perf_counter()
+            best[0] = max(best[0], size / MiB / (end - start))
+            finish_share = min(finish_share, (end - finishing[-1]) / (end - start))
+            start = time.perf_counter()
+            boto()
+            best[1] = max(best[1], size / MiB / (time.perf_counter() - start))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    keyed, theirs = best
+    row(
+        f"multipart direct upload and finish_upload(), {size // MiB} MiB",
+        f"{keyed:.0f} MiB/s",
+        f"{theirs:.0f} MiB/s",
+        "boto3 upload_file, 16 MiB parts x4",
+        f"{keyed / theirs:.2f}x",
+    )
+    print(f"  (finish_upload(): {finish_share:.0%} of the direct upload's time)", flush=True)
+    row(
+        f"Django process peak RSS growth, {size // MiB} MiB multipart direct upload",
+        f"+{max(growth):.1f} MiB",
+        f"{size // MiB} MiB",
+        "the bytes uploaded (none pass through Django)",
+        f"{max(growth) * MiB / size:.4f}x",
+    )
+
+
 def bench_local_large(size: int) -> None:
     from django.core.files.uploadedfile import TemporaryUploadedFile
 
@@ -423,9 +526,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["links", "storage", "servers", "images"],
+        choices=["links", "storage", "servers", "images", "multipart"],
         help="only the link rows, the storage rows (links, requests, transfers on moto), the upload "
-        "rows on moto and SeaweedFS side by side, or the image rows",
+        "rows on moto and SeaweedFS side by side, the image rows, or the multipart direct upload rows",
     )
     options = parser.parse_args()
     big = 64 * MiB if options.quick else 100 * MiB
@@ -454,6 +557,8 @@ def main() -> None:
                 bench_servers({"moto": endpoint, "SeaweedFS": seaweedfs.endpoint}, big)
         if options.only in (None, "images"):
             images.run(endpoint, bucket, quick=options.quick)
+        if options.only in (None, "multipart"):
+            bench_multipart(endpoint, bucket, stream)
     finally:
         process.kill()
         process.wait()

@@ -77,6 +77,7 @@ def configure_django(media_root: str | None = None) -> str:
             # In memory: the image rows save models; nothing else touches a database.
             DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
             USE_TZ=True,
+            SECRET_KEY="benchmarks-only",  # direct uploads sign their references
         )
         django.setup()
     return media_root

@@ -435,3 +435,58 @@ def test_the_widgets_views_want_the_csrf_token(mode, django_user_model):
     mine = {"token": token, "reference": ticket["reference"]}
     assert client.post(ticket["uploaded_parts"], mine).status_code == 403
     assert client.post(ticket["uploaded_parts"], mine, headers=csrf).status_code == 200
+
+
+# Part URLs are SigV4 as botocore signs them ----------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzEBY+token/with=odd&chars"])
+@pytest.mark.parametrize(
+    ("bucket", "region", "endpoint", "style"),
+    [
+        ("media-bucket", "eu-west-1", None, "virtual"),
+        ("media.example.org", "ap-south-1", None, "path"),
+        ("media-bucket", "us-east-1", "http://127.0.0.1:9000", "path"),
+    ],
+)
+def test_part_urls_equal_botocores_with_the_content_length_signed(
+    monkeypatch, token, bucket, region, endpoint, style
+):
+    import time
+
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    from .helpers import TEST_KEY, TEST_SECRET
+    from .test_performance_contracts import FROZEN, freeze_botocore_clock
+
+    env = {"BUCKET_NAME": bucket, "AWS_KEY": TEST_KEY, "AWS_SECRET": TEST_SECRET, "AWS_REGION": region}
+    if endpoint:
+        env["AWS_ENDPOINT_URL_S3"] = endpoint
+    if token:
+        env["AWS_SESSION_TOKEN"] = token
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config.reset()
+    name, upload_id = "events/7/Zoë's talk/0661290e4f8c1b2a/Q&A #2+notes.mp4", "2~abc/def+ghi=="
+    monkeypatch.setattr(time, "time", lambda: FROZEN.timestamp())
+    ours = backends.for_config(config.current()).part_url(name, upload_id, 7, size=PART, expires=900)
+    monkeypatch.undo()
+    freeze_botocore_clock(monkeypatch)
+    client = boto3.session.Session(
+        aws_access_key_id=TEST_KEY, aws_secret_access_key=TEST_SECRET, aws_session_token=token
+    ).client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint,
+        config=BotoConfig(signature_version="s3v4", s3={"addressing_style": style}),
+    )
+    theirs = client.generate_presigned_url(
+        "upload_part",
+        Params={"Bucket": bucket, "Key": name, "UploadId": upload_id, "PartNumber": 7, "ContentLength": PART},
+        ExpiresIn=900,
+    )
+    ours_parts, theirs_parts = urlsplit(ours), urlsplit(theirs)
+    assert ours_parts._replace(query="") == theirs_parts._replace(query="")
+    assert dict(parse_qsl(ours_parts.query)) == dict(parse_qsl(theirs_parts.query))
+    assert dict(parse_qsl(ours_parts.query))["X-Amz-SignedHeaders"] == "content-length;host"

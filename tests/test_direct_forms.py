@@ -25,6 +25,7 @@ from django.urls import reverse
 from events.models import Event, Session, Speaker
 from keyed_storage import KeyedStorage
 from keyed_storage.admin import FilePreviewMixin
+from keyed_storage.direct import published_name
 from keyed_storage.direct_forms import TOKEN_MAX_AGE, DirectFileField, field_token
 
 from .helpers import fetch, wav_bytes
@@ -208,7 +209,7 @@ def test_the_reference_saves_the_stored_name_and_replaces_the_old_file(
         response = save_form(editor_client, session, **{"audio-reference": ticket["reference"]})
     assert response.status_code == 302, response.content.decode()[-2000:]
     session.refresh_from_db()
-    assert session.audio.name == ticket["fields"]["key"]
+    assert session.audio.name == published_name(ticket["fields"]["key"])
     stored = fetch(session.audio.url)
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(RECORDING).hexdigest()
     assert not KeyedStorage().exists(old)  # replaced as any new file replaces the old one
@@ -252,6 +253,7 @@ def test_a_file_whose_bytes_the_field_refuses_is_a_form_error_and_removed(editor
     assert response.status_code == 200
     assert "text/html" in response.content.decode()
     assert not KeyedStorage().exists(ticket["fields"]["key"])
+    assert not KeyedStorage().exists(published_name(ticket["fields"]["key"]))
     session.refresh_from_db()
     assert not session.audio
 
@@ -267,7 +269,7 @@ def test_a_form_shown_again_keeps_the_reference(editor_client, session):
     fixed = save_form(editor_client, session, **sent)
     assert fixed.status_code == 302
     session.refresh_from_db()
-    assert session.audio.name == ticket["fields"]["key"]
+    assert session.audio.name == published_name(ticket["fields"]["key"])
 
 
 def test_without_javascript_the_file_goes_through_django(editor_client, session):
@@ -304,7 +306,7 @@ def test_a_model_form_of_ones_own_takes_a_reference_once_bound_to_the_user(edito
     assert form.is_valid(), form.errors
     form.save()
     session.refresh_from_db()
-    assert session.audio.name == ticket["fields"]["key"]
+    assert session.audio.name == published_name(ticket["fields"]["key"])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -319,7 +321,10 @@ def test_a_rolled_back_save_removes_the_direct_upload_and_keeps_the_old_file(edi
     with pytest.raises(RuntimeError), transaction.atomic():
         form.save()
         raise RuntimeError("the request failed after the save")
-    assert not KeyedStorage().exists(ticket["fields"]["key"]), "the rolled-back save's upload was left"
+    assert not KeyedStorage().exists(published_name(ticket["fields"]["key"])), (
+        "the rolled-back save's upload was left"
+    )
+    assert not KeyedStorage().exists(ticket["fields"]["key"])
     assert KeyedStorage().exists(old)
     assert Session.objects.get(pk=session.pk).audio.name == old
 

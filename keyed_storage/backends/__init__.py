@@ -58,10 +58,12 @@ class Backend(Protocol):
     def read_start(self, name: str, length: int, version: str) -> bytes:
         """The first `length` bytes of `name` while it is still `version` (else ObjectChanged)."""
 
-    def present(
-        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    def publish(
+        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
     ) -> None:
-        """Give the stored `name` the headers a save of the same bytes (`info`) would."""
+        """Give the checked object `upload` (still `version`, else ObjectChanged) the new name
+        `name` (free, else NameTaken) and the headers a save of the same bytes (`info`) would
+        have; `upload` is gone after."""
 
     # Many objects -----------------------------------------------------------------------
     def names_under(self, key: str) -> list[str]:

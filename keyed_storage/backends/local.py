@@ -350,11 +350,31 @@ class LocalBackend(FileSystemStorage):
         except FileNotFoundError as error:
             raise ObjectChanged(f"{name!r} was removed while it was being checked.", name=name) from error
 
-    def present(
-        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    def publish(
+        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
     ) -> None:
-        """Nothing to do on disk: a file's headers (Cache-Control included) are decided from its
-        name and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+        """Move the checked file `upload` to the new name `name` (a hard link, made only if
+        `name` is free, then the unlink of `upload`), if `upload` is still `version`.
+
+        Headers (Cache-Control included) need nothing here: a file's are decided from its name
+        and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+        source, target = self.path(upload), self.path(name)
+        made = self._make_directory(os.path.dirname(target))
+        try:
+            try:
+                if _version(os.stat(source)) != version:
+                    raise ObjectChanged(f"{upload!r} was replaced while it was being checked.", name=upload)
+                os.link(source, target)
+            except FileNotFoundError as error:
+                raise ObjectChanged(
+                    f"{upload!r} was removed while it was being checked.", name=upload
+                ) from error
+            except FileExistsError as error:
+                raise NameTaken(name) from error
+        except BaseException:
+            self._remove_empty(reversed(made))
+            raise
+        self.delete(upload)
 
 
 class Incoming:

@@ -457,23 +457,39 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             )
             return answer["Body"].read()
 
-    def present(
-        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    def publish(
+        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
     ) -> None:
-        """Give `name` the headers a save of the same bytes would have: a copy onto itself
-        (server-side, no byte passes through here) replacing its metadata, made only if its
-        ETag is still `version`, so the bytes presented are the bytes that were checked.
+        """Copy the checked object `upload` to the new name `name` with the headers a save of
+        the same bytes would have, then delete `upload`. Server-side: no byte passes through here.
 
-        One CopyObject covers every object a POST can make (at most 5 GB, S3's POST limit)."""
-        with self._failing("set the headers of", name), self._unchanged(name):
-            self.client.copy_object(
-                Bucket=self.bucket_name,
-                Key=name,
-                CopySource={"Bucket": self.bucket_name, "Key": name},
-                CopySourceIfMatch=version,
-                MetadataDirective="REPLACE",
-                **object_params(info, cache_control),  # type: ignore[arg-type]
-            )
+        The copy is made only if `upload`'s ETag is still `version` (so the bytes published are
+        the bytes checked) and only if `name` is free (If-None-Match, where the server honours
+        it); NameTaken if it is not. A ticket can write `upload` again until it expires, but
+        never `name`. One CopyObject covers every object a POST can make (5 GB, S3's limit)."""
+        with self._failing("publish", name):
+            try:
+                self.client.copy_object(
+                    Bucket=self.bucket_name,
+                    Key=name,
+                    CopySource={"Bucket": self.bucket_name, "Key": upload},
+                    CopySourceIfMatch=version,
+                    IfNoneMatch="*",
+                    MetadataDirective="REPLACE",
+                    **object_params(info, cache_control),  # type: ignore[arg-type]
+                )
+            except ClientError as error:
+                if error.response["ResponseMetadata"]["HTTPStatusCode"] not in (404, 412):
+                    raise
+                # One status for both conditions: the name taken, or the upload changed.
+                if self.head(name) is not None:
+                    raise NameTaken(name) from error
+                raise ObjectChanged(
+                    f"{upload!r} in {self._where} was replaced or removed while it was being checked.",
+                    name=upload,
+                    location=self.keyed_config.bucket,
+                ) from error
+        self.delete(upload)
 
     @contextmanager
     def _unchanged(self, name: str) -> Iterator[None]:

@@ -12,7 +12,7 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
-from .direct_forms import DirectFileField, DirectUploadWidget, unfit_for_direct_uploads
+from .direct_forms import DirectFileField, DirectImageField, DirectUploadWidget, unfit_for_direct_uploads
 from .widgets import FilePreviewWidget, render_preview
 
 if TYPE_CHECKING:
@@ -61,7 +61,8 @@ class FilePreviewMixin(_AdminBase):
         ):
             if db_field.name in self.direct_upload_fields:
                 user = getattr(request, "user", None)
-                kwargs |= {"widget": DirectUploadWidget, "form_class": DirectFileField, "user": user}
+                form_class = DirectImageField if isinstance(db_field, models.ImageField) else DirectFileField
+                kwargs |= {"widget": DirectUploadWidget, "form_class": form_class, "user": user}
             else:
                 kwargs["widget"] = self.preview_widget
         return super().formfield_for_dbfield(db_field, request, **kwargs)

@@ -17,6 +17,7 @@ finish an upload another one started.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from .caching import cache_control
 from .config import Config
 from .content import SNIFF_BYTES, ContentInfo, identify
 from .exceptions import FileRefused, NameTaken, ObjectChanged, ReferenceRefused, UploadMissing
+from .images import DEFAULT_MAX_PIXELS, ImageRefused, displayed_size
 from .keys import TOKEN_HEX_CHARS, TOKEN_TIME_HEX, FinishedName, fresh_name, split_tokened, validate_key
 from .privacy import strip_identifying_metadata
 from .storage import PRIVACY_TYPES
@@ -40,6 +42,9 @@ from .validators import accepted_patterns, accepted_type, known_type, refuse_siz
 # References are signed with this salt (plus the binding), so no other value the site signs
 # (a session, a password-reset token, the local endpoint's ticket) can pass for one.
 SALT = "keyed_storage.direct.reference"
+
+# How much of a stored picture image_size() may read, in turn, to find its size.
+IMAGE_HEADER_READS = (64 * 1024, 1024 * 1024)
 
 # A reference is accepted for twice the ticket's lifetime: an upload that begins just before
 # its ticket expires has as long again to arrive and be finished.
@@ -223,6 +228,31 @@ def _store_cleaned(
     finally:
         original.close()
     backend.delete(upload)
+
+
+def image_size(name: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of the stored picture `name` as shown (EXIF orientation applied), told
+    from its first bytes: a ranged read of 64 KiB, and of 1 MiB if its header is longer
+    (a camera's EXIF block, with its thumbnail, comes before a JPEG's frame header); never
+    more. ImageRefused if it is not a picture Pillow reads, has more than `max_pixels`
+    pixels, or its header does not end within 1 MiB.
+    """
+    backend = backends.for_config(config.current())
+    head = backend.head(name)
+    if head is None:
+        raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
+    for length in IMAGE_HEADER_READS:
+        start = backend.read_start(name, min(length, head.size), head.version) if head.size else b""
+        try:
+            return displayed_size(io.BytesIO(start), max_pixels=max_pixels)
+        except ImageRefused as refused:
+            if refused.code == "image_pixels" or len(start) >= head.size:
+                raise
+    raise ImageRefused(
+        _("This image could not be read: its header is longer than %(limit)s."),
+        code="image_header",
+        params={"limit": "1 MiB"},
+    )
 
 
 def _load(reference: str, bound_to: str) -> dict[str, Any]:

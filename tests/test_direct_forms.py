@@ -1,6 +1,6 @@
 """Direct uploads in forms: the ticket view, the widget's token, and the form field that finishes.
 
-Through the demo's admin (SessionAdmin.direct_upload_fields = ["audio", "slides"]), with
+Through the demo's admin (FilePreviewMixin: every field that can takes direct uploads), with
 Django's test client for the site and plain HTTP for the upload itself, as a browser sends
 it: to moto's server in S3 mode, to keyed_storage's endpoint on the live server locally.
 """
@@ -356,3 +356,34 @@ def test_direct_upload_fields_must_name_fields_that_can_take_them():
     assert "'name', which cannot take direct uploads: it is not a file field" in messages[0]
     assert "'nickname', which cannot take direct uploads: Speaker has no such field" in messages[1]
     assert SessionAdmin(Session, admin.site).check() == []
+
+
+def test_every_field_that_can_takes_direct_uploads_by_default(editor_client, session, rf, editor):
+    event = session.event
+    page = editor_client.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert hidden_value(page, "logo-token") and hidden_value(page, "background-token")
+    # The inline's saved session too: its prefix names the row.
+    assert hidden_value(page, "sessions-0-audio-token")
+
+    class Quiet(FilePreviewMixin, admin.ModelAdmin):
+        direct_upload_fields = ()
+
+    class OnlyAudio(FilePreviewMixin, admin.ModelAdmin):
+        direct_upload_fields = ["audio"]
+
+    request = rf.get("/")
+    request.user = editor
+    for admin_class, expected in ((Quiet, set()), (OnlyAudio, {"audio"})):
+        form_class = admin_class(Session, admin.site).get_form(request, session)
+        fields = form_class.base_fields.items()
+        direct = {name for name, field in fields if isinstance(field, DirectFileField)}
+        assert direct == expected, admin_class
+
+
+def test_direct_upload_fields_is_all_or_names():
+    class Mistyped(FilePreviewMixin, admin.ModelAdmin):
+        direct_upload_fields = "audio"
+
+    errors = Mistyped(Session, admin.site).check()
+    assert [error.id for error in errors] == ["keyed_storage.E012"]
+    assert "it is '__all__' or a list of field names" in errors[0].msg

@@ -42,6 +42,8 @@ class Step:
     title: str
     cause: str = ""
     fix: str = ""
+    # Passed, but with something worth fixing: shown with its cause and fix, never a failure.
+    warning: bool = False
 
     @classmethod
     def failed(cls, title: str, diagnosis: Diagnosis) -> Step:
@@ -145,6 +147,7 @@ def _s3_steps(cfg: config.Config) -> Iterator[Step]:
         stored = stored and step.ok
         yield step
     yield _stored_cache_step(cfg, backend)
+    yield _abandoned_uploads_step(cfg, backend)
     if stored:  # a direct upload needs what the probe needs, and more
         yield _direct_upload_step(cfg)
 
@@ -182,6 +185,43 @@ def _stored_cache_step(cfg: config.Config, backend: Backend) -> Step:
         f"--bucket {cfg.bucket} --key KEY --copy-source {cfg.bucket}/KEY --metadata-directive REPLACE "
         f"--content-type TYPE --cache-control '{expected}'",
     )
+
+
+def _abandoned_uploads_step(cfg: config.Config, backend: Backend) -> Step:
+    """Whether the bucket removes the parts of multipart uploads nobody finished (a large save
+    whose process was killed, a direct upload abandoned midway): S3 keeps them, invisible to
+    any listing of objects, and bills them until a lifecycle rule aborts the upload.
+
+    A warning, not a failure: every upload works without the rule, it only costs more."""
+    title = "abandoned multipart uploads"
+    fix = (
+        "Add a lifecycle rule that aborts them: `manage.py keyed_storage policy --only lifecycle` "
+        "prints one, and `aws s3api put-bucket-lifecycle-configuration --bucket "
+        f"{cfg.bucket} --lifecycle-configuration file://lifecycle.json` applies it (it replaces the "
+        "bucket's lifecycle rules: if it has some, add this rule to them)."
+    )
+    try:
+        days = backend.incomplete_upload_expiry()
+    except Exception as error:
+        found = explain(error, action="s3:GetLifecycleConfiguration", config=cfg)
+        return Step(
+            True,
+            title,
+            f"The bucket's lifecycle configuration could not be read, so whether it removes them is "
+            f"unknown. {found.cause}",
+            found.fix if found.fix != "See the message above." else fix,
+            warning=True,
+        )
+    if days is None:
+        return Step(
+            True,
+            title,
+            "No enabled lifecycle rule for the whole bucket aborts incomplete multipart uploads: "
+            "the parts of an upload interrupted midway stay in the bucket, invisible and billed.",
+            fix,
+            warning=True,
+        )
+    return Step(True, f"{title}: a lifecycle rule removes their parts {days} day(s) after they began")
 
 
 def _clock_step(server_time: datetime | None) -> Step:

@@ -370,13 +370,8 @@ class LocalBackend(FileSystemStorage):
 
     def listing(self, prefix: str, limit: int) -> Listing:
         """Up to `limit` file names starting with `prefix`, in name order; the clock is this machine's."""
-        names: list[str] = []
-        for name, _ in self.inventory():
-            if len(names) == limit:
-                break
-            if name.startswith(prefix):
-                names.append(name)
-        return Listing(names, None)
+        names = sorted(name for name, _ in self.inventory() if name.startswith(prefix))
+        return Listing(names[:limit], None)
 
     def incomplete_upload_expiry(self) -> int:
         """0: nothing of an unfinished write is kept or billed here. A write cut short leaves at
@@ -389,7 +384,7 @@ class LocalBackend(FileSystemStorage):
         if found is None:
             return None
         sent = cache_control(self.keyed_config, immutable=has_token(name))
-        return Look(found.size, sent, {"version": found.version})
+        return Look(found.size, sent, {})
 
     def digest(self, name: str, look: Look, *, recorded: bool = True) -> Digest | None:
         """None: a file carries no checksum; only reading it tells."""

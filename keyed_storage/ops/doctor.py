@@ -20,7 +20,7 @@ from django.core.files.base import ContentFile
 from .. import backends, config
 from ..caching import cache_control
 from ..keys import has_token, object_name
-from .explain import Diagnosis, explain, explain_get
+from .explain import POLICY_FIX, Diagnosis, error_code, explain, explain_get
 
 if TYPE_CHECKING:
     from ..backends import Backend
@@ -203,13 +203,14 @@ def _abandoned_uploads_step(cfg: config.Config, backend: Backend) -> Step:
     try:
         days = backend.incomplete_upload_expiry()
     except Exception as error:
-        found = explain(error, action="s3:GetLifecycleConfiguration", config=cfg)
+        action = "s3:GetLifecycleConfiguration"
+        denied = error_code(error)[0] in ("AccessDenied", "403")
         return Step(
             True,
             title,
             f"The bucket's lifecycle configuration could not be read, so whether it removes them is "
-            f"unknown. {found.cause}",
-            found.fix if found.fix != "See the message above." else fix,
+            f"unknown. {explain(error, action=action, config=cfg).cause}",
+            POLICY_FIX.format(action=action) if denied else fix,
             warning=True,
         )
     if days is None:

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import SuspiciousFileOperation
 
 from .. import config
-from ..backends import Digest, Look
+from ..backends import Backend, Digest, Look
 from ..keys import validate_key
 
 if TYPE_CHECKING:
     from ..backends.local import LocalBackend
-    from ..backends.s3 import S3Backend
 
 CHUNK = 1024 * 1024  # bytes read at a time: memory stays flat whatever the file size
 
@@ -98,7 +97,7 @@ def file_chunks(path: str) -> Iterator[bytes]:
             yield chunk
 
 
-def backends_for(cfg: config.Config) -> tuple[LocalBackend, S3Backend]:
+def backends_for(cfg: config.Config) -> tuple[LocalBackend, Backend]:
     """The local and the S3 backend of one configuration, both at once."""
     from ..backends.local import LocalBackend
     from ..backends.s3 import S3Backend
@@ -142,7 +141,9 @@ class LocalSide:
 
 
 class S3Side:
-    def __init__(self, backend: S3Backend):
+    """The bucket's side, asked only what every backend answers."""
+
+    def __init__(self, backend: Backend):
         self.backend = backend
 
     def entries(self) -> Iterator[Entry]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
+import getpass
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, NamedTuple
 
 from django.core import signing
@@ -15,12 +16,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
 from django.urls import NoReverseMatch, reverse
 
+from ..caching import cache_control
 from ..config import Config
-from ..content import ContentInfo
+from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
+from ..keys import has_token
 from ..origin import current_origin
 from ..percent import url_path
-from . import Head
+from . import Digest, Head, Listing, Look
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
@@ -375,6 +378,87 @@ class LocalBackend(FileSystemStorage):
             self._remove_empty(reversed(made))
             raise
         self.delete(upload)
+
+    # Operations: what doctor and sync ask of the disk -------------------------------------
+
+    def identity(self) -> str:
+        """Files are read and written as the user the site runs as."""
+        return f"the site's own user ({getpass.getuser()})"
+
+    def region(self) -> None:
+        """A disk is in no region."""
+
+    def listing(self, prefix: str, limit: int) -> Listing:
+        """Up to `limit` file names starting with `prefix`, in name order; the clock is this machine's."""
+        names = sorted(name for name, _ in self.inventory() if name.startswith(prefix))
+        return Listing(names[:limit], None)
+
+    def incomplete_upload_expiry(self) -> int:
+        """0: nothing of an unfinished write is kept or billed here. A write cut short leaves at
+        most a '.keyed-*' temporary, which no listing shows and no key can take."""
+        return 0
+
+    def look(self, name: str) -> Look | None:
+        """The file's size, and the Cache-Control the local view sends for its name."""
+        found = self.head(name)
+        if found is None:
+            return None
+        sent = cache_control(self.keyed_config, immutable=has_token(name))
+        return Look(found.size, sent, {})
+
+    def digest(self, name: str, look: Look, *, recorded: bool = True) -> Digest | None:
+        """None: a file carries no checksum; only reading it tells."""
+        return None
+
+    def stream(self, name: str) -> Iterator[bytes]:
+        with open(self.path(name), "rb") as file:
+            while chunk := file.read(COPY_CHUNK):
+                yield chunk
+
+    def part_size(self, size: int) -> None:
+        """A file is written in one piece."""
+
+    def store_file(self, name: str, path: str, *, md5: str, progress: Callable[[int], object]) -> None:
+        """Copy the file at `path` in as store() writes (atomically); a file has nowhere to keep `md5`."""
+        with open(path, "rb") as file:
+            # The disk keeps no headers: the view decides them from the bytes when serving.
+            self.store(name, file, ContentInfo(GENERIC, attachment=False))
+            progress(os.fstat(file.fileno()).st_size)
+
+    def refresh_cache_control(self, name: str, look: Look) -> bool:
+        """False: the local view decides the header from the name each time it serves the file."""
+        return False
+
+    def store_checked(self, name: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
+        """Write `chunks` as `name` once `check()` has passed (it raises to refuse them).
+
+        They go to a '.keyed-*' temporary beside the target, which no listing shows, so
+        neither a reader nor a key's replacement sweep sees a file before it is whole and
+        checked; then it is renamed into place, replacing what was there. Directories are made
+        with FILE_UPLOAD_DIRECTORY_PERMISSIONS and the file gets FILE_UPLOAD_PERMISSIONS, as a
+        save's. A refusal or an interruption leaves `name` as it was and removes the
+        temporary and the directories made for it.
+        """
+        path = self.path(name)
+        directory = os.path.dirname(path)
+        created = self._make_directory(directory)
+        temporary = None
+        try:
+            temporary = self._temporary(directory)
+            with open(temporary, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            check()
+            os.chmod(temporary, self.file_mode)
+            os.replace(temporary, path)
+        except BaseException:
+            if temporary is not None:
+                _remove(temporary)
+            self._remove_empty(reversed(created))
+            raise
+        _fsync_directory(directory)
 
 
 class Incoming:

@@ -9,7 +9,7 @@ import pytest
 
 from keyed_storage import config
 from keyed_storage.ops import doctor
-from keyed_storage.ops.policy import iam_policy, lifecycle_configuration
+from keyed_storage.ops.policy import cors_configuration, iam_policy, lifecycle_configuration
 
 from .helpers import TEST_KEY, TEST_SECRET
 from .ops_helpers import free_port, iam_enforcing_s3, run
@@ -347,8 +347,8 @@ def test_local_finds_the_direct_upload_endpoint(local, settings):
 ABANDONED = "abandoned multipart uploads"
 
 
-def warnings(out: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith("! ")]
+def warnings(out: str, about: str = ABANDONED) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("! ") and about in line]
 
 
 def test_warns_when_no_lifecycle_rule_aborts_abandoned_multipart_uploads(s3):
@@ -417,3 +417,62 @@ def test_local_mode_has_no_multipart_uploads_to_check(local, settings):
     out, _, code = run("doctor")
     assert_all_passed(out, code)
     assert ABANDONED not in out
+
+
+CORS = "direct uploads from browsers (CORS)"
+
+
+def test_warns_when_browsers_may_not_send_direct_uploads_to_the_bucket(s3):
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)  # file inputs then upload through Django: slower, not broken
+    assert warnings(out, CORS) == [f"! {CORS}"]
+    assert "POST from no origin; PUT from no origin" in out
+    assert "keyed_storage policy --only cors --origin" in out
+    assert f"put-bucket-cors --bucket {s3.bucket}" in out
+
+
+def test_the_printed_cors_rule_satisfies_the_doctor(s3, monkeypatch):
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
+    config.reset()
+    configuration = cors_configuration(["https://events.example.org"])
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration=configuration)
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert warnings(out, CORS) == []
+    assert f"✓ {CORS}: POST and PUT allowed from https://events.example.org" in out
+
+
+@pytest.mark.parametrize(
+    "rules, told",
+    [
+        # POST alone: one-request uploads would work, the parts of a multipart one would not.
+        (
+            [{"AllowedOrigins": ["https://events.example.org"], "AllowedMethods": ["POST"]}],
+            "POST from https://events.example.org; PUT from no origin",
+        ),
+        # Another site's origin.
+        (
+            [{"AllowedOrigins": ["https://other.example.org"], "AllowedMethods": ["POST", "PUT"]}],
+            "not both from https://events.example.org",
+        ),
+    ],
+    ids=["post-only", "another-origin"],
+)
+def test_a_cors_rule_that_leaves_uploads_out_is_warned_about(s3, monkeypatch, rules, told):
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
+    config.reset()
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration={"CORSRules": rules})
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert warnings(out, CORS) == [f"! {CORS}"]
+    assert told in out
+
+
+def test_a_wildcard_origin_admits_the_site(s3, monkeypatch):
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
+    config.reset()
+    rule = {"AllowedOrigins": ["https://*.example.org"], "AllowedMethods": ["PUT", "POST"]}
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration={"CORSRules": [rule]})
+    out, _, code = run("doctor")
+    assert warnings(out, CORS) == []
+    assert code == 0

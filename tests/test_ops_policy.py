@@ -19,6 +19,7 @@ BUCKET_ACTIONS_WANTED = {
     "s3:GetBucketLocation",
     "s3:ListBucketMultipartUploads",  # find unfinished multipart uploads
     "s3:GetLifecycleConfiguration",  # doctor checks that a rule aborts them
+    "s3:GetBucketCORS",  # doctor checks that the site's pages may send direct uploads
 }
 OBJECT_ACTIONS_WANTED = {
     "s3:GetObject",
@@ -230,3 +231,45 @@ def test_the_iam_policy_lets_the_app_clean_up_multipart_uploads(monkeypatch):
         # The same server refuses a user with less: the checks above can fail.
         with pytest.raises(Exception, match="AccessDenied"):
             client("reader").list_multipart_uploads(Bucket=bucket)
+
+
+def test_the_cors_rule_lets_the_site_s_pages_post_and_put(s3):
+    out, _, code = run("policy", "--only", "cors", "--origin", "https://events.example.org")
+    assert code == 0
+    assert json.loads(out) == {
+        "CORSRules": [
+            {
+                "AllowedOrigins": ["https://events.example.org"],
+                "AllowedMethods": ["POST", "PUT"],
+                "AllowedHeaders": ["*"],
+                "MaxAgeSeconds": 3600,
+            }
+        ]
+    }
+    # The bucket takes it as it is printed.
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration=json.loads(out))
+    assert s3.client.get_bucket_cors(Bucket=s3.bucket)["CORSRules"][0]["AllowedMethods"] == ["POST", "PUT"]
+
+
+def test_the_cors_rule_takes_the_base_url_and_says_how_to_apply_it(s3, monkeypatch):
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
+    config.reset()
+    out, err, code = run("policy")
+    assert code == 0
+    assert json.loads(out)["CORSConfiguration"]["CORSRules"][0]["AllowedOrigins"] == [
+        "https://events.example.org"
+    ]
+    assert f"aws s3api put-bucket-cors --bucket {s3.bucket}" in err
+
+
+@pytest.mark.parametrize("origin", ["https://example.org/", "example.org", "ftp://example.org", "https://"])
+def test_a_cors_origin_is_an_origin(s3, origin):
+    _, err, code = run("policy", "--only", "cors", "--origin", origin)
+    assert code != 0
+    assert f"{origin!r} is not an origin" in err
+
+
+def test_the_cors_rule_needs_an_origin(s3):
+    _, err, code = run("policy", "--only", "cors")
+    assert code != 0
+    assert "--only cors needs the site's origin" in err

@@ -133,6 +133,11 @@ class Backend(Protocol):
         """Days after which the place removes the parts of a multipart upload nobody finished
         (S3: an enabled lifecycle rule covering the whole bucket); None: they stay, billed."""
 
+    def browser_origins(self, method: str) -> list[str] | None:
+        """The origins (patterns, '*' allowed) whose pages may send `method` requests here from
+        a browser (S3: the bucket's CORS rules); None: the place has no such rules (the
+        local endpoint is on the site's own origin)."""
+
     def look(self, name: str) -> Look | None:
         """What `name` is without reading it, or None if there is no such object."""
 

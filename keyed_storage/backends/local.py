@@ -398,6 +398,10 @@ class LocalBackend(FileSystemStorage):
         most a '.keyed-*' temporary, which no listing shows and no key can take."""
         return 0
 
+    def browser_origins(self, method: str) -> list[str] | None:
+        """None: direct uploads go to keyed_storage's endpoint, on the site's own origin."""
+        return None
+
     def look(self, name: str) -> Look | None:
         """The file's size, and the Cache-Control the local view sends for its name."""
         found = self.head(name)

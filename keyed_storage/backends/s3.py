@@ -574,6 +574,22 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         ]
         return min(days) if days else None
 
+    def browser_origins(self, method: str) -> list[str] | None:
+        """The origins the bucket's CORS rules let browsers send `method` requests from (one
+        GetBucketCors); [] when it has none, so no page can send it a direct upload."""
+        try:
+            rules = self.client.get_bucket_cors(Bucket=self.bucket_name)["CORSRules"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchCORSConfiguration":
+                return []
+            raise
+        return [
+            origin
+            for rule in rules
+            if method.upper() in (allowed.upper() for allowed in rule.get("AllowedMethods", ()))
+            for origin in rule.get("AllowedOrigins", ())
+        ]
+
     def look(self, name: str) -> Look | None:
         """One HEAD of `name`; None if there is no such object."""
         try:

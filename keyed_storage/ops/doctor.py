@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import secrets
@@ -20,6 +21,7 @@ from django.core.files.base import ContentFile
 from .. import backends, config
 from ..caching import cache_control
 from ..keys import has_token, object_name
+from . import policy
 from .explain import POLICY_FIX, Diagnosis, error_code, explain, explain_get
 
 if TYPE_CHECKING:
@@ -148,6 +150,7 @@ def _s3_steps(cfg: config.Config) -> Iterator[Step]:
         yield step
     yield _stored_cache_step(cfg, backend)
     yield _abandoned_uploads_step(cfg, backend)
+    yield _browser_uploads_step(cfg, backend)
     if stored:  # a direct upload needs what the probe needs, and more
         yield _direct_upload_step(cfg)
 
@@ -223,6 +226,56 @@ def _abandoned_uploads_step(cfg: config.Config, backend: Backend) -> Step:
             warning=True,
         )
     return Step(True, f"{title}: a lifecycle rule removes their parts {days} day(s) after they began")
+
+
+def _browser_uploads_step(cfg: config.Config, backend: Backend) -> Step:
+    """Whether the bucket's CORS rules let the site's pages send direct uploads to it.
+
+    A warning, not a failure: without them the admin's file inputs still work, through Django
+    (direct.js falls back when the browser is refused), only slower and within the worker's
+    timeout."""
+    title = "direct uploads from browsers (CORS)"
+    site = cfg.base_url
+    fix = (
+        "`manage.py keyed_storage policy --only cors --origin https://your.site` prints a CORS "
+        f"configuration, and `aws s3api put-bucket-cors --bucket {cfg.bucket} --cors-configuration "
+        "file://cors.json` applies it (it replaces the bucket's CORS rules)."
+    )
+    try:
+        allowed = {method: backend.browser_origins(method) or [] for method in policy.BROWSER_METHODS}
+    except Exception as error:
+        action = "s3:GetBucketCORS"
+        denied = error_code(error)[0] in ("AccessDenied", "403")
+        return Step(
+            True,
+            title,
+            f"The bucket's CORS rules could not be read. {explain(error, action=action, config=cfg).cause}",
+            POLICY_FIX.format(action=action) if denied else fix,
+            warning=True,
+        )
+    refused = [method for method, origins in allowed.items() if not _admits(origins, site)]
+    if not refused:
+        whom = site or ", ".join(sorted(set(allowed["POST"]) & set(allowed["PUT"])))
+        return Step(True, f"{title}: POST and PUT allowed from {whom}")
+    told = "; ".join(
+        f"{method} from {', '.join(origins) or 'no origin'}" for method, origins in allowed.items()
+    )
+    return Step(
+        True,
+        title,
+        f"The bucket's CORS rules allow {told}"
+        + (f", not both from {site} (KEYED_STORAGE_BASE_URL)" if site else "")
+        + ": browsers cannot send direct uploads to it, so file inputs upload through Django.",
+        fix,
+        warning=True,
+    )
+
+
+def _admits(origins: list[str], site: str | None) -> bool:
+    if site is None:
+        return bool(origins)  # no origin to compare with: some rule at least
+    # S3 allows one '*' wildcard in an AllowedOrigin ('https://*.example.org').
+    return any(fnmatch.fnmatchcase(site, origin) for origin in origins)
 
 
 def _clock_step(server_time: datetime | None) -> Step:

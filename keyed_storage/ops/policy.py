@@ -1,5 +1,5 @@
-"""Least-privilege IAM policy for the app's user, the bucket policy for public links, and the
-lifecycle rule that clears abandoned multipart uploads."""
+"""Least-privilege IAM policy for the app's user, the bucket policy for public links, the
+lifecycle rule that clears abandoned multipart uploads, and the CORS rule for direct uploads."""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ if TYPE_CHECKING:
 VERSION = "2012-10-17"
 
 # What keyed_storage does to a bucket, and nothing more: list a key's earlier objects, find
-# the bucket's region, list its unfinished multipart uploads and read its lifecycle rules
-# (doctor checks that one aborts them); read, write and delete objects, and clean up after
-# an interrupted multipart upload. No wildcard action and no s3:ListAllMyBuckets.
+# the bucket's region, list its unfinished multipart uploads and read its lifecycle and CORS
+# rules (doctor checks that one aborts them and the other lets pages upload); read, write
+# and delete objects, and clean up after an interrupted multipart upload. No wildcard action
+# and no s3:ListAllMyBuckets.
 BUCKET_ACTIONS = (
     "s3:ListBucket",
     "s3:GetBucketLocation",
     "s3:ListBucketMultipartUploads",
     "s3:GetLifecycleConfiguration",
+    "s3:GetBucketCORS",
 )
 OBJECT_ACTIONS = (
     "s3:GetObject",
@@ -115,6 +117,39 @@ def lifecycle_configuration(days: int = ABANDONED_AFTER_DAYS) -> dict[str, Any]:
                 "Status": "Enabled",
                 "Filter": {"Prefix": ""},
                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+            }
+        ]
+    }
+
+
+# What a browser sends a direct upload with: one POST (presigned), or the PUTs of the parts of
+# a multipart one. Browsers cache the answer to the preflight for this long.
+BROWSER_METHODS = ("POST", "PUT")
+CORS_MAX_AGE = 3600
+
+
+def check_origin(origin: str) -> str:
+    """`origin` if it is one (scheme://host[:port], no path), else ValueError naming it."""
+    scheme, _, rest = origin.partition("://")
+    if scheme not in ("http", "https") or not rest or "/" in rest or rest.count("*") > 1:
+        raise ValueError(
+            f"{origin!r} is not an origin: write it as the browser sends it, e.g. https://example.org "
+            "(scheme and host, a port if not the default, no path or trailing slash)."
+        )
+    return origin
+
+
+def cors_configuration(origins: list[str]) -> dict[str, Any]:
+    """The bucket CORS configuration that lets pages of `origins` send direct uploads to it."""
+    if not origins:
+        raise ValueError("A CORS rule needs at least one origin, e.g. https://example.org.")
+    return {
+        "CORSRules": [
+            {
+                "AllowedOrigins": [check_origin(origin) for origin in origins],
+                "AllowedMethods": list(BROWSER_METHODS),
+                "AllowedHeaders": ["*"],
+                "MaxAgeSeconds": CORS_MAX_AGE,
             }
         ]
     }

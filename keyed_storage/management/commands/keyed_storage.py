@@ -47,8 +47,18 @@ class Command(BaseCommand):
         )
         p.add_argument(
             "--only",
-            choices=["iam", "bucket", "lifecycle"],
+            choices=["iam", "bucket", "lifecycle", "cors"],
             help="Print only that policy document, e.g. for `aws iam put-user-policy --policy-document`.",
+        )
+        p.add_argument(
+            "--origin",
+            dest="origins",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="ORIGIN",
+            help="The site's origin(s), e.g. https://example.org, for the CORS rule that lets its pages "
+            "send direct uploads (default: KEYED_STORAGE_BASE_URL).",
         )
 
         commands.add_parser("doctor", help="Say which backend is active and why, then prove it works.")
@@ -96,7 +106,15 @@ class Command(BaseCommand):
 
     # policy -----------------------------------------------------------------------------
 
-    def policy(self, *, bucket: str | None, public_read: list[str], only: str | None, **options: Any) -> None:
+    def policy(
+        self,
+        *,
+        bucket: str | None,
+        public_read: list[str],
+        only: str | None,
+        origins: list[str],
+        **options: Any,
+    ) -> None:
         from keyed_storage.backends.s3 import S3Backend
 
         cfg, _ = config.inspect()
@@ -113,14 +131,30 @@ class Command(BaseCommand):
         if public_read:
             documents["BucketPolicy"] = policy.bucket_policy(bucket, public_read)
         documents["LifecycleConfiguration"] = policy.lifecycle_configuration()
+        origins = origins or ([cfg.base_url] if cfg and cfg.base_url else [])
+        if only == "cors" and not origins:
+            raise CommandError(
+                "--only cors needs the site's origin: pass --origin https://example.org or set "
+                "KEYED_STORAGE_BASE_URL."
+            )
+        if origins:
+            try:
+                documents["CORSConfiguration"] = policy.cors_configuration(origins)
+            except ValueError as error:
+                raise CommandError(str(error)) from None
         if only:
-            chosen = {"iam": "IAMPolicy", "bucket": "BucketPolicy", "lifecycle": "LifecycleConfiguration"}
+            chosen = {
+                "iam": "IAMPolicy",
+                "bucket": "BucketPolicy",
+                "lifecycle": "LifecycleConfiguration",
+                "cors": "CORSConfiguration",
+            }
             self.stdout.write(json.dumps(documents[chosen[only]], indent=2))
             return
         self.stdout.write(json.dumps(documents, indent=2))
-        self.stderr.write(self._policy_notes(bucket, public_read, acls))
+        self.stderr.write(self._policy_notes(bucket, public_read, acls, origins))
 
-    def _policy_notes(self, bucket: str, public_read: list[str], acls: bool) -> str:
+    def _policy_notes(self, bucket: str, public_read: list[str], acls: bool, origins: list[str]) -> str:
         command = f"python manage.py keyed_storage policy --bucket {shlex.quote(bucket)}"
         notes = [
             "",
@@ -150,6 +184,20 @@ class Command(BaseCommand):
             f"  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} \\",
             f'    --lifecycle-configuration "$({command} --only lifecycle)"',
         ]
+        if origins:
+            quoted = " ".join(shlex.quote(origin) for origin in origins)
+            notes += [
+                "CORSConfiguration: lets the pages of " + ", ".join(origins) + " send direct uploads to "
+                "the bucket (a POST, or the PUTs of a multipart upload's parts). It replaces the "
+                "bucket's CORS rules: if it has some, add this rule to them.",
+                f"  aws s3api put-bucket-cors --bucket {bucket} \\",
+                f'    --cors-configuration "$({command} --origin {quoted} --only cors)"',
+            ]
+        else:
+            notes.append(
+                "CORSConfiguration: pass --origin https://your.site (or set KEYED_STORAGE_BASE_URL) for "
+                "the CORS rule that lets the site's pages send direct uploads to the bucket."
+            )
         return "\n".join(notes)
 
     # doctor -----------------------------------------------------------------------------

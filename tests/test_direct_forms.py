@@ -37,17 +37,6 @@ RECORDING = wav_bytes(40_000)
 
 
 @pytest.fixture
-def editor():
-    return User.objects.create_superuser("editor", "editor@example.org", "pw")
-
-
-@pytest.fixture
-def editor_client(client, editor):
-    client.force_login(editor)
-    return client
-
-
-@pytest.fixture
 def session(mode):
     event = Event.objects.create(name="Direct Con")
     return Session.objects.create(event=event, title="Keynote")

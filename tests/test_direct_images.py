@@ -38,17 +38,6 @@ class PhotoForm(forms.ModelForm):
 
 
 @pytest.fixture
-def editor(django_user_model):
-    return django_user_model.objects.create_superuser("editor", "editor@example.org", "pw")
-
-
-@pytest.fixture
-def editor_client(client, editor):
-    client.force_login(editor)
-    return client
-
-
-@pytest.fixture
 def speaker(mode):
     return Speaker.objects.create(event=Event.objects.create(name="Pixel Con"), name="Ada")
 

@@ -206,16 +206,10 @@ def _abandoned_uploads_step(cfg: config.Config, backend: Backend) -> Step:
     try:
         days = backend.incomplete_upload_expiry()
     except Exception as error:
-        action = "s3:GetLifecycleConfiguration"
-        denied = error_code(error)[0] in ("AccessDenied", "403")
-        return Step(
-            True,
-            title,
-            f"The bucket's lifecycle configuration could not be read, so whether it removes them is "
-            f"unknown. {explain(error, action=action, config=cfg).cause}",
-            POLICY_FIX.format(action=action) if denied else fix,
-            warning=True,
+        what = (
+            "The bucket's lifecycle configuration could not be read, so whether it removes them is unknown."
         )
+        return _unread_step(title, what, error, "s3:GetLifecycleConfiguration", fix, cfg)
     if days is None:
         return Step(
             True,
@@ -226,6 +220,19 @@ def _abandoned_uploads_step(cfg: config.Config, backend: Backend) -> Step:
             warning=True,
         )
     return Step(True, f"{title}: a lifecycle rule removes their parts {days} day(s) after they began")
+
+
+def _unread_step(title: str, what: str, error: Exception, action: str, fix: str, cfg: config.Config) -> Step:
+    """The warning of a step whose bucket setting could not be read: the policy's fix when
+    the app may not read it, else the step's own."""
+    denied = error_code(error)[0] in ("AccessDenied", "403")
+    return Step(
+        True,
+        title,
+        f"{what} {explain(error, action=action, config=cfg).cause}",
+        POLICY_FIX.format(action=action) if denied else fix,
+        warning=True,
+    )
 
 
 def _browser_uploads_step(cfg: config.Config, backend: Backend) -> Step:
@@ -244,14 +251,8 @@ def _browser_uploads_step(cfg: config.Config, backend: Backend) -> Step:
     try:
         allowed = {method: backend.browser_origins(method) or [] for method in policy.BROWSER_METHODS}
     except Exception as error:
-        action = "s3:GetBucketCORS"
-        denied = error_code(error)[0] in ("AccessDenied", "403")
-        return Step(
-            True,
-            title,
-            f"The bucket's CORS rules could not be read. {explain(error, action=action, config=cfg).cause}",
-            POLICY_FIX.format(action=action) if denied else fix,
-            warning=True,
+        return _unread_step(
+            title, "The bucket's CORS rules could not be read.", error, "s3:GetBucketCORS", fix, cfg
         )
     refused = [method for method, origins in allowed.items() if not _admits(origins, site)]
     if not refused:

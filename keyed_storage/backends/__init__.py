@@ -24,6 +24,19 @@ class Head(NamedTuple):
     version: str
 
 
+# Listing with modification times (keyed_storage.ops.orphans) ------------------------------
+
+
+class Stored(NamedTuple):
+    """One stored object as a listing sees it: name, size in bytes, last modification (UTC)."""
+
+    name: str
+    size: int
+    modified: datetime
+    # A write's own leftover (the local disk's in-progress '.keyed-*' files): never a key's file.
+    temporary: bool = False
+
+
 class Backend(Protocol):
     """What every place files can live answers, keyed by object name (as Active Storage's
     services are by key). KeyedStorage, prefixes and direct uploads use nothing else, so a
@@ -81,6 +94,11 @@ class Backend(Protocol):
 
     def delete_prefix(self, prefix: str) -> list[str]:
         """Delete what names_of_prefix() lists and return those names."""
+
+    # Listing with modification times (keyed_storage.ops.orphans) --------------------------
+    def listing(self) -> Iterator[Stored]:
+        """Every stored object, temporaries of writes included (flagged), in the order of the
+        names' UTF-8 bytes (S3's listing order), streamed: memory does not grow with the count."""
 
     # Direct uploads ---------------------------------------------------------------------
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:

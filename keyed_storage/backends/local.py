@@ -8,6 +8,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
 
 from django.core import signing
@@ -20,8 +21,10 @@ from ..content import ContentInfo
 from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
 from ..origin import current_origin
 from ..percent import url_path
-from . import Head
+from . import Head, Stored
 
+# keyed_storage.ops.sync's partial downloads: '.<filename>.keyed-sync-part' beside the target.
+SYNC_PARTIAL_SUFFIX = ".keyed-sync-part"
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
 # Direct-upload tickets of the local endpoint are signed with this salt, so no other signed
@@ -294,6 +297,46 @@ class LocalBackend(FileSystemStorage):
         # is gone, remove the empty directories up to MEDIA_ROOT, so none pile up.
         self.remove_empty_parents(self.path(name))
 
+    # Listing with modification times (keyed_storage.ops.orphans) -----------------------------
+
+    def listing(self) -> Iterator[Stored]:
+        """Every file under MEDIA_ROOT with its size and mtime, in the order of the names' UTF-8
+        bytes, as S3 lists: each directory is read whole (one os.scandir) and its entries sorted,
+        a subdirectory as its name plus '/', since every name under it starts so. Memory grows
+        with the largest directory and the depth, not with the count of files.
+
+        Temporaries of writes (in progress or cut short) are listed, flagged. Directories are
+        not objects; symbolic links are listed as files and never followed; a name the file
+        system holds in bytes that are not UTF-8 is no key and is left out."""
+        yield from self._listing(self.location, "")
+
+    def _listing(self, directory: str, prefix: str) -> Iterator[Stored]:
+        try:
+            with os.scandir(directory) as found:
+                entries = [
+                    (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
+                    for entry in found
+                    if _utf8(entry.name)
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return  # removed meanwhile (its last file deleted): nothing left to list
+        # Python compares str by code point, which is the order of their UTF-8 bytes.
+        entries.sort(key=lambda pair: pair[0])
+        for sort_name, entry in entries:
+            if sort_name.endswith("/"):
+                yield from self._listing(entry.path, prefix + sort_name)
+                continue
+            try:
+                found_stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted since the directory was read
+            yield Stored(
+                prefix + entry.name,
+                found_stat.st_size,
+                datetime.fromtimestamp(found_stat.st_mtime, UTC),
+                temporary=_is_temporary(entry.name),
+            )
+
     # Direct uploads ------------------------------------------------------------------------
 
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
@@ -410,6 +453,20 @@ class Incoming:
         if self._temporary is not None:
             _remove(self._temporary)
         self._backend._remove_empty(reversed(self._created))
+
+
+def _is_temporary(filename: str) -> bool:
+    return filename.startswith(TEMP_PREFIX) or (
+        filename.startswith(".") and filename.endswith(SYNC_PARTIAL_SUFFIX)
+    )
+
+
+def _utf8(filename: str) -> bool:
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode's surrogate escapes of bytes that are not UTF-8
+        return False
+    return True
 
 
 def _version(found: os.stat_result) -> str:

@@ -23,7 +23,7 @@ from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, ObjectChanged, StorageError
 from ..keys import has_token
 from ..percent import url_path
-from . import Head
+from . import Head, Stored
 from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:
@@ -418,6 +418,18 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 credentials=self._frozen_credentials,
             )
         return presigner.url(url_path(name), expire or self.keyed_config.url_expires)
+
+    # Listing with modification times (keyed_storage.ops.orphans) -----------------------------
+
+    def listing(self) -> Iterator[Stored]:
+        """Every object with its size and LastModified, in S3's order (the names' UTF-8 bytes),
+        1000 per ListObjectsV2, streamed; a console's "folder" marker (a name ending in '/') is
+        no file and is left out. S3 has no temporaries: an unfinished upload is invisible."""
+        with self._failing("list", "the bucket"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name):
+                for entry in page.get("Contents", ()):
+                    if not entry["Key"].endswith("/"):
+                        yield Stored(entry["Key"], entry["Size"], entry["LastModified"])
 
     # Direct uploads ------------------------------------------------------------------------
 

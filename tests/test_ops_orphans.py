@@ -243,7 +243,7 @@ def test_upload_keys_are_spared_unless_included(place, later):
     out, _, _ = run("orphans", "--include", "users")
     orphaned = [line.split(" ")[1] for line in lines(out, "orphan:")]
     assert own in orphaned and len(orphaned) == 2  # upload()'s current file too: nothing references it
-    assert "Not audited: 1 objects under keys no file field writes (site)" in out
+    assert "Not audited: 1 object under keys no file field writes (site)" in out
 
     out, _, _ = run("orphans", "--include", "users/1/profile_pic", "--include", "site", "--delete")
     assert summary(out).startswith("3 orphans") and summary(out).endswith("Deleted 3.")
@@ -356,6 +356,34 @@ def test_a_database_that_does_not_sort_by_bytes_stops_the_run(local, monkeypatch
     assert code == 1
     assert "The database, for events.Session.slides, gave " in err and "not the order of their UTF-8" in err
     assert set(place.names()) == names and stray in names  # nothing decided, nothing deleted
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a column collation of PostgreSQL's")
+def test_byte_order_whatever_the_columns_collation(local, monkeypatch):
+    """PostgreSQL's usual collations (en_US.UTF-8, ICU) sort as people read: the names are
+    ordered with COLLATE "C", so a column with such a collation is walked in byte order too."""
+    place = Place("local")
+    event, talk, _ = site()
+    key = f"events/{event.pk}/sessions/{talk.pk}/slides/{new_token()}"
+    for filename in ("Zed.pdf", "apple.pdf", "Éclair.pdf", "éclair.pdf", "a-b.pdf", "a_b.pdf"):
+        row = Session.objects.create(event=event, title=filename)
+        Session.objects.filter(pk=row.pk).update(slides=place.put(f"{key}/{filename}", age=3 * DAY))
+    stray = place.put(f"{key}/b.pdf", age=3 * DAY)
+    table = Session._meta.db_table
+    alter = f'ALTER TABLE {table} ALTER COLUMN slides TYPE varchar(255) COLLATE "{{}}"'
+    with connection.cursor() as cursor:
+        cursor.execute(alter.format(linguistic_collation()))
+    try:
+        out, err, code = run("orphans")
+        assert code == 0, err
+        assert [line.split(" ")[1] for line in lines(out, "orphan:")] == [stray]
+        # Without COLLATE "C" the column's own order shows, and the run stops.
+        monkeypatch.delitem(orphans._BYTE_COLLATIONS, "postgresql")
+        _, err, code = run("orphans")
+        assert code == 1 and "not the order of their UTF-8 bytes" in err
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(alter.format("default"))
 
 
 def test_the_walk_holds_a_chunk_of_names_not_the_table(local, monkeypatch):

@@ -336,6 +336,7 @@ class Command(BaseCommand):
         from tqdm import tqdm
 
         bar = tqdm(unit=" objects", desc="objects", file=out, disable=not show)
+        findings = getattr(self.stdout, "_out", self.stdout)  # the stream itself: tqdm adds the newline
 
         def on_finding(finding: orphans.Finding) -> None:
             if finding.kind == "orphan":
@@ -349,7 +350,7 @@ class Command(BaseCommand):
                 )
             else:
                 line = f"kept, a row references it now: {finding.name}"
-            bar.write(line, file=self.stdout)
+            bar.write(line, file=findings)
 
         try:
             with bar:
@@ -362,15 +363,21 @@ class Command(BaseCommand):
             )
             raise
         if report.recent:
-            self.stdout.write(f"Spared {report.recent} unreferenced objects written in the last {age}.")
+            self.stdout.write(
+                f"Spared {_count(report.recent, 'unreferenced object')} written in the last {age}."
+            )
         if report.not_audited:
             keys = ", ".join(report.not_audited_keys)
             self.stdout.write(
-                f"Not audited: {report.not_audited} objects under keys no file field writes "
+                f"Not audited: {_count(report.not_audited, 'object')} under keys no file field writes "
                 f"({keys}{', ...' if report.more_not_audited_keys else ''}), "
                 "such as upload()'s; name a key with --include to audit it."
             )
         self.stdout.write(_orphans_summary(report, age, delete))
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
 def _orphans_summary(report: orphans.Report, age: str, delete: bool) -> str:

@@ -225,6 +225,41 @@ def test_a_row_saved_during_the_walk_keeps_its_object(local):
     assert stray in place.names() and other not in place.names()
 
 
+def test_variants_whose_names_cut_the_original_filename(place, later):
+    """A long filename's variants keep only its start (a segment holds 255 bytes): they are
+    still their original's."""
+    event, _, _ = site()
+    long = "é" * 120 + ".png"  # 244 bytes: with a variant's suffix, past the limit
+    sponsor = Sponsor.objects.create(event=event, name="Long", logo=SimpleUploadedFile(long, png()))
+    variants = [variant.name for variant in sponsor.logo.variants().values()]
+    assert all(long not in name for name in variants)  # cut
+    later(2 * DAY)
+    out, _, _ = run("orphans")
+    assert lines(out, "orphan:") == []
+    Sponsor.objects.filter(pk=sponsor.pk).update(logo="")  # no signal: the files stay behind
+    out, _, _ = run("orphans")
+    assert sorted(line.split(" ")[1] for line in lines(out, "orphan:")) == sorted(
+        [sponsor.logo.name, *variants]
+    )
+
+
+def test_rows_sharing_a_file_and_a_field_of_the_projects_own(place, later, monkeypatch):
+    event, talk, _ = site()
+    Session.objects.create(event=event, title="Copy", audio=talk.audio.name)  # "Save as new"
+    monkeypatch.setattr(Session._meta.get_field("slides"), "upload_to", lambda instance, filename: filename)
+    stray = place.put(f"events/{event.pk}/sessions/{talk.pk}/slides/{new_token()}/old.pdf")
+    later(2 * DAY)
+    out, err, code = run("orphans")
+    assert code == 0
+    assert lines(out, "orphan:") == []  # the shared file is referenced; slides' names are unknown
+    assert (
+        "note: events.Session.slides's upload_to is a function keyed_storage cannot read: its rows "
+        "count as references, but its objects are audited only under --include."
+    ) in err
+    out, _, _ = run("orphans", "--include", "events")
+    assert [line.split(" ")[1] for line in lines(out, "orphan:")] == [stray]
+
+
 # What is audited --------------------------------------------------------------------------------
 
 

@@ -162,6 +162,8 @@ def test_lists_and_deletes_exactly_the_old_orphans(place, later):
     assert code == 0, err
     assert summary(out).endswith("Deleted 3.")
     assert set(place.names()) == kept  # the orphans, and nothing else
+    if place.mode == "local":  # and the directories they leave empty
+        assert not os.path.exists(os.path.join(config.current().media_root, os.path.dirname(strays[0])))
 
 
 def test_older_than_zero_takes_objects_of_any_age(place):
@@ -390,6 +392,7 @@ def test_a_database_that_does_not_sort_by_bytes_stops_the_run(local, monkeypatch
     _, err, code = run("orphans", "--delete")
     assert code == 1
     assert "The database, for events.Session.slides, gave " in err and "not the order of their UTF-8" in err
+    assert "Stopped after " in err and "Deleted 0." in err
     assert set(place.names()) == names and stray in names  # nothing decided, nothing deleted
 
 

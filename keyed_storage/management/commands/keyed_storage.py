@@ -355,12 +355,12 @@ class Command(BaseCommand):
         try:
             with bar:
                 report = job.run(on_finding, on_object=lambda stored: bar.update(1))
-        except DatabaseError as error:
-            raise CommandError(f"The database could not be read: {error}") from None
-        except BaseException:
+        except BaseException as error:
             self.stderr.write(
                 f"Stopped after {job.report.listed} objects. {_orphans_summary(job.report, age, delete)}"
             )
+            if isinstance(error, DatabaseError):
+                raise CommandError(f"The database could not be read: {error}") from None
             raise
         if report.recent:
             self.stdout.write(

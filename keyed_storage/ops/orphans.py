@@ -20,6 +20,7 @@ from django.apps import apps
 from django.db import connections
 from django.db.models import F, FileField, Model, QuerySet
 from django.db.models.functions import Collate
+from django.template.defaultfilters import filesizeformat
 
 from ..backends import Backend, Stored
 from ..images import VARIANT_MARK, is_variant_of
@@ -246,19 +247,36 @@ class Finding(NamedTuple):
 
 @dataclass
 class Section:
-    """The tally of one kind of finding. The report is a list of these, so another kind (the
-    incomplete multipart uploads of a bucket, say) is one more section, not another report."""
+    """The tally of one kind of finding, and how the summary says it. The report is a list of
+    these, so another kind (the incomplete multipart uploads of a bucket, say) is one more
+    section, not another report."""
 
     kind: str
+    one: str  # "orphan", "row whose file is missing"
+    many: str
+    sized: bool = False  # whether the summary gives the bytes
+    qualifier: str = ""  # "older than 1 day"
     count: int = 0
     bytes: int = 0
     deleted: int = 0
 
+    def summary(self) -> str:
+        parts = [f"{self.count} {self.one if self.count == 1 else self.many}"]
+        if self.sized:
+            parts.append(filesizeformat(self.bytes))
+        if self.qualifier:
+            parts.append(self.qualifier)
+        return ", ".join(parts)
+
 
 @dataclass
 class Report:
-    orphans: Section = field(default_factory=lambda: Section("orphan"))
-    missing: Section = field(default_factory=lambda: Section("missing"))
+    orphans: Section = field(default_factory=lambda: Section("orphan", "orphan", "orphans", sized=True))
+    missing: Section = field(
+        default_factory=lambda: Section(
+            "missing", one="row whose file is missing", many="rows whose files are missing"
+        )
+    )
     listed: int = 0
     referenced: int = 0
     recent: int = 0  # unreferenced, but younger than the grace period
@@ -297,6 +315,7 @@ class Audit:
         self._audited = re.compile("|".join(f"(?:{pattern})" for pattern in patterns)) if patterns else None
         self._now = now
         self.report = Report()  # filled as the run goes, so a stopped run can say how far it got
+        self.report.orphans.qualifier = f"older than {describe(grace)}"
 
     @property
     def unreadable(self) -> list[Source]:

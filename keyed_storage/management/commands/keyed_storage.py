@@ -357,7 +357,7 @@ class Command(BaseCommand):
                 report = job.run(on_finding, on_object=lambda stored: bar.update(1))
         except BaseException as error:
             self.stderr.write(
-                f"Stopped after {job.report.listed} objects. {_orphans_summary(job.report, age, delete)}"
+                f"Stopped after {job.report.listed} objects. {_orphans_summary(job.report, delete)}"
             )
             if isinstance(error, DatabaseError):
                 raise CommandError(f"The database could not be read: {error}") from None
@@ -373,25 +373,20 @@ class Command(BaseCommand):
                 f"({keys}{', ...' if report.more_not_audited_keys else ''}), "
                 "such as upload()'s; name a key with --include to audit it."
             )
-        self.stdout.write(_orphans_summary(report, age, delete))
+        self.stdout.write(_orphans_summary(report, delete))
 
 
 def _count(number: int, thing: str) -> str:
     return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
-def _orphans_summary(report: orphans.Report, age: str, delete: bool) -> str:
-    count = report.orphans.count
-    rows = report.missing.count
-    summary = (
-        f"{count} orphan{'s' if count != 1 else ''}, {filesizeformat(report.orphans.bytes)}, older than "
-        f"{age}; {rows} row{' whose file is' if rows == 1 else 's whose files are'} missing."
-    )
+def _orphans_summary(report: orphans.Report, delete: bool) -> str:
+    summary = "; ".join(section.summary() for section in report.sections) + "."
     if report.kept:
         summary += f" {report.kept} kept: a row referenced them by the time of deleting."
     if delete:
         return summary + f" Deleted {report.orphans.deleted}."
-    return summary + (" Nothing deleted: add --delete." if count else "")
+    return summary + (" Nothing deleted: add --delete." if report.orphans.count else "")
 
 
 def _progress_options(parser: argparse.ArgumentParser, verbose_help: str) -> None:

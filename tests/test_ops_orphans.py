@@ -307,6 +307,7 @@ def test_temporaries_of_writes_are_spared_while_they_may_be_in_use(local):
     # A temporary is an orphan only once untouched for an hour, whatever --older-than says,
     # and wherever it is (it is keyed_storage's own, under an audited key or not).
     assert [line.split(" ")[1] for line in lines(out, "orphan:")] == sorted([dead, partial])
+    assert "Spared 1 temporary file of writes that may be in progress." in out
     out, _, _ = run("orphans")
     assert [line.split(" ")[1] for line in lines(out, "orphan:")] == [partial]
     run("orphans", "--older-than", "0", "--delete")

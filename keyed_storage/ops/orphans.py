@@ -280,6 +280,7 @@ class Report:
     listed: int = 0
     referenced: int = 0
     recent: int = 0  # unreferenced, but younger than the grace period
+    in_use: int = 0  # temporaries of writes that may still be in progress
     kept: int = 0  # unreferenced when passed, referenced by the time they were to be deleted
     not_audited: int = 0  # under no key a field writes nor an --include
     not_audited_keys: list[str] = field(default_factory=list)  # the first few of their keys
@@ -370,7 +371,7 @@ class Audit:
                 continue
             if stored.temporary:
                 if stored.modified > temporary_cutoff:
-                    report.recent += 1
+                    report.in_use += 1
                     continue
             elif not self.audited(stored.name):
                 report.not_audited += 1

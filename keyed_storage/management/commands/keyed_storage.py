@@ -366,6 +366,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Spared {_count(report.recent, 'unreferenced object')} written in the last {age}."
             )
+        if report.in_use:
+            self.stdout.write(
+                f"Spared {_count(report.in_use, 'temporary file')} of writes that may be in progress."
+            )
         if report.not_audited:
             keys = ", ".join(report.not_audited_keys)
             self.stdout.write(

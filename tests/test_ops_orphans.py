@@ -455,6 +455,28 @@ def test_the_walk_holds_a_chunk_of_names_not_the_table(local, monkeypatch):
     assert max(ahead) <= 4 + 1, ahead
 
 
+def test_listing_is_in_utf8_byte_order_with_times(place):
+    """A directory sorts as its name plus '/': 'a-b' (0x2d) and 'a.b' come before 'a/...', 'a0' after."""
+    names = ["a/b", "a-b", "a0", "A", "é/x", "e/x", "a/c/d", "a.b", "Z", "ab~1"]
+    for name in names:
+        place.put(name)
+    listed = list(backends.for_config(config.current()).listing())
+    assert [stored.name for stored in listed] == sorted(names, key=lambda name: name.encode("utf-8"))
+    assert all(stored.size == len(b"stray bytes") and not stored.temporary for stored in listed)
+    assert all(stored.modified.utcoffset() == timedelta(0) for stored in listed)
+
+
+def test_the_bucket_is_listed_a_page_at_a_time(requests_made, s3):
+    for i in range(1001):  # S3 lists 1000 names a request
+        s3.client.put_object(Bucket=s3.bucket, Key=f"k/{i:04d}", Body=b"")
+    pages = []
+    requests_made.clear()
+    audit = orphans.Audit(backends.for_config(config.current()))
+    report = audit.run(on_object=lambda stored: pages.append(requests_made["ListObjectsV2"]))
+    assert report.listed == 1001 and report.not_audited == 1001
+    assert pages[0] == 1 and pages[999] == 1 and pages[1000] == 2  # the second page only when needed
+
+
 def test_recent_names_hold_only_prefixes_of_the_current_one():
     recent = orphans._Recent()
     for i in range(10_000):

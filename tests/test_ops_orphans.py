@@ -455,15 +455,39 @@ def test_the_walk_holds_a_chunk_of_names_not_the_table(local, monkeypatch):
     assert max(ahead) <= 4 + 1, ahead
 
 
-def test_listing_is_in_utf8_byte_order_with_times(place):
-    """A directory sorts as its name plus '/': 'a-b' (0x2d) and 'a.b' come before 'a/...', 'a0' after."""
-    names = ["a/b", "a-b", "a0", "A", "é/x", "e/x", "a/c/d", "a.b", "Z", "ab~1"]
-    for name in names:
+TRICKY = ["x/a/b", "x/a-b", "x/a0", "x/A", "x/é/x", "x/e/x", "x/a/c/d", "x/a.b", "x/Z", "x/ab~1"]
+
+
+def test_listing_in_byte_or_path_order_with_times(place):
+    """listing() gives the store's order: UTF-8 bytes on AWS S3, moto and the local disk (a
+    file 'a-b' before the directory 'a/'), directory by directory on SeaweedFS; the audit
+    walks either in path order."""
+    for name in TRICKY:
         place.put(name)
     listed = list(backends.for_config(config.current()).listing())
-    assert [stored.name for stored in listed] == sorted(names, key=lambda name: name.encode("utf-8"))
+    by_bytes = sorted(TRICKY, key=lambda name: name.encode("utf-8"))
+    by_path = sorted(TRICKY, key=orphans.path_key)
+    assert by_bytes != by_path
+    assert [stored.name for stored in listed] in (by_bytes, by_path)
+    if place.mode == "local":
+        assert [stored.name for stored in listed] == by_bytes
+    assert [stored.name for stored in orphans._path_ordered(listed)] == by_path
+    assert [stored.name for stored in orphans._path_ordered(sorted(listed))] == by_path
     assert all(stored.size == len(b"stray bytes") and not stored.temporary for stored in listed)
     assert all(stored.modified.utcoffset() == timedelta(0) for stored in listed)
+
+
+def test_names_whose_byte_order_and_path_order_differ(place, later):
+    event, _, _ = site()
+    for name in TRICKY:
+        row = Session.objects.create(event=event, title=name)
+        Session.objects.filter(pk=row.pk).update(slides=place.put(name))
+    strays = [place.put("x/a/c/e"), place.put("x/a-a")]
+    later(2 * DAY)
+    out, err, code = run("orphans", "--include", "x")
+    assert code == 0, err
+    assert sorted(line.split(" ")[1] for line in lines(out, "orphan:")) == sorted(strays)
+    assert lines(out, "missing:") == []
 
 
 def test_the_bucket_is_listed_a_page_at_a_time(requests_made, s3):

@@ -97,8 +97,10 @@ class Backend(Protocol):
 
     # Listing with modification times (keyed_storage.ops.orphans) --------------------------
     def listing(self) -> Iterator[Stored]:
-        """Every stored object, temporaries of writes included (flagged), in the order of the
-        names' UTF-8 bytes (S3's listing order), streamed: memory does not grow with the count."""
+        """Every stored object, temporaries of writes included (flagged), in the store's listing
+        order, streamed: memory does not grow with the count. That order is the names' UTF-8
+        bytes on AWS S3 and the local disk ('a-b' before 'a/b'); some S3-compatible servers
+        (SeaweedFS) list directory by directory ('a/b' before 'a-b')."""
 
     # Direct uploads ---------------------------------------------------------------------
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:

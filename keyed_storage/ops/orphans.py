@@ -1,9 +1,9 @@
 """Audit storage against the database: objects no file field references (orphans), rows whose
 object is missing; delete the orphans. One pass, in constant memory.
 
-The store's listing and every file field's names, each in the order of the names' UTF-8 bytes,
-are walked together (a merge join): an object is referenced when some row's name, or the name
-of the original it is a variant of, equals it. Neither side is ever held whole.
+The store's listing and every file field's names, each in path order (see path_key), are
+walked together (a merge join): an object is referenced when some row's name, or the name of
+the original it is a variant of, equals it. Neither side is ever held whole.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 
 from django.apps import apps
 from django.db import connections
-from django.db.models import F, FileField, Model, QuerySet
-from django.db.models.functions import Collate
+from django.db.models import F, FileField, Model, QuerySet, Value
+from django.db.models.functions import Collate, Replace
 from django.template.defaultfilters import filesizeformat
 
 from ..backends import Backend, Stored
@@ -39,6 +39,11 @@ EVERYTHING = "*"
 # The collation that orders text by its UTF-8 bytes, per database. Elsewhere the database's
 # own order is used and checked as it streams (see _in_order).
 _BYTE_COLLATIONS = {"postgresql": "C", "sqlite": "BINARY"}
+# Stands for '/' in path_key: below every character a key may hold (keys refuse control
+# characters), and not NUL, which PostgreSQL's text cannot hold.
+_SLASH = "\x01"
+# The characters that sort below '/' in UTF-8: where byte order and path order part.
+_BELOW_SLASH = re.compile(r"[\x00-\x2e]")
 _DURATION = re.compile(r"(?:0|([1-9][0-9]*)([smhdw]))")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Past this, a variant's name may hold only the start of its original's filename.
@@ -47,7 +52,20 @@ _SAMPLES = 5
 
 
 class OutOfOrder(ValueError):
-    """A stream that is not in UTF-8 byte order: the merge cannot be trusted, so the run stops."""
+    """A stream that is not in path order: the merge cannot be trusted, so the run stops."""
+
+
+def path_key(name: str) -> str:
+    """What names are merged by: path order, segment by segment, each segment by its UTF-8
+    bytes; that is byte order with '/' below every character ('a/b' before 'a-b').
+
+    Stores list in one of two orders: AWS S3, moto and the local disk in plain byte order
+    ('a-b' before 'a/b'), SeaweedFS directory by directory, which is path order. A byte-order
+    listing turns into path order holding back only a name or two (see _path_ordered); the
+    reverse would hold back whole directories. Python compares str by code point, which is
+    the order of their UTF-8 bytes.
+    """
+    return name.replace("/", _SLASH)
 
 
 def current_time() -> datetime:
@@ -146,58 +164,84 @@ def name_pattern(upload_to: object) -> str | None:
 class Ref(NamedTuple):
     """A name some row (or a field's default, pk None) references."""
 
+    key: str  # path_key(name)
     name: str
     source: Source | None
     pk: Any
 
 
 def _in_order(items: Iterable[Any], what: str) -> Iterator[Any]:
-    """`items` as they come, checked to be in UTF-8 byte order (Python compares str by code
-    point, which is that order): a merge over an unsorted stream would take referenced objects
-    for orphans, so it stops instead."""
-    previous: str | None = None
+    """`items` (each with a .name) as they come, checked to be in path order: a merge over an
+    unsorted stream would take referenced objects for orphans, so it stops instead."""
+    previous: tuple[str, str] | None = None
     for item in items:
-        name = item[0]
-        if previous is not None and name < previous:
+        key = path_key(item.name)
+        if previous is not None and key < previous[0]:
             raise OutOfOrder(
-                f"{what} gave {name!r} after {previous!r}, which is not the order of their UTF-8 "
-                "bytes: orphans cannot be told apart from referenced objects, so nothing more is "
-                "decided. keyed_storage orders names byte-wise on SQLite and PostgreSQL."
+                f"{what} gave {item.name!r} after {previous[1]!r}, which is not the order of "
+                "their UTF-8 bytes segment by segment: orphans cannot be told apart from "
+                "referenced objects, so nothing more is decided. keyed_storage orders names so "
+                "on SQLite and PostgreSQL."
             )
-        previous = name
+        previous = (key, item.name)
         yield item
+
+
+def _path_ordered(listing: Iterable[Stored]) -> Iterator[Stored]:
+    """A store's listing in path order, from a listing in byte order or in path order already.
+
+    In byte order a name X comes before the names Y path order puts first exactly when both
+    start alike and X goes on with a character below '/' where Y has '/' ('events/7-old/...'
+    before 'events/7/...'). All such Y sort below X[:i] + '0', where i is the first such
+    character of X, so X is held until the listing reaches that bound: usually the next name
+    or two ('.../logo.png' waits for '.../logo0'). Whatever a path-order listing makes wait is
+    in order anyway.
+    """
+    held: list[tuple[str, int, str, Stored]] = []  # (path key, arrival, release bound, object)
+    for arrival, stored in enumerate(listing):
+        below = _BELOW_SLASH.search(stored.name)
+        bound = stored.name[: below.start()] + "0" if below else ""
+        heapq.heappush(held, (path_key(stored.name), arrival, bound, stored))
+        while held and stored.name >= held[0][2]:
+            yield heapq.heappop(held)[3]
+    while held:
+        yield heapq.heappop(held)[3]
 
 
 def _field_refs(source: Source, chunk_size: int) -> Iterator[Ref]:
     rows = source.rows()
     attname = source.field.attname
     collation = _BYTE_COLLATIONS.get(connections[rows.db].vendor)
-    order = Collate(F(attname), collation) if collation else F(attname)
+    in_path_order = Replace(F(attname), Value("/"), Value(_SLASH))
+    order = Collate(in_path_order, collation) if collation else in_path_order
     # A server-side cursor on PostgreSQL, fetchmany() on SQLite: chunk_size names at a time.
     query = rows.order_by(order, "pk").values_list(attname, "pk")
     for name, pk in query.iterator(chunk_size=chunk_size):
-        yield Ref(name, source, pk)
+        yield Ref(path_key(name), name, source, pk)
 
 
 def references(all_sources: list[Source], chunk_size: int = CHUNK_SIZE) -> Iterator[Ref]:
-    """Every referenced name, rows and defaults, in UTF-8 byte order: one query per field."""
-    defaults = sorted({(name, s.label) for s in all_sources for name in _default_names(s.field)})
+    """Every referenced name, rows and defaults, in path order: one query per field."""
+    defaults = sorted(
+        {(name, s.label) for s in all_sources for name in _default_names(s.field)},
+        key=lambda default: path_key(default[0]),
+    )
     by_label = {source.label: source for source in all_sources}
     streams: list[Iterator[Ref]] = [
         _in_order(_field_refs(source, chunk_size), f"The database, for {source.label},")
         for source in all_sources
     ]
-    streams.append(iter([Ref(name, by_label[label], None) for name, label in defaults]))
-    return heapq.merge(*streams, key=lambda ref: ref.name)
+    streams.append(iter([Ref(path_key(name), name, by_label[label], None) for name, label in defaults]))
+    return heapq.merge(*streams, key=lambda ref: ref.key)
 
 
 class _Recent:
-    """The referenced names passed so far that may still own a variant further on.
+    """The referenced names passed so far that may still own a variant further on, by path key.
 
-    A variant is named '<original>~<suffix>', after its original in byte order but not always
-    right after it ('logo.png_x' may come between). An original stays here while names can
-    still start with it plus '~': until the walk reaches original + '\\x7f' ('~' is 0x7e). So
-    it holds only prefixes of the current name: at most a few, whatever the count of names.
+    A variant is named '<original>~<suffix>', after its original but not always right after
+    it ('logo.png_x' may come between). An original stays here while names can still start
+    with it plus '~': until the walk reaches original + '\\x7f' ('~' is 0x7e). So it holds
+    only prefixes of the current name: at most a few, whatever the count of names.
     """
 
     def __init__(self) -> None:
@@ -350,22 +394,26 @@ class Audit:
                 report.missing.count += 1
                 on_finding(Finding("missing", ref.name, source=ref.source, pk=ref.pk))
 
-        for stored in _in_order(self.backend.listing(), "The storage's listing"):
+        for stored in _in_order(_path_ordered(self.backend.listing()), "The storage's listing"):
             on_object(stored)
             report.listed += 1
-            while ref is not None and ref.name < stored.name:
-                recent.add(ref.name)
+            key = path_key(stored.name)
+            while ref is not None and ref.key < key:
+                recent.add(ref.key)
                 missing(ref)
                 ref = next(refs, None)
-            recent.pass_to(stored.name)
+            recent.pass_to(key)
             referenced = False
-            while ref is not None and ref.name == stored.name:
-                referenced = True
+            while ref is not None and ref.key == key:
+                if ref.name == stored.name:
+                    referenced = True
+                else:  # the same key, another name: one holding the stand-in for '/' itself
+                    missing(ref)
                 ref = next(refs, None)
             if referenced:
-                recent.add(stored.name)
+                recent.add(key)
             elif (owner := original_of(stored.name)) is not None:
-                referenced = owner in recent or self._truncated_variant_referenced(stored.name)
+                referenced = path_key(owner) in recent or self._truncated_variant_referenced(stored.name)
             if referenced:
                 report.referenced += 1
                 continue

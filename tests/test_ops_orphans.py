@@ -455,6 +455,31 @@ def test_the_walk_holds_a_chunk_of_names_not_the_table(local, monkeypatch):
     assert max(ahead) <= 4 + 1, ahead
 
 
+class Listed:
+    """A store's listing as given: what a server sends, to put in path order."""
+
+    def __init__(self, listed):
+        self.listed = list(listed)
+
+    def listing(self, under=""):
+        return iter([stored for stored in self.listed if not under or stored.name.startswith(under + "/")])
+
+
+def test_names_wait_for_a_sibling_key_only_when_it_exists(local, monkeypatch):
+    place = Place("local")
+    for i in range(30):
+        place.put(f"k/2024-conf-{i:02d}/logo.png")  # byte order: all before a possible 'k/2024/...'
+    backend = backends.for_config(config.current())
+    by_path = sorted(place.names(), key=orphans.path_key)
+    order = orphans._PathOrder(backend, hold_limit=5)
+    assert [stored.name for stored in order] == by_path
+    assert order.most_held <= 6  # asked whether 'k/2024/...' exists, and nothing does
+    place.put("k/2024/logo.png")
+    order = orphans._PathOrder(backend, hold_limit=5)
+    assert [stored.name for stored in order] == sorted(place.names(), key=orphans.path_key)
+    assert order.most_held == 31  # it does: every 'k/2024-...' waits for it, as it must
+
+
 TRICKY = ["x/a/b", "x/a-b", "x/a0", "x/A", "x/é/x", "x/e/x", "x/a/c/d", "x/a.b", "x/Z", "x/ab~1"]
 
 
@@ -471,8 +496,8 @@ def test_listing_in_byte_or_path_order_with_times(place):
     assert [stored.name for stored in listed] in (by_bytes, by_path)
     if place.mode == "local":
         assert [stored.name for stored in listed] == by_bytes
-    assert [stored.name for stored in orphans._path_ordered(listed)] == by_path
-    assert [stored.name for stored in orphans._path_ordered(sorted(listed))] == by_path
+    assert [stored.name for stored in orphans._PathOrder(Listed(listed))] == by_path
+    assert [stored.name for stored in orphans._PathOrder(Listed(sorted(listed)))] == by_path
     assert all(stored.size == len(b"stray bytes") and not stored.temporary for stored in listed)
     assert all(stored.modified.utcoffset() == timedelta(0) for stored in listed)
 

@@ -96,9 +96,10 @@ class Backend(Protocol):
         """Delete what names_of_prefix() lists and return those names."""
 
     # Listing with modification times (keyed_storage.ops.orphans) --------------------------
-    def listing(self) -> Iterator[Stored]:
-        """Every stored object, temporaries of writes included (flagged), in the store's listing
-        order, streamed: memory does not grow with the count. That order is the names' UTF-8
+    def listing(self, under: str = "") -> Iterator[Stored]:
+        """Every stored object (those named '<under>/...' when `under` is given), temporaries of
+        writes included (flagged), in the store's listing order, streamed: memory does not grow
+        with the count. That order is the names' UTF-8
         bytes on AWS S3 and the local disk ('a-b' before 'a/b'); some S3-compatible servers
         (SeaweedFS) list directory by directory ('a/b' before 'a-b')."""
 

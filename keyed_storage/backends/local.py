@@ -299,7 +299,7 @@ class LocalBackend(FileSystemStorage):
 
     # Listing with modification times (keyed_storage.ops.orphans) -----------------------------
 
-    def listing(self) -> Iterator[Stored]:
+    def listing(self, under: str = "") -> Iterator[Stored]:
         """Every file under MEDIA_ROOT with its size and mtime, in the order of the names' UTF-8
         bytes, as S3 lists: each directory is read whole (one os.scandir) and its entries sorted,
         a subdirectory as its name plus '/', since every name under it starts so. Memory grows
@@ -307,8 +307,12 @@ class LocalBackend(FileSystemStorage):
 
         Temporaries of writes (in progress or cut short) are listed, flagged. Directories are
         not objects; symbolic links are listed as files and never followed; a name the file
-        system holds in bytes that are not UTF-8 is no key and is left out."""
-        yield from self._listing(self.location, "")
+        system holds in bytes that are not UTF-8 is no key and is left out. `under`: only the
+        files under that key's directory."""
+        if under:
+            yield from self._listing(self.path(under), under + "/")
+        else:
+            yield from self._listing(self.location, "")
 
     def _listing(self, directory: str, prefix: str) -> Iterator[Stored]:
         try:

@@ -421,13 +421,16 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
 
     # Listing with modification times (keyed_storage.ops.orphans) -----------------------------
 
-    def listing(self) -> Iterator[Stored]:
+    def listing(self, under: str = "") -> Iterator[Stored]:
         """Every object with its size and LastModified, in the server's order (the names' UTF-8
         bytes on AWS; SeaweedFS lists directory by directory), 1000 per ListObjectsV2, streamed;
         a console's "folder" marker (a name ending in '/') is no file and is left out. S3 has no
-        temporaries: an unfinished upload is invisible."""
-        with self._failing("list", "the bucket"):
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name):
+        temporaries: an unfinished upload is invisible. `under`: only '<under>/...'."""
+        with self._failing("list", under or "the bucket"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket_name, Prefix=under + "/" if under else ""
+            )
+            for page in pages:
                 for entry in page.get("Contents", ()):
                     if not entry["Key"].endswith("/"):
                         yield Stored(entry["Key"], entry["Size"], entry["LastModified"])

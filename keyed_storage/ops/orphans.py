@@ -49,6 +49,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Past this, a variant's name may hold only the start of its original's filename.
 _TRUNCATED_VARIANT = MAX_SEGMENT_BYTES - 4
 _SAMPLES = 5
+# Names a listing may hold back to put it in path order before asking the store (see _PathOrder).
+HOLD_LIMIT = 1000
 
 
 class OutOfOrder(ValueError):
@@ -61,7 +63,7 @@ def path_key(name: str) -> str:
 
     Stores list in one of two orders: AWS S3, moto and the local disk in plain byte order
     ('a-b' before 'a/b'), SeaweedFS directory by directory, which is path order. A byte-order
-    listing turns into path order holding back only a name or two (see _path_ordered); the
+    listing turns into path order holding back only a name or two (see _PathOrder); the
     reverse would hold back whole directories. Python compares str by code point, which is
     the order of their UTF-8 bytes.
     """
@@ -187,25 +189,65 @@ def _in_order(items: Iterable[Any], what: str) -> Iterator[Any]:
         yield item
 
 
-def _path_ordered(listing: Iterable[Stored]) -> Iterator[Stored]:
+class _PathOrder:
     """A store's listing in path order, from a listing in byte order or in path order already.
 
-    In byte order a name X comes before the names Y path order puts first exactly when both
-    start alike and X goes on with a character below '/' where Y has '/' ('events/7-old/...'
+    In byte order a name X comes before the names Y that path order puts first exactly when
+    both start alike and X goes on with a character below '/' where Y has '/' ('events/7-old/...'
     before 'events/7/...'). All such Y sort below X[:i] + '0', where i is the first such
-    character of X, so X is held until the listing reaches that bound: usually the next name
-    or two ('.../logo.png' waits for '.../logo0'). Whatever a path-order listing makes wait is
-    in order anyway.
+    character of X, so X is held until the listing reaches that bound: usually the next name or
+    two ('.../logo.png' waits for '.../logo0'). Whatever a path-order listing makes wait is in
+    order anyway.
+
+    When more than `hold_limit` names wait (all of 'events/2024-pycon/...' waiting for a
+    possible 'events/2024/...'), the store is asked whether anything is named 'events/2024/...'
+    at all (one listing request); if not, they go on. Only a sibling key that exists keeps its
+    neighbours waiting.
     """
-    held: list[tuple[str, int, str, Stored]] = []  # (path key, arrival, release bound, object)
-    for arrival, stored in enumerate(listing):
-        below = _BELOW_SLASH.search(stored.name)
-        bound = stored.name[: below.start()] + "0" if below else ""
-        heapq.heappush(held, (path_key(stored.name), arrival, bound, stored))
-        while held and stored.name >= held[0][2]:
-            yield heapq.heappop(held)[3]
-    while held:
-        yield heapq.heappop(held)[3]
+
+    def __init__(self, backend: Backend, hold_limit: int | None = None) -> None:
+        self.backend = backend
+        self.hold_limit = HOLD_LIMIT if hold_limit is None else hold_limit
+        self.most_held = 0
+        self._absent: set[str] = set()  # keys Q under which nothing is stored: no 'Q/...' to wait for
+        self._present: set[str] = set()  # keys Q under which something is: waiting is needed
+
+    def __iter__(self) -> Iterator[Stored]:
+        held: list[tuple[str, int, Stored]] = []  # (path key, arrival, object)
+        for arrival, stored in enumerate(self.backend.listing()):
+            heapq.heappush(held, (path_key(stored.name), arrival, stored))
+            self.most_held = max(self.most_held, len(held))
+            while held:
+                first = held[0][2].name
+                if stored.name >= self._bound(first):
+                    yield heapq.heappop(held)[2]
+                elif not (len(held) > self.hold_limit and self._asked(first)):
+                    break
+        while held:
+            yield heapq.heappop(held)[2]
+
+    def _waits_on(self, name: str) -> Iterator[str]:
+        """The keys Q whose 'Q/...' names path order puts before `name` and bytes after it."""
+        for below in _BELOW_SLASH.finditer(name):
+            key = name[: below.start()]
+            if key and key not in self._absent:  # no name starts with '/'
+                yield key
+
+    def _bound(self, name: str) -> str:
+        """The name the listing must reach before `name` can go on; '' when it need not wait."""
+        key = next(self._waits_on(name), None)
+        return "" if key is None else key + "0"
+
+    def _asked(self, name: str) -> bool:
+        """Ask the store about the key `name` waits on first; True if it turned out empty."""
+        key = next(self._waits_on(name), None)
+        if key is None or key in self._present:
+            return False
+        if next(iter(self.backend.listing(under=key)), None) is None:
+            self._absent.add(key)
+            return True
+        self._present.add(key)
+        return False
 
 
 def _field_refs(source: Source, chunk_size: int) -> Iterator[Ref]:
@@ -394,7 +436,7 @@ class Audit:
                 report.missing.count += 1
                 on_finding(Finding("missing", ref.name, source=ref.source, pk=ref.pk))
 
-        for stored in _in_order(_path_ordered(self.backend.listing()), "The storage's listing"):
+        for stored in _in_order(_PathOrder(self.backend), "The storage's listing"):
             on_object(stored)
             report.listed += 1
             key = path_key(stored.name)

@@ -461,7 +461,7 @@ class Listed:
     def __init__(self, listed):
         self.listed = list(listed)
 
-    def listing(self, under=""):
+    def stored_objects(self, under=""):
         return iter([stored for stored in self.listed if not under or stored.name.startswith(under + "/")])
 
 
@@ -483,12 +483,12 @@ TRICKY = ["x/a/b", "x/a-b", "x/a0", "x/A", "x/é/x", "x/e/x", "x/a/c/d", "x/a.b"
 
 
 def test_listing_in_byte_or_path_order_with_times(place):
-    """listing() gives the store's order: UTF-8 bytes on AWS S3, moto and the local disk (a
+    """stored_objects() gives the store's order: UTF-8 bytes on AWS S3, moto and the local disk (a
     file 'a-b' before the directory 'a/'), directory by directory on SeaweedFS; the audit
     walks either in path order."""
     for name in TRICKY:
         place.put(name)
-    listed = list(backends.for_config(config.current()).listing())
+    listed = list(backends.for_config(config.current()).stored_objects())
     by_bytes = sorted(TRICKY, key=lambda name: name.encode("utf-8"))
     by_path = sorted(TRICKY, key=orphans.path_key)
     assert by_bytes != by_path

@@ -24,7 +24,7 @@ class Head(NamedTuple):
     version: str
 
 
-# Listing with modification times (keyed_storage.ops.orphans) ------------------------------
+# Every stored object with its time (keyed_storage.ops.orphans) -----------------------------
 
 
 class Stored(NamedTuple):
@@ -95,8 +95,8 @@ class Backend(Protocol):
     def delete_prefix(self, prefix: str) -> list[str]:
         """Delete what names_of_prefix() lists and return those names."""
 
-    # Listing with modification times (keyed_storage.ops.orphans) --------------------------
-    def listing(self, under: str = "") -> Iterator[Stored]:
+    # Every stored object with its time (keyed_storage.ops.orphans) -------------------------
+    def stored_objects(self, under: str = "") -> Iterator[Stored]:
         """Every stored object (those named '<under>/...' when `under` is given), temporaries of
         writes included (flagged), in the store's listing order, streamed: memory does not grow
         with the count. That order is the names' UTF-8

@@ -297,9 +297,9 @@ class LocalBackend(FileSystemStorage):
         # is gone, remove the empty directories up to MEDIA_ROOT, so none pile up.
         self.remove_empty_parents(self.path(name))
 
-    # Listing with modification times (keyed_storage.ops.orphans) -----------------------------
+    # Every stored object with its time (keyed_storage.ops.orphans) ----------------------------
 
-    def listing(self, under: str = "") -> Iterator[Stored]:
+    def stored_objects(self, under: str = "") -> Iterator[Stored]:
         """Every file under MEDIA_ROOT with its size and mtime, in the order of the names' UTF-8
         bytes, as S3 lists: each directory is read whole (one os.scandir) and its entries sorted,
         a subdirectory as its name plus '/', since every name under it starts so. Memory grows
@@ -310,11 +310,11 @@ class LocalBackend(FileSystemStorage):
         system holds in bytes that are not UTF-8 is no key and is left out. `under`: only the
         files under that key's directory."""
         if under:
-            yield from self._listing(self.path(under), under + "/")
+            yield from self._stored_objects(self.path(under), under + "/")
         else:
-            yield from self._listing(self.location, "")
+            yield from self._stored_objects(self.location, "")
 
-    def _listing(self, directory: str, prefix: str) -> Iterator[Stored]:
+    def _stored_objects(self, directory: str, prefix: str) -> Iterator[Stored]:
         try:
             with os.scandir(directory) as found:
                 entries = [
@@ -328,7 +328,7 @@ class LocalBackend(FileSystemStorage):
         entries.sort(key=lambda pair: pair[0])
         for sort_name, entry in entries:
             if sort_name.endswith("/"):
-                yield from self._listing(entry.path, prefix + sort_name)
+                yield from self._stored_objects(entry.path, prefix + sort_name)
                 continue
             try:
                 found_stat = entry.stat(follow_symlinks=False)

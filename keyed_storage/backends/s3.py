@@ -419,9 +419,9 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             )
         return presigner.url(url_path(name), expire or self.keyed_config.url_expires)
 
-    # Listing with modification times (keyed_storage.ops.orphans) -----------------------------
+    # Every stored object with its time (keyed_storage.ops.orphans) ----------------------------
 
-    def listing(self, under: str = "") -> Iterator[Stored]:
+    def stored_objects(self, under: str = "") -> Iterator[Stored]:
         """Every object with its size and LastModified, in the server's order (the names' UTF-8
         bytes on AWS; SeaweedFS lists directory by directory), 1000 per ListObjectsV2, streamed;
         a console's "folder" marker (a name ending in '/') is no file and is left out. S3 has no

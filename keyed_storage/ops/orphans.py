@@ -214,7 +214,7 @@ class _PathOrder:
 
     def __iter__(self) -> Iterator[Stored]:
         held: list[tuple[str, int, Stored]] = []  # (path key, arrival, object)
-        for arrival, stored in enumerate(self.backend.listing()):
+        for arrival, stored in enumerate(self.backend.stored_objects()):
             heapq.heappush(held, (path_key(stored.name), arrival, stored))
             self.most_held = max(self.most_held, len(held))
             while held:
@@ -243,7 +243,7 @@ class _PathOrder:
         key = next(self._waits_on(name), None)
         if key is None or key in self._present:
             return False
-        if next(iter(self.backend.listing(under=key)), None) is None:
+        if next(iter(self.backend.stored_objects(under=key)), None) is None:
             self._absent.add(key)
             return True
         self._present.add(key)

@@ -9,7 +9,7 @@ import pytest
 
 from keyed_storage import config
 from keyed_storage.ops import doctor
-from keyed_storage.ops.policy import iam_policy
+from keyed_storage.ops.policy import iam_policy, lifecycle_configuration
 
 from .helpers import TEST_KEY, TEST_SECRET
 from .ops_helpers import free_port, iam_enforcing_s3, run
@@ -208,7 +208,12 @@ def enforcing():
     """A server that checks signatures and IAM, with one user per action taken out of the policy."""
     bucket = "doctor-iam"
     users = {}
-    for statement, action in ((0, "s3:GetBucketLocation"), (0, "s3:ListBucket"), (1, "s3:PutObject")):
+    for statement, action in (
+        (0, "s3:GetBucketLocation"),
+        (0, "s3:ListBucket"),
+        (0, "s3:GetLifecycleConfiguration"),
+        (1, "s3:PutObject"),
+    ):
         document = iam_policy(bucket)
         document["Statement"][statement]["Action"].remove(action)
         users[f"no-{action[3:]}"] = document
@@ -335,3 +340,80 @@ def test_local_finds_the_direct_upload_endpoint(local, settings):
     assert code == 1
     assert failed_steps(out) == ["✗ direct uploads: keyed_storage's endpoint is routed"]
     assert "include('keyed_storage.urls')" in out
+
+
+# Abandoned multipart uploads: a warning, never a failure -------------------------------------
+
+ABANDONED = "abandoned multipart uploads"
+
+
+def warnings(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("! ")]
+
+
+def test_warns_when_no_lifecycle_rule_aborts_abandoned_multipart_uploads(s3):
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)  # every upload works without the rule: it only costs more
+    assert warnings(out) == [f"! {ABANDONED}"]
+    assert "No enabled lifecycle rule for the whole bucket aborts incomplete multipart uploads" in out
+    assert "keyed_storage policy --only lifecycle" in out
+    assert f"put-bucket-lifecycle-configuration --bucket {s3.bucket}" in out
+
+
+def test_the_printed_lifecycle_rule_satisfies_the_doctor(s3):
+    s3.client.put_bucket_lifecycle_configuration(
+        Bucket=s3.bucket, LifecycleConfiguration=lifecycle_configuration()
+    )
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert warnings(out) == []
+    assert f"✓ {ABANDONED}: a lifecycle rule removes their parts 1 day(s) after they began" in out
+
+
+def rule(**fields) -> dict:
+    return {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}} | fields
+
+
+ABORT = {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3}}
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        pytest.param([rule(Status="Disabled", **ABORT)], id="disabled"),
+        pytest.param([rule(Filter={"Prefix": "events/"}, **ABORT)], id="one-prefix-only"),
+        pytest.param([rule(Expiration={"Days": 30})], id="expires-objects-but-aborts-nothing"),
+    ],
+)
+def test_a_rule_that_leaves_some_uploads_billed_is_warned_about(s3, rules):
+    s3.client.put_bucket_lifecycle_configuration(Bucket=s3.bucket, LifecycleConfiguration={"Rules": rules})
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert warnings(out) == [f"! {ABANDONED}"]
+
+
+def test_the_fewest_days_of_the_rules_that_cover_the_bucket_are_told(s3):
+    rules = [
+        rule(ID="late", **ABORT),
+        rule(ID="soon", AbortIncompleteMultipartUpload={"DaysAfterInitiation": 2}),
+    ]
+    s3.client.put_bucket_lifecycle_configuration(Bucket=s3.bucket, LifecycleConfiguration={"Rules": rules})
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert f"✓ {ABANDONED}: a lifecycle rule removes their parts 2 day(s) after they began" in out
+
+
+def test_lifecycle_rules_the_app_may_not_read_are_a_warning_naming_the_action(enforced):
+    keys, use = enforced
+    use(*keys["no-GetLifecycleConfiguration"])
+    out, _, _ = run("doctor")
+    assert warnings(out) == [f"! {ABANDONED}"]
+    assert not [line for line in failed_steps(out) if ABANDONED in line]
+    assert "not allowed s3:GetLifecycleConfiguration" in out
+
+
+def test_local_mode_has_no_multipart_uploads_to_check(local, settings):
+    os.makedirs(settings.MEDIA_ROOT)
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert ABANDONED not in out

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
+import getpass
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
 
@@ -16,15 +17,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
 from django.urls import NoReverseMatch, reverse
 
+from ..caching import cache_control
 from ..config import Config
-from ..content import ContentInfo
+from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
+from ..keys import has_token
 from ..origin import current_origin
 from ..percent import url_path
-from . import Head, Stored
+from . import Digest, Head, Listing, Look, Stored
 
-# keyed_storage.ops.sync's partial downloads: '.<filename>.keyed-sync-part' beside the target.
-SYNC_PARTIAL_SUFFIX = ".keyed-sync-part"
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
 # Direct-upload tickets of the local endpoint are signed with this salt, so no other signed
@@ -338,7 +339,7 @@ class LocalBackend(FileSystemStorage):
                 prefix + entry.name,
                 found_stat.st_size,
                 datetime.fromtimestamp(found_stat.st_mtime, UTC),
-                temporary=_is_temporary(entry.name),
+                temporary=entry.name.startswith(TEMP_PREFIX),
             )
 
     # Direct uploads ------------------------------------------------------------------------
@@ -397,11 +398,112 @@ class LocalBackend(FileSystemStorage):
         except FileNotFoundError as error:
             raise ObjectChanged(f"{name!r} was removed while it was being checked.", name=name) from error
 
-    def present(
-        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    def publish(
+        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
     ) -> None:
-        """Nothing to do on disk: a file's headers (Cache-Control included) are decided from its
-        name and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+        """Move the checked file `upload` to the new name `name` (a hard link, made only if
+        `name` is free, then the unlink of `upload`), if `upload` is still `version`.
+
+        Headers (Cache-Control included) need nothing here: a file's are decided from its name
+        and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+        source, target = self.path(upload), self.path(name)
+        made = self._make_directory(os.path.dirname(target))
+        try:
+            try:
+                if _version(os.stat(source)) != version:
+                    raise ObjectChanged(f"{upload!r} was replaced while it was being checked.", name=upload)
+                os.link(source, target)
+            except FileNotFoundError as error:
+                raise ObjectChanged(
+                    f"{upload!r} was removed while it was being checked.", name=upload
+                ) from error
+            except FileExistsError as error:
+                raise NameTaken(name) from error
+        except BaseException:
+            self._remove_empty(reversed(made))
+            raise
+        self.delete(upload)
+
+    # Operations: what doctor and sync ask of the disk -------------------------------------
+
+    def identity(self) -> str:
+        """Files are read and written as the user the site runs as."""
+        return f"the site's own user ({getpass.getuser()})"
+
+    def region(self) -> None:
+        """A disk is in no region."""
+
+    def listing(self, prefix: str, limit: int) -> Listing:
+        """Up to `limit` file names starting with `prefix`, in name order; the clock is this machine's."""
+        names = sorted(name for name, _ in self.inventory() if name.startswith(prefix))
+        return Listing(names[:limit], None)
+
+    def incomplete_upload_expiry(self) -> int:
+        """0: nothing of an unfinished write is kept or billed here. A write cut short leaves at
+        most a '.keyed-*' temporary, which no listing shows and no key can take."""
+        return 0
+
+    def look(self, name: str) -> Look | None:
+        """The file's size, and the Cache-Control the local view sends for its name."""
+        found = self.head(name)
+        if found is None:
+            return None
+        sent = cache_control(self.keyed_config, immutable=has_token(name))
+        return Look(found.size, sent, {})
+
+    def digest(self, name: str, look: Look, *, recorded: bool = True) -> Digest | None:
+        """None: a file carries no checksum; only reading it tells."""
+        return None
+
+    def stream(self, name: str) -> Iterator[bytes]:
+        with open(self.path(name), "rb") as file:
+            while chunk := file.read(COPY_CHUNK):
+                yield chunk
+
+    def part_size(self, size: int) -> None:
+        """A file is written in one piece."""
+
+    def store_file(self, name: str, path: str, *, md5: str, progress: Callable[[int], object]) -> None:
+        """Copy the file at `path` in as store() writes (atomically); a file has nowhere to keep `md5`."""
+        with open(path, "rb") as file:
+            # The disk keeps no headers: the view decides them from the bytes when serving.
+            self.store(name, file, ContentInfo(GENERIC, attachment=False))
+            progress(os.fstat(file.fileno()).st_size)
+
+    def refresh_cache_control(self, name: str, look: Look) -> bool:
+        """False: the local view decides the header from the name each time it serves the file."""
+        return False
+
+    def store_checked(self, name: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
+        """Write `chunks` as `name` once `check()` has passed (it raises to refuse them).
+
+        They go to a '.keyed-*' temporary beside the target, which no listing shows, so
+        neither a reader nor a key's replacement sweep sees a file before it is whole and
+        checked; then it is renamed into place, replacing what was there. Directories are made
+        with FILE_UPLOAD_DIRECTORY_PERMISSIONS and the file gets FILE_UPLOAD_PERMISSIONS, as a
+        save's. A refusal or an interruption leaves `name` as it was and removes the
+        temporary and the directories made for it.
+        """
+        path = self.path(name)
+        directory = os.path.dirname(path)
+        created = self._make_directory(directory)
+        temporary = None
+        try:
+            temporary = self._temporary(directory)
+            with open(temporary, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            check()
+            os.chmod(temporary, self.file_mode)
+            os.replace(temporary, path)
+        except BaseException:
+            if temporary is not None:
+                _remove(temporary)
+            self._remove_empty(reversed(created))
+            raise
+        _fsync_directory(directory)
 
 
 class Incoming:
@@ -457,12 +559,6 @@ class Incoming:
         if self._temporary is not None:
             _remove(self._temporary)
         self._backend._remove_empty(reversed(self._created))
-
-
-def _is_temporary(filename: str) -> bool:
-    return filename.startswith(TEMP_PREFIX) or (
-        filename.startswith(".") and filename.endswith(SYNC_PARTIAL_SUFFIX)
-    )
 
 
 def _utf8(filename: str) -> bool:

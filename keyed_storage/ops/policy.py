@@ -1,4 +1,5 @@
-"""Least-privilege IAM policy for the app's user, and the bucket policy for public links."""
+"""Least-privilege IAM policy for the app's user, the bucket policy for public links, and the
+lifecycle rule that clears abandoned multipart uploads."""
 
 from __future__ import annotations
 
@@ -12,10 +13,16 @@ if TYPE_CHECKING:
 
 VERSION = "2012-10-17"
 
-# What keyed_storage does to a bucket, and nothing more: list a key's earlier objects and
-# find the bucket's region; read, write and delete objects, and clean up after an
-# interrupted multipart upload. No wildcard action and no s3:ListAllMyBuckets.
-BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
+# What keyed_storage does to a bucket, and nothing more: list a key's earlier objects, find
+# the bucket's region, list its unfinished multipart uploads and read its lifecycle rules
+# (doctor checks that one aborts them); read, write and delete objects, and clean up after
+# an interrupted multipart upload. No wildcard action and no s3:ListAllMyBuckets.
+BUCKET_ACTIONS = (
+    "s3:ListBucket",
+    "s3:GetBucketLocation",
+    "s3:ListBucketMultipartUploads",
+    "s3:GetLifecycleConfiguration",
+)
 OBJECT_ACTIONS = (
     "s3:GetObject",
     "s3:PutObject",
@@ -26,6 +33,11 @@ OBJECT_ACTIONS = (
 ACL_ACTION = "s3:PutObjectAcl"
 
 WHOLE_BUCKET = "*"
+
+# An upload unfinished a day after it began is abandoned: a browser resuming one comes back
+# within hours, and S3 bills the parts for every day they stay.
+ABANDONED_AFTER_DAYS = 1
+LIFECYCLE_RULE_ID = "keyed-storage-abort-incomplete-multipart-uploads"
 
 
 def check_bucket(bucket: str) -> str:
@@ -87,4 +99,22 @@ def bucket_policy(bucket: str, prefixes: list[str]) -> dict[str, Any]:
                 "Resource": resources if len(resources) > 1 else resources[0],
             }
         ],
+    }
+
+
+def lifecycle_configuration(days: int = ABANDONED_AFTER_DAYS) -> dict[str, Any]:
+    """The bucket lifecycle configuration that makes S3 abort multipart uploads unfinished
+    `days` after they began, removing their parts (invisible to listings, still billed).
+    It covers the whole bucket (an empty prefix) and expires no object."""
+    if days < 1:
+        raise ValueError(f"DaysAfterInitiation must be a whole number of days, at least 1, not {days!r}.")
+    return {
+        "Rules": [
+            {
+                "ID": LIFECYCLE_RULE_ID,
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+            }
+        ]
     }

@@ -48,7 +48,7 @@ class Command(BaseCommand):
         )
         p.add_argument(
             "--only",
-            choices=["iam", "bucket"],
+            choices=["iam", "bucket", "lifecycle"],
             help="Print only that policy document, e.g. for `aws iam put-user-policy --policy-document`.",
         )
 
@@ -138,10 +138,10 @@ class Command(BaseCommand):
         documents = {"IAMPolicy": policy.iam_policy(bucket, acls=acls)}
         if public_read:
             documents["BucketPolicy"] = policy.bucket_policy(bucket, public_read)
+        documents["LifecycleConfiguration"] = policy.lifecycle_configuration()
         if only:
-            self.stdout.write(
-                json.dumps(documents[{"iam": "IAMPolicy", "bucket": "BucketPolicy"}[only]], indent=2)
-            )
+            chosen = {"iam": "IAMPolicy", "bucket": "BucketPolicy", "lifecycle": "LifecycleConfiguration"}
+            self.stdout.write(json.dumps(documents[chosen[only]], indent=2))
             return
         self.stdout.write(json.dumps(documents, indent=2))
         self.stderr.write(self._policy_notes(bucket, public_read, acls))
@@ -169,6 +169,13 @@ class Command(BaseCommand):
                 f"  aws s3api put-bucket-policy --bucket {bucket} \\",
                 f'    --policy "$({command} --public-read {prefixes} --only bucket)"',
             ]
+        notes += [
+            "LifecycleConfiguration: makes S3 remove the parts of multipart uploads left unfinished for "
+            f"{policy.ABANDONED_AFTER_DAYS} day (invisible, billed). It replaces the bucket's lifecycle "
+            "rules: if it has some, add this rule to them.",
+            f"  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} \\",
+            f'    --lifecycle-configuration "$({command} --only lifecycle)"',
+        ]
         return "\n".join(notes)
 
     # doctor -----------------------------------------------------------------------------
@@ -181,7 +188,11 @@ class Command(BaseCommand):
         for step in steps:
             if step.ok:
                 passed += 1
-                self.stdout.write(self.style.SUCCESS("✓ ") + step.title)
+                self.stdout.write(
+                    (self.style.WARNING("! ") if step.warning else self.style.SUCCESS("✓ ")) + step.title
+                )
+                if step.warning:
+                    self.stdout.write(f"    cause: {step.cause}\n    fix:   {step.fix}")
                 continue
             failed += 1
             self.stdout.write(self.style.ERROR("✗ ") + step.title)

@@ -53,6 +53,19 @@ class Listing(NamedTuple):
     server_time: datetime | None
 
 
+# Every stored object with its time (keyed_storage.ops.orphans) -----------------------------
+
+
+class Stored(NamedTuple):
+    """One stored object as a listing sees it: name, size in bytes, last modification (UTC)."""
+
+    name: str
+    size: int
+    modified: datetime
+    # A write's own leftover (the local disk's in-progress '.keyed-*' files): never a key's file.
+    temporary: bool = False
+
+
 class Backend(Protocol):
     """What every place files can live answers, keyed by object name (as Active Storage's
     services are by key). KeyedStorage, prefixes, direct uploads, doctor and sync use nothing
@@ -112,6 +125,14 @@ class Backend(Protocol):
 
     def delete_prefix(self, prefix: str) -> list[str]:
         """Delete what names_of_prefix() lists and return those names."""
+
+    # Every stored object with its time (keyed_storage.ops.orphans) -------------------------
+    def stored_objects(self, under: str = "") -> Iterator[Stored]:
+        """Every stored object (those named '<under>/...' when `under` is given), temporaries of
+        writes included (flagged), in the store's listing order, streamed: memory does not grow
+        with the count. That order is the names' UTF-8
+        bytes on AWS S3 and the local disk ('a-b' before 'a/b'); some S3-compatible servers
+        (SeaweedFS) list directory by directory ('a/b' before 'a-b')."""
 
     # Direct uploads ---------------------------------------------------------------------
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:

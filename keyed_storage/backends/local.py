@@ -9,6 +9,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
 
 from django.core import signing
@@ -23,7 +24,7 @@ from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
 from ..keys import has_token
 from ..origin import current_origin
 from ..percent import url_path
-from . import Digest, Head, Listing, Look
+from . import Digest, Head, Listing, Look, Stored
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
@@ -297,6 +298,50 @@ class LocalBackend(FileSystemStorage):
         # is gone, remove the empty directories up to MEDIA_ROOT, so none pile up.
         self.remove_empty_parents(self.path(name))
 
+    # Every stored object with its time (keyed_storage.ops.orphans) ----------------------------
+
+    def stored_objects(self, under: str = "") -> Iterator[Stored]:
+        """Every file under MEDIA_ROOT with its size and mtime, in the order of the names' UTF-8
+        bytes, as S3 lists: each directory is read whole (one os.scandir) and its entries sorted,
+        a subdirectory as its name plus '/', since every name under it starts so. Memory grows
+        with the largest directory and the depth, not with the count of files.
+
+        Temporaries of writes (in progress or cut short) are listed, flagged. Directories are
+        not objects; symbolic links are listed as files and never followed; a name the file
+        system holds in bytes that are not UTF-8 is no key and is left out. `under`: only the
+        files under that key's directory."""
+        if under:
+            yield from self._stored_objects(self.path(under), under + "/")
+        else:
+            yield from self._stored_objects(self.location, "")
+
+    def _stored_objects(self, directory: str, prefix: str) -> Iterator[Stored]:
+        try:
+            with os.scandir(directory) as found:
+                entries = [
+                    (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
+                    for entry in found
+                    if _utf8(entry.name)
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return  # removed meanwhile (its last file deleted): nothing left to list
+        # Python compares str by code point, which is the order of their UTF-8 bytes.
+        entries.sort(key=lambda pair: pair[0])
+        for sort_name, entry in entries:
+            if sort_name.endswith("/"):
+                yield from self._stored_objects(entry.path, prefix + sort_name)
+                continue
+            try:
+                found_stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted since the directory was read
+            yield Stored(
+                prefix + entry.name,
+                found_stat.st_size,
+                datetime.fromtimestamp(found_stat.st_mtime, UTC),
+                temporary=entry.name.startswith(TEMP_PREFIX),
+            )
+
     # Direct uploads ------------------------------------------------------------------------
 
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
@@ -518,6 +563,14 @@ class Incoming:
         if self._temporary is not None:
             _remove(self._temporary)
         self._backend._remove_empty(reversed(self._created))
+
+
+def _utf8(filename: str) -> bool:
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode's surrogate escapes of bytes that are not UTF-8
+        return False
+    return True
 
 
 def _version(found: os.stat_result) -> str:

@@ -26,7 +26,7 @@ from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, ObjectChanged, StorageError
 from ..keys import has_token
 from ..percent import url_path
-from . import Digest, Head, Listing, Look
+from . import Digest, Head, Listing, Look, Stored
 from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:
@@ -440,6 +440,22 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 credentials=self._frozen_credentials,
             )
         return presigner.url(url_path(name), expire or self.keyed_config.url_expires)
+
+    # Every stored object with its time (keyed_storage.ops.orphans) ----------------------------
+
+    def stored_objects(self, under: str = "") -> Iterator[Stored]:
+        """Every object with its size and LastModified, in the server's order (the names' UTF-8
+        bytes on AWS; SeaweedFS lists directory by directory), 1000 per ListObjectsV2, streamed;
+        a console's "folder" marker (a name ending in '/') is no file and is left out. S3 has no
+        temporaries: an unfinished upload is invisible. `under`: only '<under>/...'."""
+        with self._failing("list", under or "the bucket"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket_name, Prefix=under + "/" if under else ""
+            )
+            for page in pages:
+                for entry in page.get("Contents", ()):
+                    if not entry["Key"].endswith("/"):
+                        yield Stored(entry["Key"], entry["Size"], entry["LastModified"])
 
     # Direct uploads ------------------------------------------------------------------------
 

@@ -603,3 +603,33 @@ def test_progress_bar_and_header(local):
         "is missing." in out
     )
     assert "objects: 1" in err  # tqdm's bar, on standard error
+
+
+def test_direct_uploads_never_finished_are_orphans_and_finished_ones_are_not(mode, later):
+    """A browser that uploaded and never submitted leaves its object at the upload's name; a
+    ticket used again after its upload was finished leaves a stray there too. Both go; the
+    published file a row holds stays."""
+    from keyed_storage.direct import finish_upload, start_upload
+
+    from .test_direct import post, uploaded
+
+    event = Event.objects.create(name="Direct Con")
+    talk = Session.objects.create(event=event, title="Keynote")
+    key = f"events/{event.pk}/sessions/{talk.pk}/audio"
+    data = b"RIFF" + b"\0" * 200
+    abandoned = start_upload(key, filename="draft.wav", size=len(data), content_type="audio/wav")
+    assert post(abandoned, data).status_code == 204
+    finished = start_upload(key, filename="talk.wav", size=len(data), content_type="audio/wav")
+    assert post(finished, data).status_code == 204
+    talk.audio.name = finish_upload(finished.reference, key=key)
+    talk.save()
+    assert post(finished, data).status_code == 204  # the same ticket, again: a stray
+
+    later(2 * DAY)
+    out, err, code = run("orphans", "--delete")
+    assert code == 0, err
+    assert sorted(line.split(" ")[1] for line in lines(out, "orphan:")) == sorted(
+        [uploaded(abandoned), uploaded(finished)]
+    )
+    assert KeyedStorage().exists(talk.audio.name)
+    assert not KeyedStorage().exists(uploaded(abandoned))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from django import forms
 from django.contrib import admin
@@ -12,8 +12,11 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
-from .direct_forms import DirectFileField, DirectUploadWidget, unfit_for_direct_uploads
+from .direct_forms import DirectFileField, DirectImageField, DirectUploadWidget, unfit_for_direct_uploads
 from .widgets import FilePreviewWidget, render_preview
+
+# direct_upload_fields' default: every field that can take direct uploads (as ModelForm's "__all__").
+ALL_FIELDS: Literal["__all__"] = "__all__"
 
 if TYPE_CHECKING:
     # What the mixin is mixed into, so its super() call and attributes are checked; at run
@@ -30,14 +33,22 @@ class FilePreviewMixin(_AdminBase):
 
     A widget of your own for a field, given in formfield_overrides or by a subclass, is kept.
 
-    The fields named in `direct_upload_fields` upload from the browser straight to storage
-    (keyed_storage.direct_forms), with a progress bar, on change forms:
+    On change forms, file fields upload from the browser straight to storage
+    (keyed_storage.direct_forms), with a progress bar: by default every field that can
+    (on KeyedStorage, with a key template for upload_to); name some to limit it to those,
+    or none to turn it off:
 
-        direct_upload_fields = ["audio", "slides"]
+        direct_upload_fields = ["audio", "slides"]   # or () for none; "__all__" by default
     """
 
     preview_widget = FilePreviewWidget
-    direct_upload_fields: Collection[str] = ()
+    direct_upload_fields: Collection[str] | Literal["__all__"] = ALL_FIELDS
+
+    def takes_direct_uploads(self, db_field: models.FileField) -> bool:
+        """Whether `db_field`'s input uploads straight to storage on change forms."""
+        if self.direct_upload_fields == ALL_FIELDS:
+            return unfit_for_direct_uploads(db_field) is None
+        return db_field.name in self.direct_upload_fields
 
     def formfield_for_dbfield(
         self, db_field: models.Field[Any, Any], request: Any, **kwargs: Any
@@ -59,15 +70,28 @@ class FilePreviewMixin(_AdminBase):
             and "widget" not in kwargs
             and overridden in (None, AdminFileWidget)
         ):
-            if db_field.name in self.direct_upload_fields:
+            if self.takes_direct_uploads(db_field):
                 user = getattr(request, "user", None)
-                kwargs |= {"widget": DirectUploadWidget, "form_class": DirectFileField, "user": user}
+                form_class = DirectImageField if isinstance(db_field, models.ImageField) else DirectFileField
+                kwargs |= {"widget": DirectUploadWidget, "form_class": form_class, "user": user}
             else:
                 kwargs["widget"] = self.preview_widget
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = super().check(**kwargs)
+        if self.direct_upload_fields == ALL_FIELDS:
+            return errors
+        if isinstance(self.direct_upload_fields, str):
+            return [
+                *errors,
+                checks.Error(
+                    f"{type(self).__name__}.direct_upload_fields is {self.direct_upload_fields!r}: "
+                    f"it is {ALL_FIELDS!r} or a list of field names.",
+                    obj=type(self),
+                    id="keyed_storage.E012",
+                ),
+            ]
         for name in self.direct_upload_fields:
             why = _unfit(self.model, name)
             if why:

@@ -5,8 +5,9 @@ presigned POST whose signed policy S3 enforces, in local mode a POST to keyed_st
 endpoint (keyed_storage.endpoint), which enforces the same limits. Either way the client
 POSTs ticket.fields and then the file, in a field named "file", to ticket.url, and hands
 ticket.reference back to the server. finish_upload(reference) checks the object as a normal
-save checks a file (its size, its type from its first bytes) and gives it the headers a save
-would, or removes it and raises a ValidationError.
+save checks a file (its size, its type from its first bytes) and publishes it under a name
+of its own (ticket.name, which no ticket can write) with the headers a save would give it,
+or removes it and raises a ValidationError.
 
 The reference is signed (django.core.signing, with SECRET_KEY) and carries everything the
 check needs, so no database row or cache entry is involved: any process of the site can
@@ -15,29 +16,35 @@ finish an upload another one started.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core import signing
-from django.core.files import File
 from django.utils.translation import gettext_lazy as _
 
 from . import backends, config
 from .backends import Head
 from .caching import cache_control
 from .config import Config
-from .content import SNIFF_BYTES, identify
-from .exceptions import FileRefused, ObjectChanged, ReferenceRefused, UploadMissing
-from .keys import FinishedName, fresh_name, validate_key
-from .storage import PRIVACY_TYPES, KeyedStorage
+from .content import SNIFF_BYTES, ContentInfo, identify
+from .exceptions import FileRefused, NameTaken, ObjectChanged, ReferenceRefused, UploadMissing
+from .images import DEFAULT_MAX_PIXELS, ImageRefused, displayed_size
+from .keys import TOKEN_HEX_CHARS, TOKEN_TIME_HEX, FinishedName, fresh_name, split_tokened, validate_key
+from .privacy import strip_identifying_metadata
+from .storage import PRIVACY_TYPES
 from .streams import seekable
 from .validators import accepted_patterns, accepted_type, known_type, refuse_size, refuse_type, type_matches
 
 # References are signed with this salt (plus the binding), so no other value the site signs
 # (a session, a password-reset token, the local endpoint's ticket) can pass for one.
 SALT = "keyed_storage.direct.reference"
+
+# How much of a stored picture image_size() may read, in turn, to find its size.
+IMAGE_HEADER_READS = (64 * 1024, 1024 * 1024)
 
 # A reference is accepted for twice the ticket's lifetime: an upload that begins just before
 # its ticket expires has as long again to arrive and be finished.
@@ -50,8 +57,9 @@ class Ticket:
 
     POST `fields` (all of them, as they are) and then the file, in a multipart field named
     "file", to `url`; then give `reference` back to the server, which passes it to
-    finish_upload(). `name` is the object the upload creates; `expires` is when the POST must
-    have begun by.
+    finish_upload(). `name` is the name finish_upload() publishes the checked file under
+    (not the one the POST writes, which the ticket names in its fields and may write again
+    until it expires); `expires` is when the POST must have begun by.
     """
 
     url: str
@@ -75,7 +83,7 @@ def start_upload(
     max_size: int | None = None,
     bound_to: str = "",
 ) -> Ticket:
-    """A ticket for uploading one file of exactly `size` bytes as <key>/<token>/<filename>.
+    """A ticket for uploading one file of exactly `size` bytes, to be published as <key>/<token>/<filename>.
 
     `accept` and `max_size` are upload()'s: checked by finish_upload() against the stored
     bytes. Here, a `size` above `max_size`, or a `content_type` claim that names a type
@@ -95,24 +103,24 @@ def start_upload(
     if patterns is not None and claim is not None and not type_matches(claim, patterns):
         raise refuse_type(claim, patterns)
     current = config.current()
-    name = fresh_name(key, filename)
-    payload = {"n": name, "k": key, "s": size, "m": max_size, "a": patterns, "c": claim}
+    upload = fresh_name(key, filename)
+    payload = {"n": upload, "k": key, "s": size, "m": max_size, "a": patterns, "c": claim}
     from .multipart import part_count, part_size_for  # it builds on this module
 
     part_size = part_size_for(size, current)
     if part_size:
         url, fields = "", dict[str, str]()
-        payload["u"] = backends.for_config(current).start_parts(name)
+        payload["u"] = backends.for_config(current).start_parts(upload)
         payload["p"] = part_size
     else:
         url, fields = backends.for_config(current).direct_ticket(
-            name, size=size, expires=current.direct_expires
+            upload, size=size, expires=current.direct_expires
         )
     return Ticket(
         url=url,
         fields=fields,
         reference=signing.dumps(payload, salt=_salt(bound_to), compress=True),
-        name=name,
+        name=published_name(upload),
         expires=datetime.now(UTC) + timedelta(seconds=current.direct_expires),
         part_size=part_size,
         parts=part_count(size, part_size) if part_size else 0,
@@ -120,50 +128,78 @@ def start_upload(
 
 
 def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "") -> str:
-    """Check the object a direct upload stored, present it as a save would, return its name.
+    """Check the object a direct upload stored, publish it under a name of its own, return that name.
 
     In order: the reference (its signature, its age, its binding, and `key` if given: pass
     it so a reference issued for another key is refused); that the object exists with the
     size the ticket allowed; its type told from its first bytes against `accept` (one ranged
-    read, never the whole object). Then it gets the Content-Type, Content-Disposition and
-    Cache-Control a save of the same bytes would get (in S3, one server-side copy onto
-    itself); a JPEG, PNG or WebP loses its identifying metadata, as in a save, by being
-    stored again.
+    read, never the whole object). Then it is moved to ticket.name, a name the ticket cannot
+    write, with the Content-Type, Content-Disposition and Cache-Control a save of the same
+    bytes would get (in S3, one server-side copy and the delete of the upload); a JPEG, PNG or
+    WebP loses its identifying metadata, as in a save, by being stored again.
 
     Raises ReferenceRefused (nothing deleted), or a FileRefused (UploadMissing, FileTooLarge,
     FileTypeRefused) after removing the object. Finishing again returns the same name. Set
-    on a model field and saved, the name belongs to that save: a rollback removes the object.
+    on a model field and saved, the name the first finish returned belongs to that save: a
+    rollback removes the object.
     """
     grant = _load(reference, bound_to)
     if key is not None and validate_key(key) != grant["k"]:
         raise ReferenceRefused(
             _("This upload was made for another place and cannot be used here."), code="direct_key"
         )
-    name = validate_key(grant["n"])
+    upload = validate_key(grant["n"])
+    name = published_name(upload)
     current = config.current()
     backend = backends.for_config(current)
-    if "u" in grant:  # a multipart upload: its parts become the object first
+    if backend.head(name) is not None:
+        # Finished before. Anything at the upload's name now was sent since, with the same
+        # ticket, and is never looked at: it goes.
+        backend.delete(upload)
+        return name  # not this finish's own: a rollback of the save that uses it keeps it
+    if "u" in grant:  # a multipart upload: its parts become the upload's object first
         from .multipart import complete
 
         complete(backend, grant)
-    head = backend.head(name)
+    head = backend.head(upload)
     if head is None:
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
     try:
-        _check(backend, name, head, grant, current)
+        _publish(backend, upload, name, head, grant, current)
     except (FileRefused, ObjectChanged) as refused:
-        backend.delete(name)
+        backend.delete(upload)
         if isinstance(refused, ObjectChanged):
             raise FileRefused(
                 _("The file changed while it was being checked. Please upload it again."),
                 code="direct_changed",
             ) from refused
         raise
+    except NameTaken:
+        # A finish of the same reference running at the same time published it first.
+        backend.delete(upload)
+        return name
     # Marked, so that the save which sets it on a model field removes it if it rolls back.
     return FinishedName(name)
 
 
-def _check(backend: backends.Backend, name: str, head: Head, grant: dict[str, Any], current: Config) -> None:
+def published_name(upload: str) -> str:
+    """The name a finished upload is published under: its key and filename, and a token made
+    from the upload's (the same time, so names still sort by upload; other random digits).
+
+    A ticket may write its upload's name until it expires; it can never write this one, so
+    what finish_upload() checked is what stays under it."""
+    key, token, filename = split_tokened(upload) or _not_an_upload(upload)
+    digest = hashlib.sha256(f"{SALT}:published:{token}".encode()).hexdigest()
+    return f"{key}/{token[:TOKEN_TIME_HEX]}{digest[: TOKEN_HEX_CHARS - TOKEN_TIME_HEX]}/{filename}"
+
+
+def _not_an_upload(name: str) -> NoReturn:
+    raise ReferenceRefused(_("This upload reference is not valid here."), code="direct_reference")
+
+
+def _publish(
+    backend: backends.Backend, upload: str, name: str, head: Head, grant: dict[str, Any], current: Config
+) -> None:
     declared, max_size = grant["s"], grant["m"]
     if max_size is not None and head.size > max_size:
         raise refuse_size(head.size, max_size)
@@ -175,31 +211,66 @@ def _check(backend: backends.Backend, name: str, head: Head, grant: dict[str, An
             code="direct_incomplete",
             params={"received": head.size, "size": declared},
         )
-    start = backend.read_start(name, SNIFF_BYTES, head.version) if head.size else b""
+    start = backend.read_start(upload, SNIFF_BYTES, head.version) if head.size else b""
     if grant["a"] is not None:
-        accepted_type(start, name, tuple(grant["a"]))
+        accepted_type(start, upload, tuple(grant["a"]))
     info = identify(start, name, grant["c"])
+    # A fresh <key>/<token>/<filename>, never written twice: cached as an upload's name is.
+    caching = cache_control(current, immutable=True)
     if info.content_type in PRIVACY_TYPES and not current.keep_metadata:
-        _store_again(backend, name)
+        _store_cleaned(backend, upload, name, head, info, caching)
     else:
-        # A fresh <key>/<token>/<filename>, never written twice: cached as an upload's name is.
-        backend.present(name, info, head.version, cache_control=cache_control(current, immutable=True))
+        backend.publish(upload, name, info, head.version, cache_control=caching)
 
 
-def _store_again(backend: backends.Backend, name: str) -> None:
-    """Save the object over itself through KeyedStorage, so a photo is cleaned of its
-    identifying metadata exactly as in a save. Photos are small: this is their only full read."""
-    original = backend.open(name, "rb")
+def _store_cleaned(
+    backend: backends.Backend, upload: str, name: str, head: Head, info: ContentInfo, caching: str
+) -> None:
+    """Store the photo under `name` cleaned of its identifying metadata, exactly as a save
+    cleans it, then delete the upload. Photos are small: this is their only full read."""
+    original = backend.open(upload, "rb")
     try:
         copy = seekable(original)
         try:
-            # A fresh <key>/<token>/<filename>: as immutable as any upload's name.
-            KeyedStorage().save(name, File(copy, name=name), overwrite=True, immutable=True)
+            if backend.head(upload) != head:  # what was read is not what was checked
+                raise ObjectChanged(f"{upload!r} was replaced while it was being checked.", name=upload)
+            cleaned = strip_identifying_metadata(copy)
+            try:
+                backend.store(name, cleaned or copy, info, exclusive=True, cache_control=caching)
+            finally:
+                if cleaned is not None:
+                    cleaned.close()
         finally:
             if copy is not original:
                 copy.close()
     finally:
         original.close()
+    backend.delete(upload)
+
+
+def image_size(name: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of the stored picture `name` as shown (EXIF orientation applied), told
+    from its first bytes: a ranged read of 64 KiB, and of 1 MiB if its header is longer
+    (a camera's EXIF block, with its thumbnail, comes before a JPEG's frame header); never
+    more. ImageRefused if it is not a picture Pillow reads, has more than `max_pixels`
+    pixels, or its header does not end within 1 MiB.
+    """
+    backend = backends.for_config(config.current())
+    head = backend.head(name)
+    if head is None:
+        raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
+    for length in IMAGE_HEADER_READS:
+        start = backend.read_start(name, min(length, head.size), head.version) if head.size else b""
+        try:
+            return displayed_size(io.BytesIO(start), max_pixels=max_pixels)
+        except ImageRefused as refused:
+            if refused.code == "image_pixels" or len(start) >= head.size:
+                raise
+    raise ImageRefused(
+        _("This image could not be read: its header is longer than %(limit)s."),
+        code="image_header",
+        params={"limit": "1 MiB"},
+    )
 
 
 def _load(reference: str, bound_to: str) -> dict[str, Any]:

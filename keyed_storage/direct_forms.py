@@ -28,10 +28,13 @@ from django.core.exceptions import (
     ValidationError,
 )
 from django.db.models import FileField, ImageField, Model
+from django.db.models.fields.files import ImageFieldFile
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
-from .direct import finish_upload
+from .direct import finish_upload, image_size
+from .fields import KeyedImageFieldFile, KeyedImageFormField
+from .images import ImageRefused
 from .keys import KeyNeedsValue, KeyTemplate, fit_name, fresh_name, validate_key
 from .storage import KeyedStorage
 from .validators import ContentTypeValidator, FileSizeValidator
@@ -89,13 +92,13 @@ def upload_limits(field: FileField) -> tuple[tuple[str, ...] | None, int | None]
             accept = validator.patterns
         elif isinstance(validator, FileSizeValidator):
             max_size = validator.max_size if max_size is None else min(max_size, validator.max_size)
+    if accept is None and isinstance(field, ImageField):
+        accept = ("image/*",)  # what Pillow cannot read is refused after, by image_size()
     return accept, max_size
 
 
 def unfit_for_direct_uploads(field: FileField) -> str | None:
     """Why `field` cannot take direct uploads, or None when it can."""
-    if isinstance(field, ImageField):
-        return "it is an image field, whose variants and dimensions are made when Django saves the file"
     if not isinstance(field.storage, KeyedStorage):
         return "it is not on KeyedStorage"
     if not isinstance(field.upload_to, KeyTemplate):
@@ -252,8 +255,34 @@ class DirectFileField(forms.FileField):
         # The initial value is the row's FieldFile: its field and instance give the key.
         field, instance = getattr(initial, "field", None), getattr(initial, "instance", None)
         key = direct_key(field, instance) if isinstance(field, FileField) else None
-        if key is None or field is None or self.user_id is None:
+        if key is None or field is None or instance is None or self.user_id is None:
             raise ValidationError(
                 _("This upload cannot be used here. Please choose the file again."), code="direct_unavailable"
             )
-        return finish_upload(data.reference, key=key, bound_to=binding(field, self.user_id))
+        name = finish_upload(data.reference, key=key, bound_to=binding(field, self.user_id))
+        if isinstance(field, ImageField):
+            return _finished_image(field, instance, name)
+        return name
+
+
+class DirectImageField(DirectFileField, KeyedImageFormField):
+    """DirectFileField for an image field: a file sent the usual way is checked as
+    KeyedImageFormField checks it (a picture Pillow reads, within the pixel limit); a
+    direct upload is checked from its first bytes (keyed_storage.direct.image_size)."""
+
+
+def _finished_image(field: ImageField, instance: Model, name: str) -> ImageFieldFile:
+    """The row's new file for a finished upload to an image field, with its size told from
+    its first bytes, so Django fills width_field and height_field without reading it; a
+    KeyedImageField's variants are rendered from one full read. A file that is not a picture
+    the field takes is removed, with its variants, and refused."""
+    try:
+        size = image_size(name, max_pixels=getattr(field, "max_pixels", None))
+    except ImageRefused:
+        field.storage.delete(name)
+        raise
+    file = field.attr_class(instance, field, name)
+    file._dimensions_cache = size  # type: ignore[attr-defined]  # what ImageFieldFile.width reads
+    if isinstance(file, KeyedImageFieldFile) and file.field.variants:
+        file.store_variants()
+    return file

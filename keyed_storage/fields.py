@@ -15,6 +15,7 @@ from django.db.models.fields.files import ImageFieldFile
 from .images import (
     DEFAULT_MAX_PIXELS,
     ImageRefused,
+    Rendered,
     Variant,
     check_variants,
     displayed_size,
@@ -109,7 +110,26 @@ class KeyedImageFieldFile(ImageFieldFile):
         rendered = render(content, variants, max_pixels=self.field.max_pixels) if variants else {}
         content.seek(0)
         super().save(name, content, save=False)
+        self._store_variants(rendered)
+        if save:
+            self.instance.save()
+
+    def store_variants(self) -> None:
+        """Render and store the variants of the original already stored under this name (a
+        direct upload's): its one full read. If that fails, the original goes too, and the
+        ImageRefused (a ValidationError) or storage error is raised."""
+        name = self._stored_name()
+        try:
+            with self.storage.open(name, "rb") as original:
+                rendered = render(original, self.field.variants, max_pixels=self.field.max_pixels)
+        except BaseException:
+            self.storage.delete(name)
+            raise
+        self._store_variants(rendered)
+
+    def _store_variants(self, rendered: dict[str, Rendered]) -> None:
         original = self._stored_name()
+        variants = self.field.variants
         storage = self.field.keyed_storage
         stored: list[str] = []
         try:
@@ -125,8 +145,6 @@ class KeyedImageFieldFile(ImageFieldFile):
             for leftover in [original, *stored]:
                 storage.delete(leftover)
             raise
-        if save:
-            self.instance.save()
 
     save.alters_data = True  # type: ignore[attr-defined]  # Django's marker for templates
 

@@ -168,9 +168,10 @@ class Rendered:
     content_type: str
 
 
-def displayed_size(source: IO[bytes]) -> tuple[int, int]:
-    """(width, height) of the picture as shown, EXIF orientation applied; reads the header only."""
-    image = open_image(source, max_pixels=None)
+def displayed_size(source: IO[bytes], *, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of the picture as shown, EXIF orientation applied; reads the header only.
+    ImageRefused if it is not a picture, or has more than `max_pixels` pixels."""
+    image = open_image(source, max_pixels=max_pixels)
     width, height = image.size
     return (height, width) if _orientation(image) in _TRANSPOSED else (width, height)
 

@@ -31,9 +31,9 @@ DEFAULT_FILENAME = "file"
 # so tokens sort in upload order and "the newest object of a key" is well defined, then
 # 72 random bits, so no token can be guessed. Its fixed shape lets a sweep of old objects
 # recognise them and spare the objects of nested keys.
-_TIME_HEX = 14
+TOKEN_TIME_HEX = 14
 _RANDOM_BYTES = 9
-TOKEN_HEX_CHARS = _TIME_HEX + 2 * _RANDOM_BYTES
+TOKEN_HEX_CHARS = TOKEN_TIME_HEX + 2 * _RANDOM_BYTES
 _TOKEN = re.compile(rf"[0-9a-f]{{{TOKEN_HEX_CHARS}}}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # What an ASCII key may not contain (see _bad_shape for the refused shapes).
@@ -55,7 +55,7 @@ _issued_lock = threading.Lock()
 
 
 def new_token() -> str:
-    return f"{time.time_ns() // 1000:0{_TIME_HEX}x}{secrets.token_hex(_RANDOM_BYTES)}"
+    return f"{time.time_ns() // 1000:0{TOKEN_TIME_HEX}x}{secrets.token_hex(_RANDOM_BYTES)}"
 
 
 def is_token(segment: str) -> bool:

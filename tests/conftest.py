@@ -214,3 +214,16 @@ def mode(request):
     """Run a test once with files on the local disk and once in S3."""
     request.getfixturevalue(request.param)
     return request.param
+
+
+@pytest.fixture
+def editor(django_user_model):
+    """A staff user who may change everything, as the admin's direct-upload tests sign in."""
+    return django_user_model.objects.create_superuser("editor", "editor@example.org", "pw")
+
+
+@pytest.fixture
+def editor_client(client, editor):
+    """Django's test client, signed in as `editor`."""
+    client.force_login(editor)
+    return client

@@ -14,8 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from events.models import Event, Session
 from keyed_storage import KeyedStorage, config, upload
-from keyed_storage.backends.s3 import MULTIPART_THRESHOLD
-from keyed_storage.ops import sync
+from keyed_storage.backends.s3 import MULTIPART_THRESHOLD, RECORDED_MD5
 
 from .helpers import png_bytes, wav_bytes
 from .ops_helpers import run
@@ -188,7 +187,7 @@ def test_sync_to_s3_stores_the_policy_the_name_calls_for(s3, settings):
     assert code == 0, err
     assert stored_cache_control(s3, TOKENED) == IMMUTABLE
     assert stored_cache_control(s3, "site/terms.pdf") == "no-cache"
-    assert sync.METADATA_MD5 in s3.client.head_object(Bucket=s3.bucket, Key=TOKENED)["Metadata"]
+    assert RECORDED_MD5 in s3.client.head_object(Bucket=s3.bucket, Key=TOKENED)["Metadata"]
 
 
 def test_sync_gives_objects_it_skips_the_policy_and_keeps_their_other_headers(s3, settings):

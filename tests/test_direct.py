@@ -31,6 +31,7 @@ from keyed_storage.exceptions import (
     ReferenceRefused,
     UploadMissing,
 )
+from keyed_storage.keys import FinishedName
 
 from .helpers import fetch, png_bytes, wav_bytes
 
@@ -41,6 +42,11 @@ HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></bod
 def post(ticket: Ticket, data: bytes, filename: str = "upload.bin") -> requests.Response:
     """What every client does with a ticket, whatever the mode."""
     return requests.post(ticket.url, data=ticket.fields, files={"file": (filename, data)}, timeout=30)
+
+
+def uploaded(ticket: Ticket) -> str:
+    """The name the ticket's POST writes: not ticket.name, which finish_upload() publishes to."""
+    return ticket.fields["key"]
 
 
 def stored_names() -> list[str]:
@@ -123,6 +129,36 @@ def test_finishing_twice_gives_the_same_name(mode):
     assert fetch(KeyedStorage().url(ticket.name)) == data
 
 
+def test_a_ticket_used_again_cannot_change_what_was_finished(mode):
+    # An S3 POST policy cannot say "create only": its holder can POST again until it expires.
+    # What finish_upload() checked is published under a name the ticket cannot write.
+    first, second = wav_bytes(1000), bytearray(wav_bytes(1000))
+    second[-100:] = b"\xff" * 100  # the same size (the policy pins it), other bytes
+    ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=len(first), content_type="audio/wav")
+    assert post(ticket, first).status_code == 204
+    name = finish_upload(ticket.reference)
+    assert name == ticket.name != uploaded(ticket)
+    assert stored_names() == [name]
+
+    assert post(ticket, bytes(second)).status_code == 204  # the upload's name is free again
+    assert fetch(KeyedStorage().url(name)) == first
+    # Finishing the reference again (a form sent twice) changes nothing and sweeps the stray.
+    assert finish_upload(ticket.reference) == name
+    assert fetch(KeyedStorage().url(name)) == first
+    assert stored_names() == [name]
+
+
+def test_a_second_finish_does_not_claim_the_file(mode):
+    # The first finish's name is that save's own (a rollback removes it); a second finish of
+    # the same reference did not make the file, so a rollback of its save must keep it.
+    data = wav_bytes(100)
+    ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=len(data), content_type="audio/wav")
+    assert post(ticket, data).status_code == 204
+    assert isinstance(finish_upload(ticket.reference), FinishedName)
+    again = finish_upload(ticket.reference)
+    assert again == ticket.name and not isinstance(again, FinishedName)
+
+
 def test_the_content_type_comes_from_the_bytes_not_the_claim(mode, request):
     s3 = request.getfixturevalue("s3") if mode == "s3" else None
     data = wav_bytes()
@@ -130,7 +166,7 @@ def test_the_content_type_comes_from_the_bytes_not_the_claim(mode, request):
     assert post(ticket, data).status_code == 204
     if s3 is not None:
         # Until it is checked, the object is inert: a download of unknown type, cached nowhere.
-        before = s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)
+        before = s3.client.head_object(Bucket=s3.bucket, Key=uploaded(ticket))
         assert (before["ContentType"], before["ContentDisposition"], before["CacheControl"]) == (
             PENDING_HEADERS["Content-Type"],
             PENDING_HEADERS["Content-Disposition"],
@@ -178,7 +214,7 @@ def test_a_photo_loses_its_location_as_in_a_save(mode):
     data = encode(halves(200, 100), "JPEG", exif=exif.tobytes())
     ticket = start_upload("users/1/avatar", filename="me.jpg", size=len(data), content_type="image/jpeg")
     assert post(ticket, data).status_code == 204
-    assert b"PhoneMaker" in fetch(KeyedStorage().url(ticket.name))
+    assert b"PhoneMaker" in fetch(KeyedStorage().url(uploaded(ticket)))
     finish_upload(ticket.reference)
     served = requests.get(KeyedStorage().url(ticket.name), timeout=10)
     assert served.headers["Content-Type"] == "image/jpeg"
@@ -197,13 +233,14 @@ def test_html_sent_as_talk_mp3_is_refused_and_removed(mode):
         AUDIO_KEY, filename="talk.mp3", size=len(HTML), content_type="audio/mpeg", accept=["audio/*"]
     )
     assert post(ticket, HTML, "talk.mp3").status_code == 204
-    assert stored_names() == [ticket.name]
+    assert stored_names() == [uploaded(ticket)]
     with pytest.raises(FileTypeRefused) as refused:
         finish_upload(ticket.reference, key=AUDIO_KEY)
     assert refused.value.code == "file_type"
     assert "text/html" in refused.value.messages[0]
     assert stored_names() == []
     assert not KeyedStorage().exists(ticket.name)
+    assert not KeyedStorage().exists(uploaded(ticket))
 
 
 def test_a_file_larger_than_max_size_is_refused_before_a_ticket(local):
@@ -238,7 +275,7 @@ def test_a_reference_with_no_upload_behind_it_is_refused(mode):
 def test_an_incomplete_object_is_refused_and_removed(local):
     # The endpoint never places a partial file; this is what finish_upload() does if one appears.
     ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=100, content_type="audio/wav")
-    KeyedStorage().save(ticket.name, _content(wav_bytes(10)[:60]), overwrite=True)
+    KeyedStorage().save(uploaded(ticket), _content(wav_bytes(10)[:60]), overwrite=True)
     with pytest.raises(FileRefused) as refused:
         finish_upload(ticket.reference)
     assert refused.value.code == "direct_incomplete"
@@ -284,7 +321,7 @@ def test_an_altered_reference_is_refused_and_nothing_is_deleted(finished_elsewhe
         with pytest.raises(ReferenceRefused) as refused:
             finish_upload(altered, bound_to="profile:1")
         assert refused.value.code == "direct_reference"
-    assert stored_names() == [finished_elsewhere.name]
+    assert stored_names() == [uploaded(finished_elsewhere)]
 
 
 def test_a_reference_is_bound_to_its_context(finished_elsewhere):
@@ -298,7 +335,7 @@ def test_a_reference_for_another_key_is_refused(finished_elsewhere):
     with pytest.raises(ReferenceRefused) as refused:
         finish_upload(finished_elsewhere.reference, key="users/2/voice", bound_to="profile:1")
     assert refused.value.code == "direct_key"
-    assert stored_names() == [finished_elsewhere.name]
+    assert stored_names() == [uploaded(finished_elsewhere)]
     assert finish_upload(finished_elsewhere.reference, key="users/1/voice", bound_to="profile:1")
 
 
@@ -314,7 +351,7 @@ def test_an_expired_reference_is_refused(local, monkeypatch):
     config.reset()
     with issued_ago(121):  # references live twice the ticket's lifetime
         ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=44, content_type="audio/wav")
-    KeyedStorage().save(ticket.name, _content(wav_bytes(0)), overwrite=True)
+    KeyedStorage().save(uploaded(ticket), _content(wav_bytes(0)), overwrite=True)
     with pytest.raises(ReferenceRefused) as refused:
         finish_upload(ticket.reference)
     assert refused.value.code == "direct_expired"
@@ -328,7 +365,7 @@ def test_a_reference_outlives_its_ticket_so_a_late_upload_can_finish(local, monk
     # The ticket has expired: the endpoint no longer takes the file.
     assert post(ticket, wav_bytes(0)).status_code == 403
     # An upload that began in time and arrived late is finished all the same.
-    KeyedStorage().save(ticket.name, _content(wav_bytes(0)), overwrite=True)
+    KeyedStorage().save(uploaded(ticket), _content(wav_bytes(0)), overwrite=True)
     assert finish_upload(ticket.reference) == ticket.name
 
 
@@ -346,10 +383,11 @@ def test_the_expiry_is_configurable(local, monkeypatch):
 def test_the_s3_ticket_is_a_policy_for_one_name_one_size_and_inert_headers(s3):
     ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=1234, content_type="audio/wav", max_size=5000)
     assert ticket.url == f"{s3.endpoint}/{s3.bucket}"
-    assert ticket.fields["key"] == ticket.name
     policy = json.loads(base64.b64decode(ticket.fields["policy"]))
     conditions = policy["conditions"]
-    assert {"key": ticket.name} in conditions
+    assert {"key": uploaded(ticket)} in conditions
+    # The checked file is published under another name, which the policy does not allow.
+    assert uploaded(ticket) != ticket.name
     assert {"bucket": s3.bucket} in conditions
     assert ["content-length-range", 1234, 1234] in conditions
     for field, value in PENDING_HEADERS.items():
@@ -394,7 +432,7 @@ def test_an_s3_ticket_posts_to_the_bucket_s_own_host(monkeypatch, variables, url
     assert ticket.fields["x-amz-credential"].endswith(f"/{region}/s3/aws4_request")
 
 
-def test_finishing_in_s3_is_a_head_a_ranged_get_and_a_copy(s3):
+def test_finishing_in_s3_is_two_heads_a_ranged_get_a_copy_and_a_delete(s3):
     data = wav_bytes(200_000)  # 400 KB: reading all of it would show in the bytes counted
     ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=len(data), content_type="audio/wav")
     assert post(ticket, data).status_code == 204
@@ -412,9 +450,12 @@ def test_finishing_in_s3_is_a_head_a_ranged_get_and_a_copy(s3):
         finish_upload(ticket.reference)
     finally:
         client.meta.events.unregister("before-send.s3", count)
-    assert seen == Counter({"HeadObject": 1, "GetObject": 1, "CopyObject": 1})
+    # HEAD of the published name (finished before?), HEAD of the upload, its first 8 KiB,
+    # the server-side copy to the published name, the delete of the upload.
+    assert seen == Counter({"HeadObject": 2, "GetObject": 1, "CopyObject": 1, "DeleteObject": 1})
     assert [value.decode() if isinstance(value, bytes) else value for value in ranges] == ["bytes=0-8191"]
     assert s3.body(ticket.name) == data
+    assert s3.keys() == [ticket.name]
 
 
 def test_a_refused_s3_upload_costs_no_copy(s3):
@@ -434,7 +475,7 @@ def test_a_refused_s3_upload_costs_no_copy(s3):
             finish_upload(ticket.reference)
     finally:
         client.meta.events.unregister("before-send.s3", count)
-    assert seen == Counter({"HeadObject": 1, "GetObject": 1, "DeleteObject": 1})
+    assert seen == Counter({"HeadObject": 2, "GetObject": 1, "DeleteObject": 1})
     assert s3.keys() == []
 
 

@@ -140,7 +140,7 @@ def test_a_ticket_is_used_once(ticket):
     assert send(ticket.url, ticket.fields).status_code == 204
     second = send(ticket.url, ticket.fields, b"\0" * len(DATA))
     assert second.status_code == 409
-    assert fetch(_link(ticket.name)) == DATA
+    assert fetch(_link(ticket.fields["key"])) == DATA
 
 
 def test_the_file_goes_in_the_field_named_file(ticket):
@@ -218,4 +218,4 @@ def test_the_file_is_streamed_to_disk_in_small_chunks(local, monkeypatch):
     assert send(big.url, big.fields, data).status_code == 204
     assert sum(writes) == len(data)
     assert max(writes) <= 64 * 1024  # Django's upload handler chunk: never the whole file at once
-    assert fetch(_link(big.name)) == data
+    assert fetch(_link(big.fields["key"])) == data

@@ -1,6 +1,6 @@
 """Direct uploads in forms: the ticket view, the widget's token, and the form field that finishes.
 
-Through the demo's admin (SessionAdmin.direct_upload_fields = ["audio", "slides"]), with
+Through the demo's admin (FilePreviewMixin: every field that can takes direct uploads), with
 Django's test client for the site and plain HTTP for the upload itself, as a browser sends
 it: to moto's server in S3 mode, to keyed_storage's endpoint on the live server locally.
 """
@@ -25,6 +25,7 @@ from django.urls import reverse
 from events.models import Event, Session, Speaker
 from keyed_storage import KeyedStorage
 from keyed_storage.admin import FilePreviewMixin
+from keyed_storage.direct import published_name
 from keyed_storage.direct_forms import TOKEN_MAX_AGE, DirectFileField, field_token
 
 from .helpers import fetch, wav_bytes
@@ -33,17 +34,6 @@ pytestmark = pytest.mark.django_db
 TICKET_URL = "/keyed-storage/ticket/"
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>\n"
 RECORDING = wav_bytes(40_000)
-
-
-@pytest.fixture
-def editor():
-    return User.objects.create_superuser("editor", "editor@example.org", "pw")
-
-
-@pytest.fixture
-def editor_client(client, editor):
-    client.force_login(editor)
-    return client
 
 
 @pytest.fixture
@@ -208,7 +198,7 @@ def test_the_reference_saves_the_stored_name_and_replaces_the_old_file(
         response = save_form(editor_client, session, **{"audio-reference": ticket["reference"]})
     assert response.status_code == 302, response.content.decode()[-2000:]
     session.refresh_from_db()
-    assert session.audio.name == ticket["fields"]["key"]
+    assert session.audio.name == published_name(ticket["fields"]["key"])
     stored = fetch(session.audio.url)
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(RECORDING).hexdigest()
     assert not KeyedStorage().exists(old)  # replaced as any new file replaces the old one
@@ -252,6 +242,7 @@ def test_a_file_whose_bytes_the_field_refuses_is_a_form_error_and_removed(editor
     assert response.status_code == 200
     assert "text/html" in response.content.decode()
     assert not KeyedStorage().exists(ticket["fields"]["key"])
+    assert not KeyedStorage().exists(published_name(ticket["fields"]["key"]))
     session.refresh_from_db()
     assert not session.audio
 
@@ -267,7 +258,7 @@ def test_a_form_shown_again_keeps_the_reference(editor_client, session):
     fixed = save_form(editor_client, session, **sent)
     assert fixed.status_code == 302
     session.refresh_from_db()
-    assert session.audio.name == ticket["fields"]["key"]
+    assert session.audio.name == published_name(ticket["fields"]["key"])
 
 
 def test_without_javascript_the_file_goes_through_django(editor_client, session):
@@ -304,7 +295,7 @@ def test_a_model_form_of_ones_own_takes_a_reference_once_bound_to_the_user(edito
     assert form.is_valid(), form.errors
     form.save()
     session.refresh_from_db()
-    assert session.audio.name == ticket["fields"]["key"]
+    assert session.audio.name == published_name(ticket["fields"]["key"])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -319,7 +310,10 @@ def test_a_rolled_back_save_removes_the_direct_upload_and_keeps_the_old_file(edi
     with pytest.raises(RuntimeError), transaction.atomic():
         form.save()
         raise RuntimeError("the request failed after the save")
-    assert not KeyedStorage().exists(ticket["fields"]["key"]), "the rolled-back save's upload was left"
+    assert not KeyedStorage().exists(published_name(ticket["fields"]["key"])), (
+        "the rolled-back save's upload was left"
+    )
+    assert not KeyedStorage().exists(ticket["fields"]["key"])
     assert KeyedStorage().exists(old)
     assert Session.objects.get(pk=session.pk).audio.name == old
 
@@ -345,9 +339,40 @@ def test_direct_upload_fields_must_name_fields_that_can_take_them():
         direct_upload_fields = ["audio", "slides"]
 
     errors = SpeakerAdmin(Speaker, admin.site).check()
-    assert [error.id for error in errors] == ["keyed_storage.E012"] * 3
+    # An image field takes them (tests/test_direct_images.py); the others cannot.
+    assert [error.id for error in errors] == ["keyed_storage.E012"] * 2
     messages = [error.msg for error in errors]
-    assert "'photo', which cannot take direct uploads: it is an image field" in messages[0]
-    assert "'name', which cannot take direct uploads: it is not a file field" in messages[1]
-    assert "'nickname', which cannot take direct uploads: Speaker has no such field" in messages[2]
+    assert "'name', which cannot take direct uploads: it is not a file field" in messages[0]
+    assert "'nickname', which cannot take direct uploads: Speaker has no such field" in messages[1]
     assert SessionAdmin(Session, admin.site).check() == []
+
+
+def test_every_field_that_can_takes_direct_uploads_by_default(editor_client, session, rf, editor):
+    event = session.event
+    page = editor_client.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert hidden_value(page, "logo-token") and hidden_value(page, "background-token")
+    # The inline's saved session too: its prefix names the row.
+    assert hidden_value(page, "sessions-0-audio-token")
+
+    class Quiet(FilePreviewMixin, admin.ModelAdmin):
+        direct_upload_fields = ()
+
+    class OnlyAudio(FilePreviewMixin, admin.ModelAdmin):
+        direct_upload_fields = ["audio"]
+
+    request = rf.get("/")
+    request.user = editor
+    for admin_class, expected in ((Quiet, set()), (OnlyAudio, {"audio"})):
+        form_class = admin_class(Session, admin.site).get_form(request, session)
+        fields = form_class.base_fields.items()
+        direct = {name for name, field in fields if isinstance(field, DirectFileField)}
+        assert direct == expected, admin_class
+
+
+def test_direct_upload_fields_is_all_or_names():
+    class Mistyped(FilePreviewMixin, admin.ModelAdmin):
+        direct_upload_fields = "audio"
+
+    errors = Mistyped(Session, admin.site).check()
+    assert [error.id for error in errors] == ["keyed_storage.E012"]
+    assert "it is '__all__' or a list of field names" in errors[0].msg

@@ -17,6 +17,7 @@ import requests
 from keyed_storage import KeyedStorage, backends, config
 from keyed_storage.direct import finish_upload, start_upload
 from keyed_storage.exceptions import FileRefused
+from keyed_storage.keys import FinishedName
 
 from .helpers import fetch, wav_bytes
 
@@ -103,7 +104,7 @@ def test_an_object_replaced_while_it_is_checked_is_refused(s3, ticket):
 
     def replace_first(request, **kwargs):
         client.meta.events.unregister("before-send.s3.CopyObject", replace_first)
-        s3.client.put_object(Bucket=s3.bucket, Key=ticket.name, Body=b"\0" * len(DATA))
+        s3.client.put_object(Bucket=s3.bucket, Key=ticket.fields["key"], Body=b"\0" * len(DATA))
 
     client.meta.events.register("before-send.s3.CopyObject", replace_first)
     try:
@@ -113,3 +114,25 @@ def test_an_object_replaced_while_it_is_checked_is_refused(s3, ticket):
         client.meta.events.unregister("before-send.s3.CopyObject", replace_first)
     assert refused.value.code == "direct_changed"
     assert s3.keys() == []
+
+
+def test_a_published_name_is_never_written_twice(s3, ticket):
+    """The copy that publishes is create-only (If-None-Match: *): if the published name
+    appeared between the check and the copy (a finish of the same reference in another
+    process), this finish keeps what is there, removes the upload, and claims nothing."""
+    assert send(ticket, ticket.fields).status_code == 204
+    client = backends.for_config(config.current()).client
+    there_first = b"\1" * len(DATA)
+
+    def publish_first(request, **kwargs):
+        client.meta.events.unregister("before-send.s3.CopyObject", publish_first)
+        s3.client.put_object(Bucket=s3.bucket, Key=ticket.name, Body=there_first)
+
+    client.meta.events.register("before-send.s3.CopyObject", publish_first)
+    try:
+        name = finish_upload(ticket.reference)
+    finally:
+        client.meta.events.unregister("before-send.s3.CopyObject", publish_first)
+    assert name == ticket.name and not isinstance(name, FinishedName)
+    assert s3.body(ticket.name) == there_first
+    assert s3.keys() == [ticket.name]

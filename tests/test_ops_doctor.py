@@ -9,7 +9,7 @@ import pytest
 
 from keyed_storage import config
 from keyed_storage.ops import doctor
-from keyed_storage.ops.policy import iam_policy
+from keyed_storage.ops.policy import cors_configuration, iam_policy, lifecycle_configuration
 
 from .helpers import TEST_KEY, TEST_SECRET
 from .ops_helpers import free_port, iam_enforcing_s3, run
@@ -208,7 +208,12 @@ def enforcing():
     """A server that checks signatures and IAM, with one user per action taken out of the policy."""
     bucket = "doctor-iam"
     users = {}
-    for statement, action in ((0, "s3:GetBucketLocation"), (0, "s3:ListBucket"), (1, "s3:PutObject")):
+    for statement, action in (
+        (0, "s3:GetBucketLocation"),
+        (0, "s3:ListBucket"),
+        (0, "s3:GetLifecycleConfiguration"),
+        (1, "s3:PutObject"),
+    ):
         document = iam_policy(bucket)
         document["Statement"][statement]["Action"].remove(action)
         users[f"no-{action[3:]}"] = document
@@ -335,3 +340,139 @@ def test_local_finds_the_direct_upload_endpoint(local, settings):
     assert code == 1
     assert failed_steps(out) == ["✗ direct uploads: keyed_storage's endpoint is routed"]
     assert "include('keyed_storage.urls')" in out
+
+
+# Abandoned multipart uploads: a warning, never a failure -------------------------------------
+
+ABANDONED = "abandoned multipart uploads"
+
+
+def warnings(out: str, about: str = ABANDONED) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("! ") and about in line]
+
+
+def test_warns_when_no_lifecycle_rule_aborts_abandoned_multipart_uploads(s3):
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)  # every upload works without the rule: it only costs more
+    assert warnings(out) == [f"! {ABANDONED}"]
+    assert "No enabled lifecycle rule for the whole bucket aborts incomplete multipart uploads" in out
+    assert "keyed_storage policy --only lifecycle" in out
+    assert f"put-bucket-lifecycle-configuration --bucket {s3.bucket}" in out
+
+
+def test_the_printed_lifecycle_rule_satisfies_the_doctor(s3):
+    s3.client.put_bucket_lifecycle_configuration(
+        Bucket=s3.bucket, LifecycleConfiguration=lifecycle_configuration()
+    )
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert warnings(out) == []
+    assert f"✓ {ABANDONED}: a lifecycle rule removes their parts 1 day(s) after they began" in out
+
+
+def rule(**fields) -> dict:
+    return {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}} | fields
+
+
+ABORT = {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3}}
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        pytest.param([rule(Status="Disabled", **ABORT)], id="disabled"),
+        pytest.param([rule(Filter={"Prefix": "events/"}, **ABORT)], id="one-prefix-only"),
+        pytest.param([rule(Expiration={"Days": 30})], id="expires-objects-but-aborts-nothing"),
+    ],
+)
+def test_a_rule_that_leaves_some_uploads_billed_is_warned_about(s3, rules):
+    s3.client.put_bucket_lifecycle_configuration(Bucket=s3.bucket, LifecycleConfiguration={"Rules": rules})
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert warnings(out) == [f"! {ABANDONED}"]
+
+
+def test_the_fewest_days_of_the_rules_that_cover_the_bucket_are_told(s3):
+    rules = [
+        rule(ID="late", **ABORT),
+        rule(ID="soon", AbortIncompleteMultipartUpload={"DaysAfterInitiation": 2}),
+    ]
+    s3.client.put_bucket_lifecycle_configuration(Bucket=s3.bucket, LifecycleConfiguration={"Rules": rules})
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert f"✓ {ABANDONED}: a lifecycle rule removes their parts 2 day(s) after they began" in out
+
+
+def test_lifecycle_rules_the_app_may_not_read_are_a_warning_naming_the_action(enforced):
+    keys, use = enforced
+    use(*keys["no-GetLifecycleConfiguration"])
+    out, _, _ = run("doctor")
+    assert warnings(out) == [f"! {ABANDONED}"]
+    assert not [line for line in failed_steps(out) if ABANDONED in line]
+    assert "not allowed s3:GetLifecycleConfiguration" in out
+
+
+def test_local_mode_has_no_multipart_uploads_to_check(local, settings):
+    os.makedirs(settings.MEDIA_ROOT)
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert ABANDONED not in out
+
+
+CORS = "direct uploads from browsers (CORS)"
+
+
+def test_warns_when_browsers_may_not_send_direct_uploads_to_the_bucket(s3):
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)  # file inputs then upload through Django: slower, not broken
+    assert warnings(out, CORS) == [f"! {CORS}"]
+    assert "POST from no origin; PUT from no origin" in out
+    assert "keyed_storage policy --only cors --origin" in out
+    assert f"put-bucket-cors --bucket {s3.bucket}" in out
+
+
+def test_the_printed_cors_rule_satisfies_the_doctor(s3, monkeypatch):
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
+    config.reset()
+    configuration = cors_configuration(["https://events.example.org"])
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration=configuration)
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert warnings(out, CORS) == []
+    assert f"✓ {CORS}: POST and PUT allowed from https://events.example.org" in out
+
+
+@pytest.mark.parametrize(
+    "rules, told",
+    [
+        # POST alone: one-request uploads would work, the parts of a multipart one would not.
+        (
+            [{"AllowedOrigins": ["https://events.example.org"], "AllowedMethods": ["POST"]}],
+            "POST from https://events.example.org; PUT from no origin",
+        ),
+        # Another site's origin.
+        (
+            [{"AllowedOrigins": ["https://other.example.org"], "AllowedMethods": ["POST", "PUT"]}],
+            "not both from https://events.example.org",
+        ),
+    ],
+    ids=["post-only", "another-origin"],
+)
+def test_a_cors_rule_that_leaves_uploads_out_is_warned_about(s3, monkeypatch, rules, told):
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
+    config.reset()
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration={"CORSRules": rules})
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert warnings(out, CORS) == [f"! {CORS}"]
+    assert told in out
+
+
+def test_a_wildcard_origin_admits_the_site(s3, monkeypatch):
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
+    config.reset()
+    rule = {"AllowedOrigins": ["https://*.example.org"], "AllowedMethods": ["PUT", "POST"]}
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration={"CORSRules": [rule]})
+    out, _, code = run("doctor")
+    assert warnings(out, CORS) == []
+    assert code == 0

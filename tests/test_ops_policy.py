@@ -9,11 +9,18 @@ import requests
 from django.core.files.base import ContentFile
 
 from keyed_storage import KeyedStorage, config, upload
-from keyed_storage.ops.policy import BUCKET_ACTIONS, OBJECT_ACTIONS, iam_policy
+from keyed_storage.ops.policy import BUCKET_ACTIONS, OBJECT_ACTIONS, iam_policy, lifecycle_configuration
 
 from .helpers import fetch
 from .ops_helpers import iam_enforcing_s3, run
 
+BUCKET_ACTIONS_WANTED = {
+    "s3:ListBucket",
+    "s3:GetBucketLocation",
+    "s3:ListBucketMultipartUploads",  # find unfinished multipart uploads
+    "s3:GetLifecycleConfiguration",  # doctor checks that a rule aborts them
+    "s3:GetBucketCORS",  # doctor checks that the site's pages may send direct uploads
+}
 OBJECT_ACTIONS_WANTED = {
     "s3:GetObject",
     "s3:PutObject",
@@ -47,7 +54,7 @@ def test_iam_policy_is_least_privilege_for_the_configured_bucket(s3):
     document = json.loads(out)["IAMPolicy"]
     assert document["Version"] == "2012-10-17"
     assert statements(document) == {
-        f"arn:aws:s3:::{s3.bucket}": {"s3:ListBucket", "s3:GetBucketLocation"},
+        f"arn:aws:s3:::{s3.bucket}": BUCKET_ACTIONS_WANTED,
         f"arn:aws:s3:::{s3.bucket}/*": OBJECT_ACTIONS_WANTED,
     }
     assert "*" not in "".join(a for acts in statements(document).values() for a in acts)
@@ -82,7 +89,7 @@ def test_public_read_prints_a_bucket_policy_and_warns_about_block_public_access(
     out, err, code = run("policy", "--public-read", "users", "events/7/")
     assert code == 0
     documents = json.loads(out)
-    assert set(documents) == {"IAMPolicy", "BucketPolicy"}
+    assert set(documents) == {"IAMPolicy", "BucketPolicy", "LifecycleConfiguration"}
     (statement,) = documents["BucketPolicy"]["Statement"]
     assert statement["Principal"] == "*" and statement["Action"] == "s3:GetObject"
     assert sorted(statement["Resource"]) == [
@@ -152,5 +159,117 @@ def test_the_iam_policy_is_enough_for_everything_the_app_does(monkeypatch):
 
 
 def test_action_lists_match_the_issue():
-    assert set(BUCKET_ACTIONS) == {"s3:ListBucket", "s3:GetBucketLocation"}
+    assert set(BUCKET_ACTIONS) == BUCKET_ACTIONS_WANTED
     assert set(OBJECT_ACTIONS) == OBJECT_ACTIONS_WANTED
+
+
+# Abandoned multipart uploads (issue 14) ------------------------------------------------------
+
+
+def test_prints_a_lifecycle_rule_that_aborts_abandoned_multipart_uploads(s3):
+    out, err, code = run("policy")
+    assert code == 0
+    assert json.loads(out)["LifecycleConfiguration"] == lifecycle_configuration()
+    assert f"aws s3api put-bucket-lifecycle-configuration --bucket {s3.bucket}" in err
+    assert "--only lifecycle" in err
+    assert "replaces the bucket's lifecycle rules" in err
+
+    only, _, code = run("policy", "--only", "lifecycle")
+    assert code == 0
+    (rule,) = json.loads(only)["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert rule["Filter"] == {"Prefix": ""}  # the whole bucket
+    assert "Expiration" not in rule  # it never deletes an object
+
+
+def test_the_printed_lifecycle_configuration_is_one_the_server_takes(s3):
+    only, _, _ = run("policy", "--only", "lifecycle")
+    s3.client.put_bucket_lifecycle_configuration(Bucket=s3.bucket, LifecycleConfiguration=json.loads(only))
+    (rule,) = s3.client.get_bucket_lifecycle_configuration(Bucket=s3.bucket)["Rules"]
+    assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    assert rule["Status"] == "Enabled"
+
+
+def test_a_lifecycle_rule_needs_at_least_a_day():
+    with pytest.raises(ValueError, match="at least 1, not 0"):
+        lifecycle_configuration(0)
+
+
+def test_the_iam_policy_lets_the_app_clean_up_multipart_uploads(monkeypatch):
+    """Against a server that enforces IAM: list a bucket's unfinished uploads and their parts,
+    abort one, and read the lifecycle rules, with the printed policy and nothing more."""
+    import boto3
+
+    bucket = "policy-multipart"
+    with iam_enforcing_s3(bucket, {"app": iam_policy(bucket), "reader": READ_ONLY}) as (endpoint, keys):
+
+        def client(user: str):
+            key, secret = keys[user]
+            return boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+            )
+
+        app = client("app")
+        upload_id = app.create_multipart_upload(Bucket=bucket, Key="events/1/video/talk.mp4")["UploadId"]
+        app.upload_part(
+            Bucket=bucket, Key="events/1/video/talk.mp4", UploadId=upload_id, PartNumber=1, Body=b"part"
+        )
+        listed = app.list_multipart_uploads(Bucket=bucket)["Uploads"]
+        assert [entry["UploadId"] for entry in listed] == [upload_id]
+        parts = app.list_parts(Bucket=bucket, Key="events/1/video/talk.mp4", UploadId=upload_id)["Parts"]
+        assert [part["PartNumber"] for part in parts] == [1]
+        app.abort_multipart_upload(Bucket=bucket, Key="events/1/video/talk.mp4", UploadId=upload_id)
+        assert app.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+        with pytest.raises(Exception, match="NoSuchLifecycleConfiguration"):  # allowed, and none set
+            app.get_bucket_lifecycle_configuration(Bucket=bucket)
+
+        # The same server refuses a user with less: the checks above can fail.
+        with pytest.raises(Exception, match="AccessDenied"):
+            client("reader").list_multipart_uploads(Bucket=bucket)
+
+
+def test_the_cors_rule_lets_the_site_s_pages_post_and_put(s3):
+    out, _, code = run("policy", "--only", "cors", "--origin", "https://events.example.org")
+    assert code == 0
+    assert json.loads(out) == {
+        "CORSRules": [
+            {
+                "AllowedOrigins": ["https://events.example.org"],
+                "AllowedMethods": ["POST", "PUT"],
+                "AllowedHeaders": ["*"],
+                "MaxAgeSeconds": 3600,
+            }
+        ]
+    }
+    # The bucket takes it as it is printed.
+    s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration=json.loads(out))
+    assert s3.client.get_bucket_cors(Bucket=s3.bucket)["CORSRules"][0]["AllowedMethods"] == ["POST", "PUT"]
+
+
+def test_the_cors_rule_takes_the_base_url_and_says_how_to_apply_it(s3, monkeypatch):
+    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
+    config.reset()
+    out, err, code = run("policy")
+    assert code == 0
+    assert json.loads(out)["CORSConfiguration"]["CORSRules"][0]["AllowedOrigins"] == [
+        "https://events.example.org"
+    ]
+    assert f"aws s3api put-bucket-cors --bucket {s3.bucket}" in err
+
+
+@pytest.mark.parametrize("origin", ["https://example.org/", "example.org", "ftp://example.org", "https://"])
+def test_a_cors_origin_is_an_origin(s3, origin):
+    _, err, code = run("policy", "--only", "cors", "--origin", origin)
+    assert code != 0
+    assert f"{origin!r} is not an origin" in err
+
+
+def test_the_cors_rule_needs_an_origin(s3):
+    _, err, code = run("policy", "--only", "cors")
+    assert code != 0
+    assert "--only cors needs the site's origin" in err

@@ -10,6 +10,8 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from keyed_storage import KeyedStorage, config
+from keyed_storage.backends.local import TEMP_PREFIX
+from keyed_storage.backends.s3 import FILE_PART_SIZE
 from keyed_storage.ops import sync
 
 from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client
@@ -46,6 +48,11 @@ def read_local(root: str) -> dict[str, bytes]:
 
 def read_s3(s3) -> dict[str, bytes]:
     return {key: s3.body(key) for key in s3.keys()}
+
+
+def temporaries(names) -> list[str]:
+    """The in-progress writes among `names`: what no listing shows and no key's file is."""
+    return [name for name in names if name.rsplit("/", 1)[-1].startswith(TEMP_PREFIX)]
 
 
 def summary(out: str) -> str:
@@ -117,7 +124,6 @@ def test_s3_to_local_including_a_multipart_object(s3, settings):
     assert local.pop("events/7/video/full.mp4") == big
     local.pop("incoming.bin")
     assert local == FILES
-    assert not [name for name in local if name.endswith(sync.PARTIAL_SUFFIX)]
 
     out, _, code = run("sync", "--from", "s3", "--to", "local")
     assert code == 0
@@ -160,7 +166,7 @@ def test_interrupted_download_leaves_no_half_file_and_resumes(s3, settings):
     assert "Copied 4 files" in err and "1 failed" in err
     local = read_local(settings.MEDIA_ROOT)
     assert victim not in local  # never half a file under the real name
-    assert not [name for name in local if name.endswith(sync.PARTIAL_SUFFIX)]
+    assert not temporaries(local)  # the interrupted download's temporary is removed too
     assert local == {name: body for name, body in FILES.items() if name != victim}
 
     out, _, code = run("sync", "--from", "s3", "--to", "local")
@@ -187,16 +193,76 @@ def test_corrupted_download_is_refused_and_the_old_file_kept(s3, settings):
     assert read_local(settings.MEDIA_ROOT) == {name: b"%PDF old"}
 
 
-def test_a_crash_left_partial_file_is_never_uploaded_and_is_replaced(s3, settings):
+def test_a_download_killed_midway_leaves_a_temporary_that_is_never_uploaded(s3, settings):
+    # What a sync killed with SIGKILL leaves beside its target: the same kind of '.keyed-*'
+    # temporary as a killed save, never a key's file.
     name = "site/terms.pdf"
-    partial = os.path.join(settings.MEDIA_ROOT, "site", ".terms.pdf" + sync.PARTIAL_SUFFIX)
-    write_local(settings.MEDIA_ROOT, {"site/.terms.pdf" + sync.PARTIAL_SUFFIX: b"%PD"})
+    leftover = f"site/{TEMP_PREFIX}k1ll3d.part"
+    write_local(settings.MEDIA_ROOT, {leftover: b"%PD"})
     _, _, code = run("sync", "--from", "local", "--to", "s3")
     assert code == 0 and s3.keys() == []
     s3.client.put_object(Bucket=s3.bucket, Key=name, Body=b"%PDF terms")
-    run("sync", "--from", "s3", "--to", "local")
-    assert read_local(settings.MEDIA_ROOT) == {name: b"%PDF terms"}
-    assert not os.path.exists(partial)
+    _, err, code = run("sync", "--from", "s3", "--to", "local")
+    assert code == 0, err
+    assert read_local(settings.MEDIA_ROOT) == {name: b"%PDF terms", leftover: b"%PD"}
+
+
+def test_a_download_in_progress_is_invisible_to_readers_and_to_a_key_s_sweep(s3, settings):
+    """Until it is whole and verified, a download has no name any listing shows: replacing its
+    key (which deletes what names_under() lists) cannot take it for an earlier upload, and no
+    reader of the directory sees a file."""
+    key = "events/7/sessions/3/audio"
+    victim = "events/7/sessions/3/audio/0661a1b2c3d4e5f60718293a4b5c6d80/talk.mp3"
+    s3.client.put_object(Bucket=s3.bucket, Key=victim, Body=FILES[victim])
+    local, _ = sync.backends_for(config.current())
+    directory = os.path.dirname(local.path(victim))
+    seen = []
+    chunks = sync.S3Side.chunks
+
+    def watched(self, name, progress=None):
+        for number, chunk in enumerate(chunks(self, name, progress)):
+            if number == 2:  # two chunks are on disk by now
+                seen.append(
+                    {
+                        "on disk": os.listdir(directory),
+                        "names_under": local.names_under(key),
+                        "listdir": local.listdir(os.path.dirname(victim))[1],
+                        "inventory": list(local.inventory()),
+                        "exists": local.exists(victim),
+                    }
+                )
+            yield chunk
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sync.S3Side, "chunks", watched)
+        _, err, code = run("sync", "--from", "s3", "--to", "local")
+    assert code == 0, err
+    (during,) = seen
+    assert len(during["on disk"]) == 1  # the download is there, being written...
+    assert during["names_under"] == during["listdir"] == during["inventory"] == []  # ...and listed nowhere
+    assert during["exists"] is False
+    assert read_local(settings.MEDIA_ROOT) == {victim: FILES[victim]}
+
+
+def test_directories_sync_makes_get_file_upload_directory_permissions(s3, settings):
+    # As Django's FileSystemStorage makes them for a save, not with the process's umask.
+    settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+    config.reset()
+    name = "events/7/logo/0661a1b2c3d4e5f60718293a4b5c6d7f/C++ & co #1.svg"
+    s3.client.put_object(Bucket=s3.bucket, Key=name, Body=FILES[name])
+    old = os.umask(0o022)  # alone, it would make them 0o755
+    try:
+        _, err, code = run("sync", "--from", "s3", "--to", "local")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    parts = name.split("/")[:-1]
+    made = {"/".join(parts[: n + 1]) for n in range(len(parts))}
+    modes = {
+        directory: oct(os.stat(os.path.join(settings.MEDIA_ROOT, *directory.split("/"))).st_mode & 0o777)
+        for directory in made
+    }
+    assert modes == dict.fromkeys(made, "0o750")
 
 
 def test_a_file_changed_during_upload_fails_verification(s3, settings):
@@ -261,6 +327,7 @@ def peak_memory_of_sync(source: str, target: str) -> int:
     """Peak Python memory of copying, the clients being made first (botocore's set-up is not copying)."""
     job = sync.Sync(config.current(), source, target)
     entries = job.entries()
+    assert job.s3.backend.client  # made now, whichever way the files go
     tracemalloc.start()
     try:
         report = job.run(entries)
@@ -332,13 +399,13 @@ def test_verbosity_2_lists_every_file_with_its_outcome(s3, settings):
 def test_a_large_file_changed_in_place_during_a_multipart_upload_fails_verification(s3, settings):
     """Same size, other bytes, uploaded in parts: only the parts' checksums can tell."""
     name = "events/1/video/talk.mp4"
-    body = os.urandom(sync.PART + MB)
+    body = os.urandom(FILE_PART_SIZE + MB)
     write_local(settings.MEDIA_ROOT, {name: body})
     upload = sync.S3Side.upload
 
     def racing(self, path, key, md5, progress):
         with open(path, "r+b") as file:
-            file.seek(sync.PART + 10)
+            file.seek(FILE_PART_SIZE + 10)
             file.write(b"edited")
         upload(self, path, key, md5, progress)
 

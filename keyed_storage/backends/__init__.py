@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
@@ -24,6 +24,48 @@ class Head(NamedTuple):
     version: str
 
 
+# Operations (doctor, sync) ------------------------------------------------------------------
+
+
+class Look(NamedTuple):
+    """What one look at a stored object tells (S3: a HEAD), for sync and the doctor."""
+
+    size: int
+    cache_control: str | None
+    # The place's own answer, handed back to its digest() and refresh_cache_control() so
+    # they need no second look; nobody else reads it.
+    answer: Mapping[str, Any]
+
+
+class Digest(NamedTuple):
+    """A checksum a place vouches for without the bytes being read: the MD5 of the whole
+    object (part_size None), or S3's multipart ETag, the MD5 of the MD5s of parts of
+    part_size bytes, then '-' and their number."""
+
+    value: str
+    part_size: int | None = None
+
+
+class Listing(NamedTuple):
+    """Some names under a prefix, and the place's clock when it listed them (None: no other clock)."""
+
+    names: list[str]
+    server_time: datetime | None
+
+
+# Every stored object with its time (keyed_storage.ops.orphans) -----------------------------
+
+
+class Stored(NamedTuple):
+    """One stored object as a listing sees it: name, size in bytes, last modification (UTC)."""
+
+    name: str
+    size: int
+    modified: datetime
+    # A write's own leftover (the local disk's in-progress '.keyed-*' files): never a key's file.
+    temporary: bool = False
+
+
 class Part(NamedTuple):
     """One stored part of a multipart upload."""
 
@@ -35,8 +77,8 @@ class Part(NamedTuple):
 
 class Backend(Protocol):
     """What every place files can live answers, keyed by object name (as Active Storage's
-    services are by key). KeyedStorage, prefixes and direct uploads use nothing else, so a
-    new place is one module implementing this. Names given here are already validated.
+    services are by key). KeyedStorage, prefixes, direct uploads, doctor and sync use nothing
+    else, so a new place is one module implementing this. Names given here are already validated.
 
     The Django Storage methods KeyedStorage delegates to (exists, size, listdir, path, the
     times, open) are part of it: each backend is a Storage.
@@ -67,10 +109,12 @@ class Backend(Protocol):
     def read_start(self, name: str, length: int, version: str) -> bytes:
         """The first `length` bytes of `name` while it is still `version` (else ObjectChanged)."""
 
-    def present(
-        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    def publish(
+        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
     ) -> None:
-        """Give the stored `name` the headers a save of the same bytes (`info`) would."""
+        """Give the checked object `upload` (still `version`, else ObjectChanged) the new name
+        `name` (free, else NameTaken) and the headers a save of the same bytes (`info`) would
+        have; `upload` is gone after."""
 
     # Many objects -----------------------------------------------------------------------
     def names_under(self, key: str) -> list[str]:
@@ -91,9 +135,58 @@ class Backend(Protocol):
     def delete_prefix(self, prefix: str) -> list[str]:
         """Delete what names_of_prefix() lists and return those names."""
 
+    # Every stored object with its time (keyed_storage.ops.orphans) -------------------------
+    def stored_objects(self, under: str = "") -> Iterator[Stored]:
+        """Every stored object (those named '<under>/...' when `under` is given), temporaries of
+        writes included (flagged), in the store's listing order, streamed: memory does not grow
+        with the count. That order is the names' UTF-8
+        bytes on AWS S3 and the local disk ('a-b' before 'a/b'); some S3-compatible servers
+        (SeaweedFS) list directory by directory ('a/b' before 'a-b')."""
+
     # Direct uploads ---------------------------------------------------------------------
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
         """(url, fields) of a POST that may create `name` with exactly `size` bytes, for `expires` seconds."""
+
+    # Operations: what doctor and sync ask of a place ----------------------------------------
+    # Errors here are the place's own (botocore's in S3, OSError on disk), unwrapped, so the
+    # doctor can explain them.
+    def identity(self) -> str | None:
+        """Who the place's requests are made as, told for a person; None when nobody is."""
+
+    def region(self) -> str | None:
+        """The region the place says it is in (S3: the bucket's); None where there are none."""
+
+    def listing(self, prefix: str, limit: int) -> Listing:
+        """Up to `limit` names starting with `prefix`, in name order, and the place's clock."""
+
+    def incomplete_upload_expiry(self) -> int | None:
+        """Days after which the place removes the parts of a multipart upload nobody finished
+        (S3: an enabled lifecycle rule covering the whole bucket); None: they stay, billed."""
+
+    def browser_origins(self, method: str) -> list[str] | None:
+        """The origins (patterns, '*' allowed) whose pages may send `method` requests here from
+        a browser (S3: the bucket's CORS rules); None: the place has no such rules (the
+        local endpoint is on the site's own origin)."""
+
+    def look(self, name: str) -> Look | None:
+        """What `name` is without reading it, or None if there is no such object."""
+
+    def digest(self, name: str, look: Look, *, recorded: bool = True) -> Digest | None:
+        """The checksum the place vouches `name` (as `look` saw it) has; recorded: also one
+        stored with it by store_file(). None: only reading the bytes tells."""
+
+    def stream(self, name: str) -> Iterator[bytes]:
+        """The bytes of `name`, 1 MiB at a time, checked against its own checksum when it has one."""
+
+    def part_size(self, size: int) -> int | None:
+        """The part size store_file() sends a file of `size` bytes in; None: one piece."""
+
+    def store_file(self, name: str, path: str, *, md5: str, progress: Callable[[int], object]) -> None:
+        """Store the file at `path` as `name` (visible only once whole), recording `md5` with it;
+        `progress` is told each number of bytes sent."""
+
+    def refresh_cache_control(self, name: str, look: Look) -> bool:
+        """Give `name` the Cache-Control its name calls for, keeping the rest; True if changed."""
 
     # Multipart direct uploads (keyed_storage.multipart) ----------------------------------
     def start_parts(self, name: str) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import errno
+import getpass
 import os
 import re
 import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
 
@@ -18,13 +19,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
 from django.urls import NoReverseMatch, reverse
 
+from ..caching import cache_control
 from ..config import Config
-from ..content import ContentInfo
+from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
-from ..keys import PARTS_DIRECTORY
+from ..keys import PARTS_DIRECTORY, has_token
 from ..origin import current_origin
 from ..percent import url_path
-from . import Head, Part
+from . import Digest, Head, Listing, Look, Part, Stored
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
@@ -324,6 +326,52 @@ class LocalBackend(FileSystemStorage):
         # is gone, remove the empty directories up to MEDIA_ROOT, so none pile up.
         self.remove_empty_parents(self.path(name))
 
+    # Every stored object with its time (keyed_storage.ops.orphans) ----------------------------
+
+    def stored_objects(self, under: str = "") -> Iterator[Stored]:
+        """Every file under MEDIA_ROOT with its size and mtime, in the order of the names' UTF-8
+        bytes, as S3 lists: each directory is read whole (one os.scandir) and its entries sorted,
+        a subdirectory as its name plus '/', since every name under it starts so. Memory grows
+        with the largest directory and the depth, not with the count of files.
+
+        Temporaries of writes (in progress or cut short) are listed, flagged. Directories are
+        not objects; symbolic links are listed as files and never followed; a name the file
+        system holds in bytes that are not UTF-8 is no key and is left out. `under`: only the
+        files under that key's directory."""
+        if under:
+            yield from self._stored_objects(self.path(under), under + "/")
+        else:
+            yield from self._stored_objects(self.location, "")
+
+    def _stored_objects(self, directory: str, prefix: str) -> Iterator[Stored]:
+        try:
+            with os.scandir(directory) as found:
+                entries = [
+                    (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
+                    for entry in found
+                    if _utf8(entry.name)
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return  # removed meanwhile (its last file deleted): nothing left to list
+        # Python compares str by code point, which is the order of their UTF-8 bytes.
+        entries.sort(key=lambda pair: pair[0])
+        for sort_name, entry in entries:
+            if not prefix and sort_name == PARTS_DIRECTORY + "/":
+                continue  # parts of multipart uploads in progress: incomplete_uploads() lists those
+            if sort_name.endswith("/"):
+                yield from self._stored_objects(entry.path, prefix + sort_name)
+                continue
+            try:
+                found_stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted since the directory was read
+            yield Stored(
+                prefix + entry.name,
+                found_stat.st_size,
+                datetime.fromtimestamp(found_stat.st_mtime, UTC),
+                temporary=entry.name.startswith(TEMP_PREFIX),
+            )
+
     # Direct uploads ------------------------------------------------------------------------
 
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
@@ -380,11 +428,116 @@ class LocalBackend(FileSystemStorage):
         except FileNotFoundError as error:
             raise ObjectChanged(f"{name!r} was removed while it was being checked.", name=name) from error
 
-    def present(
-        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+    def publish(
+        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
     ) -> None:
-        """Nothing to do on disk: a file's headers (Cache-Control included) are decided from its
-        name and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+        """Move the checked file `upload` to the new name `name` (a hard link, made only if
+        `name` is free, then the unlink of `upload`), if `upload` is still `version`.
+
+        Headers (Cache-Control included) need nothing here: a file's are decided from its name
+        and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+        source, target = self.path(upload), self.path(name)
+        made = self._make_directory(os.path.dirname(target))
+        try:
+            try:
+                if _version(os.stat(source)) != version:
+                    raise ObjectChanged(f"{upload!r} was replaced while it was being checked.", name=upload)
+                os.link(source, target)
+            except FileNotFoundError as error:
+                raise ObjectChanged(
+                    f"{upload!r} was removed while it was being checked.", name=upload
+                ) from error
+            except FileExistsError as error:
+                raise NameTaken(name) from error
+        except BaseException:
+            self._remove_empty(reversed(made))
+            raise
+        self.delete(upload)
+
+    # Operations: what doctor and sync ask of the disk -------------------------------------
+
+    def identity(self) -> str:
+        """Files are read and written as the user the site runs as."""
+        return f"the site's own user ({getpass.getuser()})"
+
+    def region(self) -> None:
+        """A disk is in no region."""
+
+    def listing(self, prefix: str, limit: int) -> Listing:
+        """Up to `limit` file names starting with `prefix`, in name order; the clock is this machine's."""
+        names = sorted(name for name, _ in self.inventory() if name.startswith(prefix))
+        return Listing(names[:limit], None)
+
+    def incomplete_upload_expiry(self) -> int:
+        """0: nothing of an unfinished write is kept or billed here. A write cut short leaves at
+        most a '.keyed-*' temporary, which no listing shows and no key can take."""
+        return 0
+
+    def browser_origins(self, method: str) -> list[str] | None:
+        """None: direct uploads go to keyed_storage's endpoint, on the site's own origin."""
+        return None
+
+    def look(self, name: str) -> Look | None:
+        """The file's size, and the Cache-Control the local view sends for its name."""
+        found = self.head(name)
+        if found is None:
+            return None
+        sent = cache_control(self.keyed_config, immutable=has_token(name))
+        return Look(found.size, sent, {})
+
+    def digest(self, name: str, look: Look, *, recorded: bool = True) -> Digest | None:
+        """None: a file carries no checksum; only reading it tells."""
+        return None
+
+    def stream(self, name: str) -> Iterator[bytes]:
+        with open(self.path(name), "rb") as file:
+            while chunk := file.read(COPY_CHUNK):
+                yield chunk
+
+    def part_size(self, size: int) -> None:
+        """A file is written in one piece."""
+
+    def store_file(self, name: str, path: str, *, md5: str, progress: Callable[[int], object]) -> None:
+        """Copy the file at `path` in as store() writes (atomically); a file has nowhere to keep `md5`."""
+        with open(path, "rb") as file:
+            # The disk keeps no headers: the view decides them from the bytes when serving.
+            self.store(name, file, ContentInfo(GENERIC, attachment=False))
+            progress(os.fstat(file.fileno()).st_size)
+
+    def refresh_cache_control(self, name: str, look: Look) -> bool:
+        """False: the local view decides the header from the name each time it serves the file."""
+        return False
+
+    def store_checked(self, name: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
+        """Write `chunks` as `name` once `check()` has passed (it raises to refuse them).
+
+        They go to a '.keyed-*' temporary beside the target, which no listing shows, so
+        neither a reader nor a key's replacement sweep sees a file before it is whole and
+        checked; then it is renamed into place, replacing what was there. Directories are made
+        with FILE_UPLOAD_DIRECTORY_PERMISSIONS and the file gets FILE_UPLOAD_PERMISSIONS, as a
+        save's. A refusal or an interruption leaves `name` as it was and removes the
+        temporary and the directories made for it.
+        """
+        path = self.path(name)
+        directory = os.path.dirname(path)
+        created = self._make_directory(directory)
+        temporary = None
+        try:
+            temporary = self._temporary(directory)
+            with open(temporary, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            check()
+            os.chmod(temporary, self.file_mode)
+            os.replace(temporary, path)
+        except BaseException:
+            if temporary is not None:
+                _remove(temporary)
+            self._remove_empty(reversed(created))
+            raise
+        _fsync_directory(directory)
 
     # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
     #
@@ -594,6 +747,14 @@ class Incoming:
         if self._temporary is not None:
             _remove(self._temporary)
         self._backend._remove_empty(reversed(self._created))
+
+
+def _utf8(filename: str) -> bool:
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode's surrogate escapes of bytes that are not UTF-8
+        return False
+    return True
 
 
 def _version(found: os.stat_result) -> str:

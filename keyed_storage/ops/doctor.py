@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import secrets
@@ -11,8 +12,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, cast
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -20,17 +21,16 @@ from django.core.files.base import ContentFile
 from .. import backends, config
 from ..caching import cache_control
 from ..keys import has_token, object_name
-from .explain import Diagnosis, explain, explain_get
+from . import policy
+from .explain import POLICY_FIX, Diagnosis, error_code, explain, explain_get
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
     from ..backends import Backend
-    from ..backends.s3 import S3Backend
     from ..storage import KeyedStorage
 
 PROBE_KEY = "keyed-storage-doctor"
 CACHE_SAMPLE = 5  # stored tokened objects whose Cache-Control the doctor looks at
+SAMPLE_LISTED = 200  # names listed to find them
 MAX_SKEW = 15 * 60  # seconds; S3 refuses signed requests further off than this
 GET_TIMEOUT = 15
 
@@ -44,6 +44,8 @@ class Step:
     title: str
     cause: str = ""
     fix: str = ""
+    # Passed, but with something worth fixing: shown with its cause and fix, never a failure.
+    warning: bool = False
 
     @classmethod
     def failed(cls, title: str, diagnosis: Diagnosis) -> Step:
@@ -99,34 +101,29 @@ def run() -> tuple[list[str], Iterator[Step]]:
 
 
 def _s3_steps(cfg: config.Config) -> Iterator[Step]:
-    backend = cast("S3Backend", backends.for_config(cfg))  # cfg.backend is 's3'
-    client = backend.client
+    backend = backends.for_config(cfg)  # cfg.backend is 's3'
 
-    if cfg.access_key:
-        yield Step(True, f"credentials: access key {cfg.access_key} from AWS_KEY and AWS_SECRET")
-    else:
-        found = backend._create_session().get_credentials()
-        if found is None:
-            yield Step(
-                False,
-                "credentials",
-                "AWS_KEY and AWS_SECRET are not set and boto3 found no other credentials.",
-                "Set AWS_KEY and AWS_SECRET, or run with an IAM role (instance profile, task role).",
-            )
-            return
-        yield Step(True, f"credentials: access key {found.access_key} from boto3's chain ({found.method})")
+    who = backend.identity()
+    if who is None:
+        yield Step(
+            False,
+            "credentials",
+            "AWS_KEY and AWS_SECRET are not set and boto3 found no other credentials.",
+            "Set AWS_KEY and AWS_SECRET, or run with an IAM role (instance profile, task role).",
+        )
+        return
+    yield Step(True, f"credentials: {who}")
 
-    # GetBucketLocation first: unlike HEAD, its errors carry a code (NoSuchBucket, AccessDenied,
-    # SignatureDoesNotMatch, ...) and it answers from any region, so a region mismatch shows as one.
+    # The region first: S3 answers GetBucketLocation from any region with a code for each
+    # failure (NoSuchBucket, AccessDenied, SignatureDoesNotMatch, ...).
     title = f"bucket {cfg.bucket} exists"
     try:
-        location = client.get_bucket_location(Bucket=cfg.bucket).get("LocationConstraint")
+        actual = backend.region()
     except Exception as error:
         yield Step.failed(title, explain(error, action="s3:GetBucketLocation", config=cfg))
         return
     yield Step(True, title)
 
-    actual = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
     if actual != (cfg.region or "us-east-1"):
         yield Step(
             False,
@@ -140,23 +137,25 @@ def _s3_steps(cfg: config.Config) -> Iterator[Step]:
 
     title = "list objects (the app lists a key's earlier objects to replace them)"
     try:
-        answer = client.list_objects_v2(Bucket=cfg.bucket, Prefix=PROBE_KEY + "/", MaxKeys=1)
+        listed = backend.listing(PROBE_KEY + "/", 1)
     except Exception as error:
         yield Step.failed(title, explain(error, action="s3:ListBucket", config=cfg))
         return
     yield Step(True, title)
-    yield _clock_step(answer["ResponseMetadata"].get("HTTPHeaders", {}).get("date"))
+    yield _clock_step(listed.server_time)
 
     stored = True
     for step in _probe_steps(cfg, backend):
         stored = stored and step.ok
         yield step
-    yield _stored_cache_step(cfg, client)
+    yield _stored_cache_step(cfg, backend)
+    yield _abandoned_uploads_step(cfg, backend)
+    yield _browser_uploads_step(cfg, backend)
     if stored:  # a direct upload needs what the probe needs, and more
         yield _direct_upload_step(cfg)
 
 
-def _stored_cache_step(cfg: config.Config, client: S3Client) -> Step:
+def _stored_cache_step(cfg: config.Config, backend: Backend) -> Step:
     """Whether a sample of the bucket's tokened objects carry the Cache-Control they should.
 
     Objects stored before keyed_storage set it (or under another KEYED_STORAGE_CACHE_CONTROL)
@@ -165,21 +164,23 @@ def _stored_cache_step(cfg: config.Config, client: S3Client) -> Step:
     title = "Cache-Control of stored uploads"
     expected = cfg.cache_control
     try:
-        listed = client.list_objects_v2(Bucket=cfg.bucket, MaxKeys=200).get("Contents", ())
-        names = [entry["Key"] for entry in listed if has_token(entry["Key"])][:CACHE_SAMPLE]
-        found = {name: client.head_object(Bucket=cfg.bucket, Key=name).get("CacheControl") for name in names}
+        listed = backend.listing("", SAMPLE_LISTED).names
+        names = [name for name in listed if has_token(name)][:CACHE_SAMPLE]
+        looks = {name: backend.look(name) for name in names}
     except Exception as error:
         return Step.failed(title, explain(error, action="s3:GetObject", config=cfg))
-    if not names:
+    # An object deleted between the listing and its look is no longer stored: not sampled.
+    found = {name: look.cache_control for name, look in looks.items() if look is not None}
+    if not found:
         return Step(True, f"{title}: no uploads stored yet to sample")
     wrong = {name: value for name, value in found.items() if value != expected}
     if not wrong:
-        return Step(True, f"{title}: {len(names)} sampled, all {expected!r}")
+        return Step(True, f"{title}: {len(found)} sampled, all {expected!r}")
     shown = "; ".join(f"{name}: {value or '(none)'}" for name, value in list(wrong.items())[:3])
     return Step(
         False,
         title,
-        f"{len(wrong)} of {len(names)} sampled uploads lack Cache-Control {expected!r} ({shown}); "
+        f"{len(wrong)} of {len(found)} sampled uploads lack Cache-Control {expected!r} ({shown}); "
         "they were stored before keyed_storage set it, or under another "
         "KEYED_STORAGE_CACHE_CONTROL, so browsers and CDNs revalidate or refetch them.",
         "Where the files are on disk too, `manage.py keyed_storage sync --from local --to s3` sets it "
@@ -189,10 +190,99 @@ def _stored_cache_step(cfg: config.Config, client: S3Client) -> Step:
     )
 
 
-def _clock_step(date_header: str | None) -> Step:
-    if not date_header:
+def _abandoned_uploads_step(cfg: config.Config, backend: Backend) -> Step:
+    """Whether the bucket removes the parts of multipart uploads nobody finished (a large save
+    whose process was killed, a direct upload abandoned midway): S3 keeps them, invisible to
+    any listing of objects, and bills them until a lifecycle rule aborts the upload.
+
+    A warning, not a failure: every upload works without the rule, it only costs more."""
+    title = "abandoned multipart uploads"
+    fix = (
+        "Add a lifecycle rule that aborts them: `manage.py keyed_storage policy --only lifecycle` "
+        "prints one, and `aws s3api put-bucket-lifecycle-configuration --bucket "
+        f"{cfg.bucket} --lifecycle-configuration file://lifecycle.json` applies it (it replaces the "
+        "bucket's lifecycle rules: if it has some, add this rule to them)."
+    )
+    try:
+        days = backend.incomplete_upload_expiry()
+    except Exception as error:
+        what = (
+            "The bucket's lifecycle configuration could not be read, so whether it removes them is unknown."
+        )
+        return _unread_step(title, what, error, "s3:GetLifecycleConfiguration", fix, cfg)
+    if days is None:
+        return Step(
+            True,
+            title,
+            "No enabled lifecycle rule for the whole bucket aborts incomplete multipart uploads: "
+            "the parts of an upload interrupted midway stay in the bucket, invisible and billed.",
+            fix,
+            warning=True,
+        )
+    return Step(True, f"{title}: a lifecycle rule removes their parts {days} day(s) after they began")
+
+
+def _unread_step(title: str, what: str, error: Exception, action: str, fix: str, cfg: config.Config) -> Step:
+    """The warning of a step whose bucket setting could not be read: the policy's fix when
+    the app may not read it, else the step's own."""
+    denied = error_code(error)[0] in ("AccessDenied", "403")
+    return Step(
+        True,
+        title,
+        f"{what} {explain(error, action=action, config=cfg).cause}",
+        POLICY_FIX.format(action=action) if denied else fix,
+        warning=True,
+    )
+
+
+def _browser_uploads_step(cfg: config.Config, backend: Backend) -> Step:
+    """Whether the bucket's CORS rules let the site's pages send direct uploads to it.
+
+    A warning, not a failure: without them the admin's file inputs still work, through Django
+    (direct.js falls back when the browser is refused), only slower and within the worker's
+    timeout."""
+    title = "direct uploads from browsers (CORS)"
+    site = cfg.base_url
+    fix = (
+        "`manage.py keyed_storage policy --only cors --origin https://your.site` prints a CORS "
+        f"configuration, and `aws s3api put-bucket-cors --bucket {cfg.bucket} --cors-configuration "
+        "file://cors.json` applies it (it replaces the bucket's CORS rules)."
+    )
+    try:
+        allowed = {method: backend.browser_origins(method) or [] for method in policy.BROWSER_METHODS}
+    except Exception as error:
+        return _unread_step(
+            title, "The bucket's CORS rules could not be read.", error, "s3:GetBucketCORS", fix, cfg
+        )
+    refused = [method for method, origins in allowed.items() if not _admits(origins, site)]
+    if not refused:
+        whom = site or ", ".join(sorted(set(allowed["POST"]) & set(allowed["PUT"])))
+        return Step(True, f"{title}: POST and PUT allowed from {whom}")
+    told = "; ".join(
+        f"{method} from {', '.join(origins) or 'no origin'}" for method, origins in allowed.items()
+    )
+    return Step(
+        True,
+        title,
+        f"The bucket's CORS rules allow {told}"
+        + (f", not both from {site} (KEYED_STORAGE_BASE_URL)" if site else "")
+        + ": browsers cannot send direct uploads to it, so file inputs upload through Django.",
+        fix,
+        warning=True,
+    )
+
+
+def _admits(origins: list[str], site: str | None) -> bool:
+    if site is None:
+        return bool(origins)  # no origin to compare with: some rule at least
+    # S3 allows one '*' wildcard in an AllowedOrigin ('https://*.example.org').
+    return any(fnmatch.fnmatchcase(site, origin) for origin in origins)
+
+
+def _clock_step(server_time: datetime | None) -> Step:
+    if server_time is None:
         return Step(True, "clock: the server sent no Date header to compare with")
-    skew = clock() - parsedate_to_datetime(date_header).timestamp()
+    skew = clock() - server_time.timestamp()
     if abs(skew) >= MAX_SKEW:
         direction = "ahead of" if skew > 0 else "behind"
         return Step(

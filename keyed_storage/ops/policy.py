@@ -1,4 +1,5 @@
-"""Least-privilege IAM policy for the app's user, and the bucket policy for public links."""
+"""Least-privilege IAM policy for the app's user, the bucket policy for public links, the
+lifecycle rule that clears abandoned multipart uploads, and the CORS rule for direct uploads."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ if TYPE_CHECKING:
 
 VERSION = "2012-10-17"
 
-# What keyed_storage does to a bucket, and nothing more: list a key's earlier objects and
-# find the bucket's region; read, write and delete objects, and clean up after an
-# interrupted multipart upload. No wildcard action and no s3:ListAllMyBuckets.
-BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
+# What keyed_storage does to a bucket, and nothing more: list a key's earlier objects, find
+# the bucket's region, list its unfinished multipart uploads and read its lifecycle and CORS
+# rules (doctor checks that one aborts them and the other lets pages upload); read, write
+# and delete objects, and clean up after an interrupted multipart upload. No wildcard action
+# and no s3:ListAllMyBuckets.
+BUCKET_ACTIONS = (
+    "s3:ListBucket",
+    "s3:GetBucketLocation",
+    "s3:ListBucketMultipartUploads",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetBucketCORS",
+)
 OBJECT_ACTIONS = (
     "s3:GetObject",
     "s3:PutObject",
@@ -26,6 +35,11 @@ OBJECT_ACTIONS = (
 ACL_ACTION = "s3:PutObjectAcl"
 
 WHOLE_BUCKET = "*"
+
+# An upload unfinished a day after it began is abandoned: a browser resuming one comes back
+# within hours, and S3 bills the parts for every day they stay.
+ABANDONED_AFTER_DAYS = 1
+LIFECYCLE_RULE_ID = "keyed-storage-abort-incomplete-multipart-uploads"
 
 
 def check_bucket(bucket: str) -> str:
@@ -87,4 +101,55 @@ def bucket_policy(bucket: str, prefixes: list[str]) -> dict[str, Any]:
                 "Resource": resources if len(resources) > 1 else resources[0],
             }
         ],
+    }
+
+
+def lifecycle_configuration(days: int = ABANDONED_AFTER_DAYS) -> dict[str, Any]:
+    """The bucket lifecycle configuration that makes S3 abort multipart uploads unfinished
+    `days` after they began, removing their parts (invisible to listings, still billed).
+    It covers the whole bucket (an empty prefix) and expires no object."""
+    if days < 1:
+        raise ValueError(f"DaysAfterInitiation must be a whole number of days, at least 1, not {days!r}.")
+    return {
+        "Rules": [
+            {
+                "ID": LIFECYCLE_RULE_ID,
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+            }
+        ]
+    }
+
+
+# What a browser sends a direct upload with: one POST (presigned), or the PUTs of the parts of
+# a multipart one. Browsers cache the answer to the preflight for this long.
+BROWSER_METHODS = ("POST", "PUT")
+CORS_MAX_AGE = 3600
+
+
+def check_origin(origin: str) -> str:
+    """`origin` if it is one (scheme://host[:port], no path), else ValueError naming it."""
+    scheme, _, rest = origin.partition("://")
+    if scheme not in ("http", "https") or not rest or "/" in rest or rest.count("*") > 1:
+        raise ValueError(
+            f"{origin!r} is not an origin: write it as the browser sends it, e.g. https://example.org "
+            "(scheme and host, a port if not the default, no path or trailing slash)."
+        )
+    return origin
+
+
+def cors_configuration(origins: list[str]) -> dict[str, Any]:
+    """The bucket CORS configuration that lets pages of `origins` send direct uploads to it."""
+    if not origins:
+        raise ValueError("A CORS rule needs at least one origin, e.g. https://example.org.")
+    return {
+        "CORSRules": [
+            {
+                "AllowedOrigins": [check_origin(origin) for origin in origins],
+                "AllowedMethods": list(BROWSER_METHODS),
+                "AllowedHeaders": ["*"],
+                "MaxAgeSeconds": CORS_MAX_AGE,
+            }
+        ]
     }

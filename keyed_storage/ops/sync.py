@@ -5,33 +5,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import ClientError
 from django.core.exceptions import SuspiciousFileOperation
-from s3transfer.utils import ChunksizeAdjuster
 
 from .. import config
+from ..backends import Backend, Digest, Look
 from ..keys import validate_key
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
-
     from ..backends.local import LocalBackend
-    from ..backends.s3 import S3Backend
 
 CHUNK = 1024 * 1024  # bytes read at a time: memory stays flat whatever the file size
-PART = 16 * 1024 * 1024  # multipart part size for large uploads
-MAX_COPY = 5 * 1024**3  # the largest object one CopyObject request can copy
-# Where a download is written before it is renamed into place; never listed, never uploaded.
-PARTIAL_SUFFIX = ".keyed-sync-part"
-METADATA_MD5 = "keyed-storage-md5"  # set on every object sync uploads: a checksum any ETag can't hide
-_PLAIN_ETAG = re.compile(r"[0-9a-f]{32}")
-_MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-[0-9]+")
 
 Progress = Callable[[int], object]  # told how many more bytes were done; what it returns is unused
 
@@ -99,15 +86,9 @@ def checksum(chunks: Iterable[bytes], part_size: int | None = None) -> Checksum:
     return result
 
 
-@dataclass(frozen=True)
-class Expected:
-    """What an object's checksum must be: its MD5, or its multipart ETag with parts of part_size."""
-
-    value: str
-    part_size: int | None = None
-
-    def holds(self, found: Checksum) -> bool:
-        return (found.md5 if self.part_size is None else found.etag) == self.value
+def matches(digest: Digest, found: Checksum) -> bool:
+    """Whether bytes hashed into `found` (in parts of digest.part_size) have the checksum `digest`."""
+    return (found.md5 if digest.part_size is None else found.etag) == digest.value
 
 
 def file_chunks(path: str) -> Iterator[bytes]:
@@ -116,7 +97,7 @@ def file_chunks(path: str) -> Iterator[bytes]:
             yield chunk
 
 
-def backends_for(cfg: config.Config) -> tuple[LocalBackend, S3Backend]:
+def backends_for(cfg: config.Config) -> tuple[LocalBackend, Backend]:
     """The local and the S3 backend of one configuration, both at once."""
     from ..backends.local import LocalBackend
     from ..backends.s3 import S3Backend
@@ -140,8 +121,7 @@ class LocalSide:
 
     def entries(self) -> Iterator[Entry]:
         for name, size in self.backend.inventory():
-            if not name.endswith(PARTIAL_SUFFIX):  # a download of sync's own, in progress or cut short
-                yield Entry(name, size)
+            yield Entry(name, size)
 
     def same_size(self, name: str, size: int) -> str | None:
         """The file's path if it exists with this size, else None."""
@@ -149,149 +129,50 @@ class LocalSide:
         return path if os.path.isfile(path) and os.path.getsize(path) == size else None
 
     def write(self, name: str, chunks: Iterator[bytes], found: Checksum, verify: Callable[[], None]) -> None:
-        """Write to a partial file beside the target, verify it, then rename it into place.
+        """Hash `chunks` into `found` while the backend writes them beside the target, and let
+        `verify` refuse them before they take its name: never half a file, never an unchecked one."""
 
-        An interruption or a failed verification leaves the target as it was: never half a file.
-        """
-        path = self.backend.path(name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        partial = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + PARTIAL_SUFFIX)
-        try:
-            with open(partial, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                    found.update(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            verify()
-            # The mode a save gives a file (FILE_UPLOAD_PERMISSIONS), not the process's umask.
-            os.chmod(partial, self.backend.file_mode)
-            os.replace(partial, path)
-        except BaseException:
-            _remove(partial)
-            raise
+        def hashed() -> Iterator[bytes]:
+            for chunk in chunks:
+                found.update(chunk)
+                yield chunk
 
-
-def upload_part_size(size: int) -> int | None:
-    """The part size S3Side.upload uses for a file of `size` bytes; None for a single PUT."""
-    if size < PART:
-        return None
-    return ChunksizeAdjuster().adjust_chunksize(PART, size)
+        self.backend.store_checked(name, hashed(), verify)
 
 
 class S3Side:
-    def __init__(self, backend: S3Backend):
+    """The bucket's side, asked only what every backend answers."""
+
+    def __init__(self, backend: Backend):
         self.backend = backend
-        self.client = backend.client
-        self.bucket = backend.bucket_name
 
     def entries(self) -> Iterator[Entry]:
         for name, size in self.backend.inventory():
             yield Entry(name, size)
 
-    def head(self, name: str) -> HeadObjectOutputTypeDef | None:
-        try:
-            return self.client.head_object(Bucket=self.bucket, Key=name)
-        except ClientError as error:
-            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                return None
-            raise
+    def head(self, name: str) -> Look | None:
+        return self.backend.look(name)
 
-    def expected(
-        self, name: str, head: HeadObjectOutputTypeDef, *, trust_metadata: bool = True
-    ) -> Expected | None:
-        """The checksum the object's headers vouch for, without reading it; None if they vouch for none.
-
-        A single-part ETag is the MD5 and a multipart one the ETag of the parts, whose size the
-        first part tells (with SSE-KMS an ETag is neither). Objects sync uploaded carry their MD5
-        in metadata; that is trusted for skipping, never to verify the upload that set it.
-        """
-        etag = head.get("ETag", "").strip('"')
-        kms = head.get("ServerSideEncryption") == "aws:kms"
-        if not kms and _PLAIN_ETAG.fullmatch(etag):
-            return Expected(etag)
-        if trust_metadata and head.get("Metadata", {}).get(METADATA_MD5):
-            return Expected(head["Metadata"][METADATA_MD5])
-        if not kms and _MULTIPART_ETAG.fullmatch(etag):
-            try:
-                first = self.client.head_object(Bucket=self.bucket, Key=name, PartNumber=1)
-            except ClientError:
-                return None
-            return Expected(etag, first["ContentLength"])
-        return None
-
-    def holds(self, name: str, head: HeadObjectOutputTypeDef, local: Callable[[], Iterator[bytes]]) -> bool:
+    def holds(self, name: str, head: Look, local: Callable[[], Iterator[bytes]]) -> bool:
         """Whether the object holds the same bytes as `local` (called for a fresh read of them)."""
-        expected = self.expected(name, head)
-        if expected is None:  # nothing to compare with but the bytes themselves
+        digest = self.backend.digest(name, head)
+        if digest is None:  # nothing to compare with but the bytes themselves
             return checksum(self.chunks(name)).md5 == checksum(local()).md5
-        return expected.holds(checksum(local(), expected.part_size))
+        return matches(digest, checksum(local(), digest.part_size))
 
     def chunks(self, name: str, progress: Progress | None = None) -> Iterator[bytes]:
-        # ChecksumMode makes botocore check the object's CRC/SHA checksum while streaming, when it has one.
-        body = self.client.get_object(Bucket=self.bucket, Key=name, ChecksumMode="ENABLED")["Body"]
-        try:
-            for chunk in body.iter_chunks(CHUNK):
-                if progress:
-                    progress(len(chunk))
-                yield chunk
-        finally:
-            body.close()
+        for chunk in self.backend.stream(name):
+            if progress:
+                progress(len(chunk))
+            yield chunk
 
-    def settle_cache_control(self, name: str, head: HeadObjectOutputTypeDef) -> bool:
-        """Give an object that already holds the right bytes the Cache-Control its name calls for
-        (one stored before keyed_storage set it): a copy onto itself that replaces its headers
-        and keeps the rest (type, metadata, encryption, storage class); no bytes come here.
-        True if it was changed. Objects over 5 GiB, which one copy cannot take, are left as
-        they are; doctor reports them."""
-        wanted = self.backend.get_object_parameters(name)["CacheControl"]
-        if head.get("CacheControl") == wanted or head["ContentLength"] > MAX_COPY:
-            return False
-        answer: dict[str, Any] = dict(head)  # the fields below share their names with CopyObject's
-        kept = {
-            field: answer[field]
-            for field in (
-                "ContentType",
-                "ContentDisposition",
-                "ContentEncoding",
-                "ContentLanguage",
-                "ServerSideEncryption",
-                "SSEKMSKeyId",
-                "StorageClass",
-            )
-            if answer.get(field)
-        }
-        self.client.copy_object(
-            Bucket=self.bucket,
-            Key=name,
-            CopySource={"Bucket": self.bucket, "Key": name},
-            MetadataDirective="REPLACE",
-            Metadata=head.get("Metadata", {}),
-            CacheControl=wanted,
-            **kept,
-        )
-        return True
+    def settle_cache_control(self, name: str, head: Look) -> bool:
+        """Give an object that already holds the right bytes the Cache-Control its name calls
+        for (one stored before keyed_storage set it); True if it was changed."""
+        return self.backend.refresh_cache_control(name, head)
 
     def upload(self, path: str, name: str, md5: str, progress: Progress) -> None:
-        extra = self.backend._get_write_parameters(name)
-        extra["Metadata"] = {**extra.get("Metadata", {}), METADATA_MD5: md5}
-        # From a file name, boto3 reads each part lazily from disk; a single PUT is atomic and a
-        # multipart upload is invisible until it completes, so an interruption never leaves half a file.
-        self.client.upload_file(
-            path,
-            self.bucket,
-            name,
-            ExtraArgs=extra,
-            Callback=progress,
-            Config=TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=4),
-        )
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+        self.backend.store_file(name, path, md5=md5, progress=progress)
 
 
 # Copying ------------------------------------------------------------------------------------
@@ -343,7 +224,7 @@ class Sync:
     def _up(self, name: str, entry: Entry, on_bytes: Progress) -> str:
         path = self.local.backend.path(name)
         head = self.s3.head(name)
-        if head is not None and head["ContentLength"] == entry.size:
+        if head is not None and head.size == entry.size:
             if self.s3.holds(name, head, lambda: file_chunks(path)):
                 on_bytes(entry.size)
                 if not self.dry_run:
@@ -353,14 +234,14 @@ class Sync:
             on_bytes(entry.size)
             return "would copy"
         # Hashed before the upload, in the parts the upload will use: a change since shows as a mismatch.
-        before = checksum(file_chunks(path), upload_part_size(entry.size))
+        before = checksum(file_chunks(path), self.s3.backend.part_size(entry.size))
         self.s3.upload(path, name, before.md5, on_bytes)
         head = self.s3.head(name)
-        if head is None or head["ContentLength"] != entry.size:
-            raise SyncError(f"verification failed: S3 holds {head and head['ContentLength']} bytes")
-        expected = self.s3.expected(name, head, trust_metadata=False)
+        if head is None or head.size != entry.size:
+            raise SyncError(f"verification failed: S3 holds {head and head.size} bytes")
+        expected = self.s3.backend.digest(name, head, recorded=False)
         if expected is not None and expected.part_size in (None, before.part_size):
-            same = expected.holds(before)
+            same = matches(expected, before)
         else:  # no usable ETag (SSE-KMS, another part size): read the object back
             same = checksum(self.s3.chunks(name)).md5 == before.md5
         if not same:
@@ -378,15 +259,14 @@ class Sync:
         if self.dry_run:
             on_bytes(entry.size)
             return "would copy"
-        expected = self.s3.expected(name, head)
+        expected = self.s3.backend.digest(name, head)
         found = Checksum(expected.part_size if expected else None)
 
         def verify() -> None:
-            if found.size != head["ContentLength"] or (expected and not expected.holds(found)):
+            if found.size != head.size or (expected and not matches(expected, found)):
                 raise SyncError(
                     f"verification failed: got {found.size} bytes (MD5 {found.md5}); S3 holds "
-                    f"{head['ContentLength']} bytes"
-                    + (f" with checksum {expected.value}" if expected else "")
+                    f"{head.size} bytes" + (f" with checksum {expected.value}" if expected else "")
                 )
 
         self.local.write(name, self.s3.chunks(name, on_bytes), found, verify)

@@ -1,5 +1,9 @@
 """The demo's admin: every file field previews itself, in the lists and in the forms; images by
-their smallest variant that covers the preview, and the change forms list every variant."""
+their smallest variant that covers the preview, and the change forms list every variant.
+
+On change forms every file field uploads from the browser straight to the bucket (or the
+local endpoint) with a progress bar: FilePreviewMixin's default for fields on KeyedStorage
+with a key template. Recordings run to hundreds of megabytes, so it matters most there."""
 
 from django.contrib import admin
 from django.db import models
@@ -12,7 +16,6 @@ from .models import Event, Profile, Session, Speaker, Sponsor
 class SessionInline(FilePreviewMixin, admin.StackedInline):
     model = Session
     extra = 0
-    direct_upload_fields = ["audio", "slides"]
 
 
 @admin.register(Event)
@@ -27,9 +30,6 @@ class EventAdmin(FilePreviewMixin, admin.ModelAdmin):
 class SessionAdmin(FilePreviewMixin, admin.ModelAdmin):
     list_display = ["title", "event", preview("audio"), preview("slides")]
     list_filter = ["event"]
-    # Recordings run to hundreds of megabytes: on a change form they go from the browser
-    # straight to the bucket (or the local endpoint), with a progress bar.
-    direct_upload_fields = ["audio", "slides"]
 
 
 @admin.register(Speaker)

@@ -1,5 +1,5 @@
-"""`manage.py keyed_storage policy | doctor | sync | delete-prefix | variants`: set up, prove and move
-storage, and build image variants."""
+"""`manage.py keyed_storage policy | doctor | sync | delete-prefix | variants | orphans`: set up, prove
+and move storage, build image variants, and find what the database and the storage disagree on."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.template.defaultfilters import filesizeformat
 
 from keyed_storage import KeyedStorage, backends, config
-from keyed_storage.ops import doctor, policy
+from keyed_storage.ops import doctor, orphans, policy
 from keyed_storage.ops.sync import Entry, Sync
 from keyed_storage.ops.variants import BuildVariants, Outcome, Report, Row, targets
 from keyed_storage.prefixes import list_prefix
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class Command(BaseCommand):
-    help = "Operations on keyed_storage: policy, doctor, sync, delete-prefix, variants."
+    help = "Operations on keyed_storage: policy, doctor, sync, delete-prefix, variants, orphans."
     requires_system_checks = []  # doctor reports a broken configuration itself, in plain words
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -47,8 +48,18 @@ class Command(BaseCommand):
         )
         p.add_argument(
             "--only",
-            choices=["iam", "bucket"],
+            choices=["iam", "bucket", "lifecycle", "cors"],
             help="Print only that policy document, e.g. for `aws iam put-user-policy --policy-document`.",
+        )
+        p.add_argument(
+            "--origin",
+            dest="origins",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="ORIGIN",
+            help="The site's origin(s), e.g. https://example.org, for the CORS rule that lets its pages "
+            "send direct uploads (default: KEYED_STORAGE_BASE_URL).",
         )
 
         commands.add_parser("doctor", help="Say which backend is active and why, then prove it works.")
@@ -78,6 +89,30 @@ class Command(BaseCommand):
         p.add_argument("--dry-run", action="store_true", help="Say what would be built; build nothing.")
         _progress_options(p, "2 lists every variant built.")
 
+        p = commands.add_parser(
+            "orphans",
+            help="List (with --delete, remove) stored objects no file field references, and rows "
+            "whose file is missing.",
+        )
+        p.add_argument(
+            "--older-than",
+            default="1d",
+            metavar="DURATION",
+            help="Only objects last written longer ago than this: 90m, 12h, 2d, 1w or 0 "
+            "(default 1d, so uploads in flight are spared).",
+        )
+        p.add_argument(
+            "--include",
+            action="append",
+            default=[],
+            metavar="PREFIX",
+            help="Also audit every object under this whole key (repeatable; '*': the whole "
+            "store), e.g. keys a field's own upload_to function writes. By default only names "
+            "some field's upload_to makes are audited.",
+        )
+        p.add_argument("--delete", action="store_true", help="Delete the orphans found (in batches).")
+        _progress_options(p, "2 also lists the fields audited.")
+
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         # mypy joins the four methods' signatures into a bare 'function', which no Callable accepts.
         handler: Callable[..., None] = {  # type: ignore[assignment]
@@ -86,6 +121,7 @@ class Command(BaseCommand):
             "sync": self.sync,
             "delete-prefix": self.delete_prefix,
             "variants": self.variants,
+            "orphans": self.orphans,
         }[subcommand]
         try:
             handler(**options)
@@ -96,7 +132,15 @@ class Command(BaseCommand):
 
     # policy -----------------------------------------------------------------------------
 
-    def policy(self, *, bucket: str | None, public_read: list[str], only: str | None, **options: Any) -> None:
+    def policy(
+        self,
+        *,
+        bucket: str | None,
+        public_read: list[str],
+        only: str | None,
+        origins: list[str],
+        **options: Any,
+    ) -> None:
         from keyed_storage.backends.s3 import S3Backend
 
         cfg, _ = config.inspect()
@@ -112,15 +156,31 @@ class Command(BaseCommand):
         documents = {"IAMPolicy": policy.iam_policy(bucket, acls=acls)}
         if public_read:
             documents["BucketPolicy"] = policy.bucket_policy(bucket, public_read)
-        if only:
-            self.stdout.write(
-                json.dumps(documents[{"iam": "IAMPolicy", "bucket": "BucketPolicy"}[only]], indent=2)
+        documents["LifecycleConfiguration"] = policy.lifecycle_configuration()
+        origins = origins or ([cfg.base_url] if cfg and cfg.base_url else [])
+        if only == "cors" and not origins:
+            raise CommandError(
+                "--only cors needs the site's origin: pass --origin https://example.org or set "
+                "KEYED_STORAGE_BASE_URL."
             )
+        if origins:
+            try:
+                documents["CORSConfiguration"] = policy.cors_configuration(origins)
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+        if only:
+            chosen = {
+                "iam": "IAMPolicy",
+                "bucket": "BucketPolicy",
+                "lifecycle": "LifecycleConfiguration",
+                "cors": "CORSConfiguration",
+            }
+            self.stdout.write(json.dumps(documents[chosen[only]], indent=2))
             return
         self.stdout.write(json.dumps(documents, indent=2))
-        self.stderr.write(self._policy_notes(bucket, public_read, acls))
+        self.stderr.write(self._policy_notes(bucket, public_read, acls, origins))
 
-    def _policy_notes(self, bucket: str, public_read: list[str], acls: bool) -> str:
+    def _policy_notes(self, bucket: str, public_read: list[str], acls: bool, origins: list[str]) -> str:
         command = f"python manage.py keyed_storage policy --bucket {shlex.quote(bucket)}"
         notes = [
             "",
@@ -143,6 +203,27 @@ class Command(BaseCommand):
                 f"  aws s3api put-bucket-policy --bucket {bucket} \\",
                 f'    --policy "$({command} --public-read {prefixes} --only bucket)"',
             ]
+        notes += [
+            "LifecycleConfiguration: makes S3 remove the parts of multipart uploads left unfinished for "
+            f"{policy.ABANDONED_AFTER_DAYS} day (invisible, billed). It replaces the bucket's lifecycle "
+            "rules: if it has some, add this rule to them.",
+            f"  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} \\",
+            f'    --lifecycle-configuration "$({command} --only lifecycle)"',
+        ]
+        if origins:
+            quoted = " ".join(shlex.quote(origin) for origin in origins)
+            notes += [
+                "CORSConfiguration: lets the pages of " + ", ".join(origins) + " send direct uploads to "
+                "the bucket (a POST, or the PUTs of a multipart upload's parts). It replaces the "
+                "bucket's CORS rules: if it has some, add this rule to them.",
+                f"  aws s3api put-bucket-cors --bucket {bucket} \\",
+                f'    --cors-configuration "$({command} --origin {quoted} --only cors)"',
+            ]
+        else:
+            notes.append(
+                "CORSConfiguration: pass --origin https://your.site (or set KEYED_STORAGE_BASE_URL) for "
+                "the CORS rule that lets the site's pages send direct uploads to the bucket."
+            )
         return "\n".join(notes)
 
     # doctor -----------------------------------------------------------------------------
@@ -155,7 +236,11 @@ class Command(BaseCommand):
         for step in steps:
             if step.ok:
                 passed += 1
-                self.stdout.write(self.style.SUCCESS("✓ ") + step.title)
+                self.stdout.write(
+                    (self.style.WARNING("! ") if step.warning else self.style.SUCCESS("✓ ")) + step.title
+                )
+                if step.warning:
+                    self.stdout.write(f"    cause: {step.cause}\n    fix:   {step.fix}")
                 continue
             failed += 1
             self.stdout.write(self.style.ERROR("✗ ") + step.title)
@@ -277,6 +362,94 @@ class Command(BaseCommand):
                 returncode=1,
             )
         self.stdout.write(summary)
+
+    # orphans ----------------------------------------------------------------------------
+
+    def orphans(
+        self,
+        *,
+        older_than: str,
+        include: list[str],
+        delete: bool,
+        progress: bool | None,
+        **options: Any,
+    ) -> None:
+        grace = orphans.parse_duration(older_than)
+        current = config.current()
+        job = orphans.Audit(backends.for_config(current), grace=grace, include=include, delete=delete)
+        where = f"bucket {current.bucket}" if current.backend == "s3" else f"{current.media_root} (local)"
+        age = orphans.describe(grace)
+        self.stdout.write(
+            f"Auditing {where} against {len(job.sources)} file fields: objects older than {age} that "
+            f"no row references{', deleted' if delete else ''}; rows whose object is missing."
+        )
+        if options["verbosity"] >= 2:
+            for source in job.sources:
+                self.stdout.write(f"  {source.label}: {source.pattern or '(upload_to is a function)'}")
+        for source in job.unreadable:
+            self.stderr.write(
+                f"note: {source.label}'s upload_to is a function keyed_storage cannot read: its rows "
+                "count as references, but its objects are audited only under --include."
+            )
+        out, show = self._progress_output(progress)
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" objects", desc="objects", file=out, disable=not show)
+        findings = getattr(self.stdout, "_out", self.stdout)  # the stream itself: tqdm adds the newline
+
+        def on_finding(finding: orphans.Finding) -> None:
+            if finding.kind == "orphan":
+                modified = f"{finding.modified:%Y-%m-%d %H:%M} UTC" if finding.modified else "?"
+                line = f"orphan: {finding.name} ({filesizeformat(finding.size)}, {modified})"
+            elif finding.kind == "missing":
+                assert finding.source is not None
+                line = (
+                    f"missing: {finding.source.model._meta.label} pk={finding.pk} "
+                    f"{finding.source.field.name}: {finding.name}"
+                )
+            else:
+                line = f"kept, a row references it now: {finding.name}"
+            bar.write(line, file=findings)
+
+        try:
+            with bar:
+                report = job.run(on_finding, on_object=lambda stored: bar.update(1))
+        except BaseException as error:
+            self.stderr.write(
+                f"Stopped after {job.report.listed} objects. {_orphans_summary(job.report, delete)}"
+            )
+            if isinstance(error, DatabaseError):
+                raise CommandError(f"The database could not be read: {error}") from None
+            raise
+        if report.recent:
+            self.stdout.write(
+                f"Spared {_count(report.recent, 'unreferenced object')} written in the last {age}."
+            )
+        if report.in_use:
+            self.stdout.write(
+                f"Spared {_count(report.in_use, 'temporary file')} of writes that may be in progress."
+            )
+        if report.not_audited:
+            keys = ", ".join(report.not_audited_keys)
+            self.stdout.write(
+                f"Not audited: {_count(report.not_audited, 'object')} under keys no file field writes "
+                f"({keys}{', ...' if report.more_not_audited_keys else ''}), "
+                "such as upload()'s; name a key with --include to audit it."
+            )
+        self.stdout.write(_orphans_summary(report, delete))
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+def _orphans_summary(report: orphans.Report, delete: bool) -> str:
+    summary = "; ".join(section.summary() for section in report.sections) + "."
+    if report.kept:
+        summary += f" {report.kept} kept: a row referenced them by the time of deleting."
+    if delete:
+        return summary + f" Deleted {report.orphans.deleted}."
+    return summary + (" Nothing deleted: add --delete." if report.orphans.count else "")
 
 
 def _progress_options(parser: argparse.ArgumentParser, verbose_help: str) -> None:

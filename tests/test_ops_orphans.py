@@ -633,3 +633,54 @@ def test_direct_uploads_never_finished_are_orphans_and_finished_ones_are_not(mod
     )
     assert KeyedStorage().exists(talk.audio.name)
     assert not KeyedStorage().exists(uploaded(abandoned))
+
+
+@pytest.fixture
+def abandoned_upload(mode, request, monkeypatch):
+    """A multipart direct upload with one part of two sent, then the browser went away."""
+    from keyed_storage.direct import start_upload
+
+    from .test_direct_multipart import PART, leftovers, send_parts
+
+    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(PART))
+    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(PART))
+    config.reset()
+    s3 = request.getfixturevalue("s3") if mode == "s3" else None
+    data = os.urandom(2 * PART)
+    ticket = start_upload("events/1/sessions/2/video", filename="talk.mp4", size=len(data), content_type="")
+    send_parts(ticket, [1], data)
+
+    def left() -> list:
+        return leftovers(mode, s3)
+
+    assert len(left()) == 1
+    return left
+
+
+def test_unfinished_multipart_uploads_are_found_and_aborted(abandoned_upload, later):
+    """An abandoned upload keeps its parts (in S3, invisible to listings and billed): the
+    audit lists it once the grace period is over, and aborts it with --delete."""
+    later(2 * DAY)
+    out, err, code = run("orphans")
+    assert code == 0, err
+    [line] = lines(out, "unfinished upload:")
+    assert line.startswith("unfinished upload: events/1/sessions/2/video/") and "/talk.mp4 (begun " in line
+    assert summary(out) == (
+        "0 orphans, 0\xa0bytes, older than 1 day; 0 rows whose files are missing; "
+        "1 unfinished upload, begun more than 1 day ago. Nothing deleted: add --delete."
+    )
+    assert len(abandoned_upload()) == 1  # a listing aborts nothing
+
+    out, err, code = run("orphans", "--delete")
+    assert code == 0, err
+    assert summary(out).endswith("Deleted 0. Aborted 1.")
+    assert abandoned_upload() == []
+
+
+@pytest.mark.seaweedfs_only("moto dates every multipart upload 2010-11-10, so none is recent there")
+def test_an_upload_begun_within_the_grace_period_is_spared(abandoned_upload):
+    out, err, code = run("orphans", "--delete")
+    assert code == 0, err
+    assert "Spared 1 unfinished upload begun in the last 1 day." in out
+    assert lines(out, "unfinished upload:") == []
+    assert len(abandoned_upload()) == 1

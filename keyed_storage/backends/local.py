@@ -468,10 +468,12 @@ class LocalBackend(FileSystemStorage):
         names = sorted(name for name, _ in self.inventory() if name.startswith(prefix))
         return Listing(names[:limit], None)
 
-    def incomplete_upload_expiry(self) -> int:
-        """0: nothing of an unfinished write is kept or billed here. A write cut short leaves at
-        most a '.keyed-*' temporary, which no listing shows and no key can take."""
-        return 0
+    def incomplete_upload_expiry(self) -> int | None:
+        """None: nothing here removes the parts of a multipart direct upload never finished
+        (in the parts directory, which no key can name) but `keyed_storage orphans --delete`,
+        which aborts those begun before its grace period. A save cut short leaves at most a
+        '.keyed-*' temporary, which no listing shows and the same command removes."""
+        return None
 
     def browser_origins(self, method: str) -> list[str] | None:
         """None: direct uploads go to keyed_storage's endpoint, on the site's own origin."""

@@ -323,7 +323,9 @@ def original_of(name: str) -> str | None:
 class Finding(NamedTuple):
     """One thing the audit found, of a kind (a section of the report)."""
 
-    kind: str  # "orphan", "missing", "kept" (an orphan a row referenced by the time of deleting)
+    # "orphan", "missing", "kept" (an orphan a row referenced by the time of deleting), or
+    # "unfinished" (a multipart upload never completed: `pk` is its upload id, `modified` its start)
+    kind: str
     name: str
     size: int = 0
     modified: datetime | None = None
@@ -345,6 +347,7 @@ class Section:
     count: int = 0
     bytes: int = 0
     deleted: int = 0
+    said_when_none: bool = True  # whether the summary says "0 <many>"
 
     def summary(self) -> str:
         parts = [f"{self.count} {self.one if self.count == 1 else self.many}"]
@@ -363,6 +366,14 @@ class Report:
             "missing", one="row whose file is missing", many="rows whose files are missing"
         )
     )
+    # Multipart uploads begun and never completed (a direct upload abandoned midway, a save
+    # killed while sending parts): invisible to the listing of objects, and in S3 billed.
+    unfinished: Section = field(
+        default_factory=lambda: Section(
+            "unfinished", one="unfinished upload", many="unfinished uploads", said_when_none=False
+        )
+    )
+    recent_unfinished: int = 0  # begun within the grace period: maybe still being sent
     listed: int = 0
     referenced: int = 0
     recent: int = 0  # unreferenced, but younger than the grace period
@@ -374,7 +385,7 @@ class Report:
 
     @property
     def sections(self) -> list[Section]:
-        return [self.orphans, self.missing]
+        return [self.orphans, self.missing, self.unfinished]
 
 
 class Audit:
@@ -403,6 +414,7 @@ class Audit:
         self._now = now
         self.report = Report()  # filled as the run goes, so a stopped run can say how far it got
         self.report.orphans.qualifier = f"older than {describe(grace)}"
+        self.report.unfinished.qualifier = f"begun more than {describe(grace)} ago"
 
     @property
     def unreadable(self) -> list[Source]:
@@ -488,7 +500,21 @@ class Audit:
             ref = next(refs, None)
         if batch:
             self._delete(batch, on_finding)
+        self._unfinished(cutoff, on_finding)
         return report
+
+    def _unfinished(self, cutoff: datetime, on_finding: Callable[[Finding], None]) -> None:
+        """Multipart uploads begun before `cutoff` and never completed, aborted with `delete`
+        (their parts removed). One streamed listing; no row can refer to an unfinished upload."""
+        for name, upload_id, started in self.backend.incomplete_uploads():
+            if started > cutoff:
+                self.report.recent_unfinished += 1
+                continue
+            self.report.unfinished.count += 1
+            on_finding(Finding("unfinished", name, modified=started, pk=upload_id))
+            if self.delete:
+                self.backend.abort_parts(name, upload_id)
+                self.report.unfinished.deleted += 1
 
     def _truncated_variant_referenced(self, name: str) -> bool:
         """For a variant whose name reached the segment limit (its original's filename cut):

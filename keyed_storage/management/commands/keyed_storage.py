@@ -407,6 +407,11 @@ class Command(BaseCommand):
                     f"missing: {finding.source.model._meta.label} pk={finding.pk} "
                     f"{finding.source.field.name}: {finding.name}"
                 )
+            elif finding.kind == "unfinished":
+                line = (
+                    f"unfinished upload: {finding.name} (begun {finding.modified:%Y-%m-%d %H:%M} UTC, "
+                    f"upload id {finding.pk})"
+                )
             else:
                 line = f"kept, a row references it now: {finding.name}"
             bar.write(line, file=findings)
@@ -424,6 +429,10 @@ class Command(BaseCommand):
         if report.recent:
             self.stdout.write(
                 f"Spared {_count(report.recent, 'unreferenced object')} written in the last {age}."
+            )
+        if report.recent_unfinished:
+            self.stdout.write(
+                f"Spared {_count(report.recent_unfinished, 'unfinished upload')} begun in the last {age}."
             )
         if report.in_use:
             self.stdout.write(
@@ -444,12 +453,15 @@ def _count(number: int, thing: str) -> str:
 
 
 def _orphans_summary(report: orphans.Report, delete: bool) -> str:
-    summary = "; ".join(section.summary() for section in report.sections) + "."
+    shown = [section for section in report.sections if section.count or section.said_when_none]
+    summary = "; ".join(section.summary() for section in shown) + "."
     if report.kept:
         summary += f" {report.kept} kept: a row referenced them by the time of deleting."
+    unfinished = report.unfinished
     if delete:
-        return summary + f" Deleted {report.orphans.deleted}."
-    return summary + (" Nothing deleted: add --delete." if report.orphans.count else "")
+        summary += f" Deleted {report.orphans.deleted}."
+        return summary + (f" Aborted {unfinished.deleted}." if unfinished.count else "")
+    return summary + (" Nothing deleted: add --delete." if report.orphans.count or unfinished.count else "")
 
 
 def _progress_options(parser: argparse.ArgumentParser, verbose_help: str) -> None:

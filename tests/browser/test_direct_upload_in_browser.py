@@ -225,3 +225,81 @@ def test_a_dropped_file_uploads_and_a_refused_one_says_why(page, live_server, lo
     session.refresh_from_db()
     assert session.audio.name.endswith("/dropped.wav")
     assert stored_digest(session.audio.name) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        pytest.param(
+            False,
+            id="one-post",
+            marks=pytest.mark.moto_only(
+                "SeaweedFS answers the preflight of a POST to the bucket's root for any origin (its "
+                "CORS rules apply to object paths), so the body is sent; see the test after this one"
+            ),
+        ),
+        pytest.param(True, id="in-parts"),
+    ],
+)
+def test_a_bucket_that_refuses_the_page_falls_back_to_the_plain_upload(
+    page, live_server, s3, monkeypatch, tmp_path, parts
+):
+    """Direct uploads are on by default in the admin; a bucket whose CORS rule is for another
+    site refuses the browser's preflight before a byte of the file is sent. The box then keeps
+    the file in its input, and the form sends it through Django as it would without the script."""
+    if parts:  # a file above the threshold: the refused PUT of its first part, then an abort
+        monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(5 * CHUNK))
+        monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(5 * CHUNK))
+        config.reset()
+    allow_direct_uploads(s3, "https://another-site.example.org")
+    path = tmp_path / "talk.wav"
+    expected = recording(path, 6)
+    base = live_server.url
+    sign_in(page, base)
+    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
+    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
+    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    preflights = []
+    page.on("request", lambda r: preflights.append(r.url) if r.method == "OPTIONS" else None)
+
+    page.set_input_files("#id_audio", str(path))
+    page.wait_for_function(
+        "box => ['plain', 'done', 'failed'].includes(box.dataset.state)", arg=box.element_handle()
+    )
+    assert box.get_attribute("data-state") == "plain", box.locator(".keyed-storage-status").inner_text()
+    assert box.locator(".keyed-storage-status").inner_text() == "talk.wav will be uploaded when you save."
+    assert page.evaluate("() => document.querySelector('#id_audio').files[0].name") == "talk.wav"
+    assert box.locator("input[data-keyed-storage-reference]").input_value() == ""
+    assert s3.keys() == []  # nothing of it reached the bucket
+    if parts:  # and the multipart upload begun for it was dropped
+        assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+
+    save_admin_form(page)
+    session.refresh_from_db()
+    assert session.audio.name.endswith("/talk.wav")
+    assert stored_digest(session.audio.name) == expected
+
+
+@pytest.mark.seaweedfs_only("SeaweedFS lets the preflight of a POST through and not its answer")
+def test_a_post_whose_answer_the_page_may_not_read_is_checked_by_the_server(page, live_server, s3, tmp_path):
+    """All of the file went, but the browser may not read the bucket's answer (SeaweedFS passes
+    the preflight of any origin at the bucket's root, then sends no CORS header with its 204).
+    The widget hands the reference over anyway: finish_upload() checks the object is there,
+    whole, when the form is saved."""
+    allow_direct_uploads(s3, "https://another-site.example.org")
+    path = tmp_path / "talk.wav"
+    expected = recording(path, 2)
+    base = live_server.url
+    sign_in(page, base)
+    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
+    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
+    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    page.set_input_files("#id_audio", str(path))
+    page.wait_for_function(
+        "box => ['plain', 'done', 'failed'].includes(box.dataset.state)", arg=box.element_handle()
+    )
+    assert box.get_attribute("data-state") == "done", box.locator(".keyed-storage-status").inner_text()
+    save_admin_form(page)
+    session.refresh_from_db()
+    assert session.audio.name.endswith("/talk.wav")
+    assert stored_digest(session.audio.name) == expected

@@ -12,6 +12,10 @@
  * the whole file. The upload is remembered in localStorage (by page, field, and the file's name,
  * size and date), so after a dropped connection or a reload, picking the same file again asks
  * the site which parts it has and sends only the others. Cancel aborts it: no part remains.
+ *
+ * Where the browser may not send to storage at all (an S3 bucket without the CORS rule for the
+ * site: the preflight is refused before a byte of the file goes), the box falls back to the
+ * plain upload: the file stays in the file input and goes with the form, through Django.
  */
 (function () {
   "use strict";
@@ -59,6 +63,7 @@
     var form = box.closest("form");
     var running = null; // the upload in progress: {cancel: function}
     var events = 0;
+    var plain = false; // storage refused this page: files go with the form, through Django
 
     function show(state, text) {
       box.dataset.state = state;
@@ -72,6 +77,24 @@
       reference.value = "";
       input.value = "";
       show("failed", text);
+    }
+
+    // Storage refused the browser before any byte was sent (no CORS rule for this site, most
+    // likely): keep the file in the input, so the form sends it through Django as without
+    // this script. Later files in this box go that way at once.
+    function fallBack(file) {
+      running = null;
+      plain = true;
+      reference.value = "";
+      try {
+        var files = new DataTransfer(); // a dropped file is not in the input yet
+        files.items.add(file);
+        input.files = files.files;
+      } catch (error) {
+        fail("This file cannot be uploaded from this page. Please pick it again.");
+        return;
+      }
+      show("plain", file.name + " will be uploaded when you save.");
     }
 
     function done(file, ticket) {
@@ -123,6 +146,10 @@
     }
 
     function upload(file) {
+      if (plain) {
+        fallBack(file);
+        return;
+      }
       if (running) {
         var previous = running;
         running = null; // its end is not this upload's failure
@@ -189,8 +216,10 @@
         },
       };
       running = mine;
+      var sentAll = false;
       request.upload.addEventListener("progress", function (event) {
         if (event.lengthComputable) {
+          sentAll = event.loaded >= event.total;
           showProgress(file, event.loaded, event.total);
         }
       });
@@ -205,7 +234,17 @@
         }
       });
       request.addEventListener("error", function () {
-        if (running === mine) {
+        if (running !== mine) {
+          return;
+        }
+        if (events === 0) {
+          fallBack(file); // refused before a byte went: the preflight, or no way to storage
+        } else if (sentAll) {
+          // Every byte went, but the answer may not be read here (a storage that lets the
+          // preflight through and not its answer). The server checks that the file arrived
+          // whole when the form is saved, and says so if it did not.
+          done(file, ticket);
+        } else {
           fail("The upload failed. Please try again.");
         }
       });
@@ -238,6 +277,8 @@
       var requests = {};
       var workers = 0;
       var problem = null;
+      var sentNothing = storedBytes === 0; // until a part's byte is acknowledged
+      var refused = false; // a part refused before any byte went: fall back
       var mine = {
         cancel: function (told) {
           problem = "Upload cancelled.";
@@ -289,6 +330,9 @@
           requests[number] = request;
           loaded[number] = 0;
           request.upload.addEventListener("progress", function (event) {
+            if (event.loaded > 0) {
+              sentNothing = false;
+            }
             loaded[number] = event.loaded;
             update();
           });
@@ -306,6 +350,7 @@
           });
           request.addEventListener("error", function () {
             delete requests[number];
+            refused = refused || sentNothing;
             reject(new Error("The connection was lost."));
           });
           request.addEventListener("abort", function () {
@@ -323,7 +368,12 @@
         if (workers > 0 || running !== mine) {
           return;
         }
-        if (problem) {
+        if (refused && sentNothing) {
+          // Nothing of the file reached storage: drop the upload there and send it with the form.
+          remember(key, null);
+          ask(ticket.abort, { reference: ticket.reference }).catch(function () {});
+          fallBack(file);
+        } else if (problem) {
           // The parts stored so far stay: picking the same file again sends only the rest.
           fail(problem + " Pick the same file again to resume.");
         } else {

@@ -220,7 +220,7 @@ def _publish(
     if info.content_type in PRIVACY_TYPES and not current.keep_metadata:
         _store_cleaned(backend, upload, name, head, info, caching)
     else:
-        backend.publish(upload, name, info, head.version, cache_control=caching)
+        backend.publish(upload, name, info, head.version, cache_control=caching, size=head.size)
 
 
 def _store_cleaned(

@@ -492,3 +492,33 @@ def test_part_urls_equal_botocores_with_the_content_length_signed(
     assert ours_parts._replace(query="") == theirs_parts._replace(query="")
     assert dict(parse_qsl(ours_parts.query)) == dict(parse_qsl(theirs_parts.query))
     assert dict(parse_qsl(ours_parts.query))["X-Amz-SignedHeaders"] == "content-length;host"
+
+
+def test_an_upload_beyond_copyobject_s_limit_is_published_by_a_multipart_copy(s3, monkeypatch):
+    """CopyObject copies at most 5 GiB and a multipart upload can be larger: above the limit the
+    publish copies ranges (UploadPartCopy, each If-Match the checked ETag) and completes
+    create-only. The limit is lowered here so that 11 MiB crosses it."""
+    from keyed_storage.backends import s3 as s3_backend
+
+    monkeypatch.setattr(s3_backend, "COPY_LIMIT", PART)
+    monkeypatch.setattr(s3_backend, "COPY_PART", PART)
+    ticket = start()
+    send_parts(ticket, [1, 2, 3])
+    seen: list[str] = []
+
+    def count(request, **kwargs):
+        seen.append(kwargs["event_name"].rsplit(".", 1)[-1])
+
+    client = backends.for_config(config.current()).client
+    client.meta.events.register("before-send.s3", count)
+    try:
+        assert finish_upload(ticket.reference, key=KEY) == ticket.name
+    finally:
+        client.meta.events.unregister("before-send.s3", count)
+    assert "CopyObject" not in seen
+    assert seen.count("UploadPartCopy") == 3
+    assert sha256(fetch(KeyedStorage().url(ticket.name))) == sha256(DATA)
+    stored = s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)
+    assert stored["CacheControl"] == config.current().cache_control
+    assert s3.keys() == [ticket.name]
+    assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []

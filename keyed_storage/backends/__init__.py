@@ -110,11 +110,19 @@ class Backend(Protocol):
         """The first `length` bytes of `name` while it is still `version` (else ObjectChanged)."""
 
     def publish(
-        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+        self,
+        upload: str,
+        name: str,
+        info: ContentInfo,
+        version: str,
+        *,
+        cache_control: str | None = None,
+        size: int = 0,
     ) -> None:
         """Give the checked object `upload` (still `version`, else ObjectChanged) the new name
         `name` (free, else NameTaken) and the headers a save of the same bytes (`info`) would
-        have; `upload` is gone after."""
+        have; `upload` is gone after.
+        `size` is the upload's, in bytes (S3 copies one above 5 GiB in parts)."""
 
     # Many objects -----------------------------------------------------------------------
     def names_under(self, key: str) -> list[str]:

@@ -429,7 +429,14 @@ class LocalBackend(FileSystemStorage):
             raise ObjectChanged(f"{name!r} was removed while it was being checked.", name=name) from error
 
     def publish(
-        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+        self,
+        upload: str,
+        name: str,
+        info: ContentInfo,
+        version: str,
+        *,
+        cache_control: str | None = None,
+        size: int = 0,
     ) -> None:
         """Move the checked file `upload` to the new name `name` (a hard link, made only if
         `name` is free, then the unlink of `upload`), if `upload` is still `version`.

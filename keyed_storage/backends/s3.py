@@ -8,7 +8,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -60,6 +60,12 @@ _MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-[0-9]+")
 # What a direct upload is stored with until finish_upload() has read its bytes: inert (a
 # download of unknown type, kept by no cache), so an object nobody checked can never be shown
 # as a page or picture of the site. finish_upload() replaces them with what a save would set.
+# CopyObject copies at most 5 GiB; above it, publish() copies ranges of COPY_PART in a
+# multipart upload (at most MAX_COPY_PARTS of them, S3's limit).
+COPY_LIMIT = 5 * 1024**3
+COPY_PART = 1024**3
+MAX_COPY_PARTS = 10_000
+
 PENDING_HEADERS = {
     "Content-Type": GENERIC,
     "Content-Disposition": "attachment",
@@ -501,26 +507,38 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             return answer["Body"].read()
 
     def publish(
-        self, upload: str, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None
+        self,
+        upload: str,
+        name: str,
+        info: ContentInfo,
+        version: str,
+        *,
+        cache_control: str | None = None,
+        size: int = 0,
     ) -> None:
-        """Copy the checked object `upload` to the new name `name` with the headers a save of
-        the same bytes would have, then delete `upload`. Server-side: no byte passes through here.
+        """Copy the checked object `upload` (of `size` bytes) to the new name `name` with the
+        headers a save of the same bytes would have, then delete `upload`. Server-side: no byte
+        passes through here.
 
         The copy is made only if `upload`'s ETag is still `version` (so the bytes published are
         the bytes checked) and only if `name` is free (If-None-Match, where the server honours
         it); NameTaken if it is not. A ticket can write `upload` again until it expires, but
-        never `name`. One CopyObject covers every object a POST can make (5 GB, S3's limit)."""
+        never `name`. Up to 5 GiB, one CopyObject; beyond (a multipart direct upload can be
+        larger, and CopyObject refuses it), a multipart copy of 1 GiB ranges, completed create-only."""
         with self._failing("publish", name):
             try:
-                self.client.copy_object(
-                    Bucket=self.bucket_name,
-                    Key=name,
-                    CopySource={"Bucket": self.bucket_name, "Key": upload},
-                    CopySourceIfMatch=version,
-                    IfNoneMatch="*",
-                    MetadataDirective="REPLACE",
-                    **object_params(info, cache_control),  # type: ignore[arg-type]
-                )
+                if size > COPY_LIMIT:
+                    self._publish_in_parts(upload, name, info, version, cache_control, size)
+                else:
+                    self.client.copy_object(
+                        Bucket=self.bucket_name,
+                        Key=name,
+                        CopySource={"Bucket": self.bucket_name, "Key": upload},
+                        CopySourceIfMatch=version,
+                        IfNoneMatch="*",
+                        MetadataDirective="REPLACE",
+                        **object_params(info, cache_control),  # type: ignore[arg-type]
+                    )
             except ClientError as error:
                 if error.response["ResponseMetadata"]["HTTPStatusCode"] not in (404, 412):
                     raise
@@ -533,6 +551,44 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                     location=self.keyed_config.bucket,
                 ) from error
         self.delete(upload)
+
+    def _publish_in_parts(
+        self, upload: str, name: str, info: ContentInfo, version: str, cache_control: str | None, size: int
+    ) -> None:
+        """publish() for an object above CopyObject's limit: UploadPartCopy of ranges, each only
+        if `upload` is still `version`, then CompleteMultipartUpload only if `name` is free."""
+        started = self.client.create_multipart_upload(
+            Bucket=self.bucket_name,
+            Key=name,
+            **object_params(info, cache_control),  # type: ignore[arg-type]
+        )
+        upload_id = started["UploadId"]
+        part_size = max(COPY_PART, -(-size // MAX_COPY_PARTS))
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                copied = self.client.upload_part_copy(
+                    Bucket=self.bucket_name,
+                    Key=name,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket_name, "Key": upload},
+                    CopySourceIfMatch=version,
+                    CopySourceRange=f"bytes={start}-{min(start + part_size, size) - 1}",
+                )
+                parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket_name,
+                Key=name,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+                IfNoneMatch="*",
+            )
+        except BaseException:
+            # Best effort: what cannot be aborted now, the lifecycle rule or `orphans` removes.
+            with suppress(ClientError, BotoCoreError):
+                self.client.abort_multipart_upload(Bucket=self.bucket_name, Key=name, UploadId=upload_id)
+            raise
 
     # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
 

@@ -75,18 +75,27 @@ class _ToDisk(FileUploadHandler):
             self.incoming.discard()
 
 
-@csrf_exempt  # authorised by the signed ticket alone, as S3's POST is (see the module's docstring)
-def receive(request: HttpRequest, ticket: str) -> HttpResponse:
-    """POST <ticket URL>: ticket.fields, then the file in a field named "file". 204 when stored."""
-    if request.method != "POST":
-        return plain_response(405, "Method not allowed.\n", {"Allow": "POST"})
+def _receiver(request: HttpRequest, method: str) -> LocalBackend | HttpResponse:
+    """The local backend that receives this request, or the answer when none does: another
+    method (405), or S3 mode, where uploads go to the bucket (404)."""
+    if request.method != method:
+        return plain_response(405, "Method not allowed.\n", {"Allow": method})
     current = config.current()
     if current.backend != "local":
         return plain_response(404, "keyed_storage receives direct uploads itself only in local mode.\n")
     backend = backends.for_config(current)
     assert isinstance(backend, LocalBackend)
+    return backend
+
+
+@csrf_exempt  # authorised by the signed ticket alone, as S3's POST is (see the module's docstring)
+def receive(request: HttpRequest, ticket: str) -> HttpResponse:
+    """POST <ticket URL>: ticket.fields, then the file in a field named "file". 204 when stored."""
+    backend = _receiver(request, "POST")
+    if isinstance(backend, HttpResponse):
+        return backend
     try:
-        grant = backend.open_ticket(ticket, current.direct_expires)
+        grant = backend.open_ticket(ticket, backend.keyed_config.direct_expires)
     except TicketRefused as refused:
         return plain_response(403, f"{refused}\n")
     try:
@@ -132,13 +141,9 @@ def receive_part(request: HttpRequest, ticket: str) -> HttpResponse:
     CHUNK-sized reads, never held in memory, and a Content-Length other than the part's size
     is refused before a byte is read.
     """
-    if request.method != "PUT":
-        return plain_response(405, "Method not allowed.\n", {"Allow": "PUT"})
-    current = config.current()
-    if current.backend != "local":
-        return plain_response(404, "keyed_storage receives direct uploads itself only in local mode.\n")
-    backend = backends.for_config(current)
-    assert isinstance(backend, LocalBackend)
+    backend = _receiver(request, "PUT")
+    if isinstance(backend, HttpResponse):
+        return backend
     try:
         grant = backend.open_part_ticket(ticket, PART_URL_EXPIRES)
     except TicketRefused as refused:

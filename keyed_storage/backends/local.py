@@ -382,15 +382,7 @@ class LocalBackend(FileSystemStorage):
         a byte of its body. `expires` is checked by open_ticket(), given the same lifetime.
         """
         ticket = signing.dumps({"n": name, "s": size}, salt=TICKET_SALT, compress=True)
-        try:
-            path = reverse("keyed_storage:direct-upload", kwargs={"ticket": ticket})
-        except NoReverseMatch as error:
-            raise ImproperlyConfigured(
-                "Direct uploads on the local disk are received by keyed_storage's endpoint, which "
-                "is not routed: add path('', include('keyed_storage.urls')) to the project's "
-                "URLconf (it also serves MEDIA_URL)."
-            ) from error
-        return self.origin(name) + path, {"key": name}
+        return self.origin(name) + _endpoint("keyed_storage:direct-upload", ticket), {"key": name}
 
     @staticmethod
     def open_ticket(ticket: str, expires: int) -> Grant:
@@ -585,13 +577,7 @@ class LocalBackend(FileSystemStorage):
         `expires` is checked by open_part_ticket(), given the same lifetime."""
         grant = {"n": name, "u": upload_id, "i": number, "s": size}
         ticket = signing.dumps(grant, salt=PART_SALT, compress=True)
-        try:
-            path = reverse("keyed_storage:direct-part", kwargs={"ticket": ticket})
-        except NoReverseMatch as error:
-            raise ImproperlyConfigured(
-                "Direct uploads on the local disk are received by keyed_storage's endpoint, which "
-                "is not routed: add path('', include('keyed_storage.urls')) to the project's URLconf."
-            ) from error
+        path = _endpoint("keyed_storage:direct-part", ticket)
         # partNumber as in S3's part URLs, for logs and tools; the signed ticket alone decides.
         return f"{self.origin(name)}{path}?partNumber={number}"
 
@@ -701,6 +687,19 @@ class LocalBackend(FileSystemStorage):
             except FileNotFoundError:
                 continue  # completed or cancelled while listed
             yield name, upload_id, started
+
+
+def _endpoint(route: str, ticket: str) -> str:
+    """The path of keyed_storage's endpoint `route` for `ticket`; ImproperlyConfigured, saying
+    what to add, when keyed_storage.urls is not routed."""
+    try:
+        return reverse(route, kwargs={"ticket": ticket})
+    except NoReverseMatch as error:
+        raise ImproperlyConfigured(
+            "Direct uploads on the local disk are received by keyed_storage's endpoint, which "
+            "is not routed: add path('', include('keyed_storage.urls')) to the project's "
+            "URLconf (it also serves MEDIA_URL)."
+        ) from error
 
 
 class Incoming:

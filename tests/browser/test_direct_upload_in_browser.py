@@ -227,6 +227,20 @@ def test_a_dropped_file_uploads_and_a_refused_one_says_why(page, live_server, lo
     assert stored_digest(session.audio.name) == hashlib.sha256(data).hexdigest()
 
 
+def pick_on_a_session_form(page, live_server, path):
+    """Sign in, open a new session's change form, pick `path` for its recording and wait for
+    the box to settle: (the session, the box)."""
+    sign_in(page, live_server.url)
+    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
+    page.goto(f"{live_server.url}/admin/events/session/{session.pk}/change/")
+    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    page.set_input_files("#id_audio", str(path))
+    page.wait_for_function(
+        "box => ['plain', 'done', 'failed'].includes(box.dataset.state)", arg=box.element_handle()
+    )
+    return session, box
+
+
 @pytest.mark.parametrize(
     "parts",
     [
@@ -254,18 +268,7 @@ def test_a_bucket_that_refuses_the_page_falls_back_to_the_plain_upload(
     allow_direct_uploads(s3, "https://another-site.example.org")
     path = tmp_path / "talk.wav"
     expected = recording(path, 6)
-    base = live_server.url
-    sign_in(page, base)
-    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
-    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
-    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
-    preflights = []
-    page.on("request", lambda r: preflights.append(r.url) if r.method == "OPTIONS" else None)
-
-    page.set_input_files("#id_audio", str(path))
-    page.wait_for_function(
-        "box => ['plain', 'done', 'failed'].includes(box.dataset.state)", arg=box.element_handle()
-    )
+    session, box = pick_on_a_session_form(page, live_server, path)
     assert box.get_attribute("data-state") == "plain", box.locator(".keyed-storage-status").inner_text()
     assert box.locator(".keyed-storage-status").inner_text() == "talk.wav will be uploaded when you save."
     assert page.evaluate("() => document.querySelector('#id_audio').files[0].name") == "talk.wav"
@@ -289,15 +292,7 @@ def test_a_post_whose_answer_the_page_may_not_read_is_checked_by_the_server(page
     allow_direct_uploads(s3, "https://another-site.example.org")
     path = tmp_path / "talk.wav"
     expected = recording(path, 2)
-    base = live_server.url
-    sign_in(page, base)
-    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
-    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
-    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
-    page.set_input_files("#id_audio", str(path))
-    page.wait_for_function(
-        "box => ['plain', 'done', 'failed'].includes(box.dataset.state)", arg=box.element_handle()
-    )
+    session, box = pick_on_a_session_form(page, live_server, path)
     assert box.get_attribute("data-state") == "done", box.locator(".keyed-storage-status").inner_text()
     save_admin_form(page)
     session.refresh_from_db()

@@ -143,7 +143,7 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     on a model field and saved, the name the first finish returned belongs to that save: a
     rollback removes the object.
     """
-    grant = _load(reference, bound_to)
+    grant = open_reference(reference, bound_to)
     if key is not None and validate_key(key) != grant["k"]:
         raise ReferenceRefused(
             _("This upload was made for another place and cannot be used here."), code="direct_key"
@@ -273,7 +273,9 @@ def image_size(name: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tup
     )
 
 
-def _load(reference: str, bound_to: str) -> dict[str, Any]:
+def open_reference(reference: str, bound_to: str) -> dict[str, Any]:
+    """The grant a reference carries (what start_upload() signed); ReferenceRefused if it
+    is not one of this site's, was altered, is bound elsewhere or has expired."""
     lifetime = config.current().direct_expires * REFERENCE_LIFETIMES
     if not isinstance(reference, str):  # a form's missing value, say
         raise ReferenceRefused(_("This upload reference is not valid here."), code="direct_reference")

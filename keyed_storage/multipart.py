@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from . import backends, config
 from .backends import Part
 from .config import Config
-from .direct import _load
+from .direct import open_reference
 from .exceptions import FileRefused, ReferenceRefused, UploadMissing
 
 # S3 takes at most this many parts in one upload.
@@ -132,7 +132,7 @@ def complete(backend: backends.Backend, grant: dict[str, Any]) -> None:
 
 
 def _grant(reference: str, bound_to: str) -> dict[str, Any]:
-    grant = _load(reference, bound_to)
+    grant = open_reference(reference, bound_to)
     if "u" not in grant:
         raise ReferenceRefused(
             _("This upload is sent in one request, not in parts."), code="direct_not_multipart"

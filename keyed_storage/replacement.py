@@ -115,7 +115,7 @@ class _Deletion:
     def __call__(self) -> None:
         field, name = self.field, self.name
         try:
-            if name in _default_names(field):
+            if name in default_names(field):
                 return
             rows = field.model._base_manager.using(self.using).filter(**{field.attname: name})
             if rows.exists():
@@ -135,7 +135,7 @@ def _remove(field: FileField, name: str) -> None:
         logger.exception("keyed_storage: could not delete %s", name)
 
 
-def _default_names(field: FileField) -> set[str]:
+def default_names(field: FileField) -> set[str]:
     """The names a new row gets without a file: the field's default and its db_default."""
     names = set()
     if field.has_default():

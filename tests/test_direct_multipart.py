@@ -23,7 +23,7 @@ from django.test import Client
 
 from keyed_storage import KeyedStorage, backends, config
 from keyed_storage.backends.s3 import PENDING_HEADERS
-from keyed_storage.direct import _load, finish_upload, start_upload
+from keyed_storage.direct import finish_upload, open_reference, start_upload
 from keyed_storage.exceptions import FileRefused, ReferenceRefused, UploadMissing
 from keyed_storage.keys import PARTS_DIRECTORY, validate_key
 from keyed_storage.multipart import (
@@ -120,7 +120,7 @@ def test_below_the_threshold_an_upload_is_one_post(mode):
 
 def test_the_multipart_upload_is_created_inert_in_s3(s3):
     ticket = start()
-    grant = _load(ticket.reference, "")
+    grant = open_reference(ticket.reference, "")
     (upload,) = s3.client.list_multipart_uploads(Bucket=s3.bucket)["Uploads"]
     assert upload["Key"] == grant["n"]  # the upload's own name; finishing publishes ticket.name
     send_parts(ticket, [1, 2, 3])
@@ -208,7 +208,7 @@ def test_incomplete_uploads_are_listed_for_an_audit(mode):
     backend = backends.for_config(config.current())
     ticket = start()
     (found,) = list(backend.incomplete_uploads())
-    assert found[:2] == (_load(ticket.reference, "")["n"], _load(ticket.reference, "")["u"])
+    assert found[:2] == (open_reference(ticket.reference, "")["n"], open_reference(ticket.reference, "")["u"])
     abort_upload(ticket.reference)
     assert list(backend.incomplete_uploads()) == []
 
@@ -269,7 +269,7 @@ def test_s3_checks_what_a_part_url_was_signed_for(s3):
     ticket = start()
     other = start()
     url = part_urls(ticket.reference, [1])[1]
-    other_id = _load(other.reference, "")["u"]
+    other_id = open_reference(other.reference, "")["u"]
     body = part_of(DATA, 1)
     refused = {
         "another upload": _with_query(url, uploadId=other_id),

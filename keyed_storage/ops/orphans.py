@@ -26,7 +26,7 @@ from ..backends import Backend, Stored
 from ..images import VARIANT_MARK, is_variant_of
 from ..keys import MAX_SEGMENT_BYTES, TOKEN_HEX_CHARS, KeyTemplate, split_tokened
 from ..prefixes import whole_key
-from ..replacement import _default_names
+from ..replacement import default_names
 from ..storage import KeyedStorage
 
 DEFAULT_GRACE = timedelta(days=1)
@@ -265,7 +265,7 @@ def _field_refs(source: Source, chunk_size: int) -> Iterator[Ref]:
 def references(all_sources: list[Source], chunk_size: int = CHUNK_SIZE) -> Iterator[Ref]:
     """Every referenced name, rows and defaults, in path order: one query per field."""
     defaults = sorted(
-        {(name, s.label) for s in all_sources for name in _default_names(s.field)},
+        {(name, s.label) for s in all_sources for name in default_names(s.field)},
         key=lambda default: path_key(default[0]),
     )
     by_label = {source.label: source for source in all_sources}
@@ -530,7 +530,7 @@ class Audit:
             for candidate in candidates.values_list(source.field.attname, flat=True).iterator():
                 if is_variant_of(name, candidate):
                     return True
-        return any(is_variant_of(name, default) for s in self.sources for default in _default_names(s.field))
+        return any(is_variant_of(name, default) for s in self.sources for default in default_names(s.field))
 
     def still_referenced(self, names: list[str]) -> set[str]:
         """Those of `names` some row (or default) references now, themselves or as variants."""
@@ -538,7 +538,7 @@ class Audit:
         wanted = sorted(set(names) | {owner for owner in owners.values() if owner})
         found: set[str] = set()
         for source in self.sources:
-            found.update(_default_names(source.field))
+            found.update(default_names(source.field))
             attname = source.field.attname
             for start in range(0, len(wanted), DELETE_BATCH):
                 chunk = wanted[start : start + DELETE_BATCH]

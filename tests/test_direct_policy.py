@@ -116,6 +116,18 @@ def test_an_object_replaced_while_it_is_checked_is_refused(s3, ticket):
     assert s3.keys() == []
 
 
+def _copy_takes_if_none_match() -> bool:
+    import botocore.session
+
+    copy = botocore.session.get_session().get_service_model("s3").operation_model("CopyObject")
+    return "IfNoneMatch" in copy.input_shape.members
+
+
+@pytest.mark.skipif(
+    not _copy_takes_if_none_match(),
+    reason="this botocore sends no If-None-Match with CopyObject (1.35, the lowest supported); "
+    "finish_upload()'s HEAD of the name is then the only guard",
+)
 def test_a_published_name_is_never_written_twice(s3, ticket):
     """The copy that publishes is create-only (If-None-Match: *): if the published name
     appeared between the check and the copy (a finish of the same reference in another

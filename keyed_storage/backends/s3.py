@@ -138,6 +138,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
 
     def __init__(self, config: Config):
         self.keyed_config = config
+        self._copy_takes_if_none_match: bool | None = None  # known at the first publish
         super().__init__(
             bucket_name=config.bucket,
             access_key=config.access_key,
@@ -530,14 +531,15 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 if size > COPY_LIMIT:
                     self._publish_in_parts(upload, name, info, version, cache_control, size)
                 else:
+                    headers: dict[str, Any] = self._create_only_copy()
+                    headers.update(object_params(info, cache_control))
                     self.client.copy_object(
                         Bucket=self.bucket_name,
                         Key=name,
                         CopySource={"Bucket": self.bucket_name, "Key": upload},
                         CopySourceIfMatch=version,
-                        IfNoneMatch="*",
                         MetadataDirective="REPLACE",
-                        **object_params(info, cache_control),  # type: ignore[arg-type]
+                        **headers,
                     )
             except ClientError as error:
                 if error.response["ResponseMetadata"]["HTTPStatusCode"] not in (404, 412):
@@ -551,6 +553,17 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                     location=self.keyed_config.bucket,
                 ) from error
         self.delete(upload)
+
+    def _create_only_copy(self) -> dict[str, str]:
+        """If-None-Match: * for a CopyObject, where this botocore knows the parameter (S3 added
+        it to CopyObject after PutObject: botocore 1.35, the oldest supported, has it for
+        PutObject and CompleteMultipartUpload only). Without it finish_upload()'s HEAD of the
+        name, just before, is what keeps a published name from being written twice."""
+        if self._copy_takes_if_none_match is None:
+            copy = self.client.meta.service_model.operation_model("CopyObject")
+            members = copy.input_shape.members if copy.input_shape is not None else {}
+            self._copy_takes_if_none_match = "IfNoneMatch" in members
+        return {"IfNoneMatch": "*"} if self._copy_takes_if_none_match else {}
 
     def _publish_in_parts(
         self, upload: str, name: str, info: ContentInfo, version: str, cache_control: str | None, size: int

@@ -170,7 +170,9 @@ def test_cancel_stops_the_upload_and_the_form_keeps_the_old_file(page, live_serv
 
     page.goto(f"{base}/admin/events/session/{session.pk}/change/")
     box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
-    page.route("**/keyed-storage/direct/**", lambda route: None)  # held: the upload never ends
+    # Held: the upload never ends, whether it goes in one POST or in parts.
+    page.route("**/keyed-storage/direct/**", lambda route: None)
+    page.route("**/keyed-storage/part/**", lambda route: None)
     page.set_input_files("#id_audio", str(path))
     box.locator("button.keyed-storage-cancel").click()
     assert box.get_attribute("data-state") == "failed"
@@ -298,3 +300,29 @@ def test_a_post_whose_answer_the_page_may_not_read_is_checked_by_the_server(page
     session.refresh_from_db()
     assert session.audio.name.endswith("/talk.wav")
     assert stored_digest(session.audio.name) == expected
+
+
+def test_cancel_while_the_upload_is_prepared_sends_nothing(page, live_server, local, tmp_path):
+    """The cancel button shows as soon as a file is picked, while the ticket is still being
+    asked for: a click then stops it before a byte is sent (the ticket's answer is held here)."""
+    path = tmp_path / "talk.wav"
+    recording(path, 1)
+    sign_in(page, live_server.url)
+    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
+    page.goto(f"{live_server.url}/admin/events/session/{session.pk}/change/")
+    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    held = []
+    page.route("**/keyed-storage/ticket/**", lambda route: held.append(route))
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if "/keyed-storage/direct/" in r.url else None)
+    page.set_input_files("#id_audio", str(path))
+    page.wait_for_function("() => true")
+    box.locator("button.keyed-storage-cancel").click()
+    assert box.get_attribute("data-state") == "failed"
+    assert box.locator(".keyed-storage-status").inner_text() == "Upload cancelled."
+    for route in held:  # the ticket arrives after all: nothing is sent with it
+        route.continue_()
+    page.wait_for_timeout(500)
+    assert box.get_attribute("data-state") == "failed"
+    assert sent == []
+    assert box.locator("input[data-keyed-storage-reference]").input_value() == ""

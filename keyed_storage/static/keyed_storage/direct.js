@@ -160,6 +160,18 @@
       progress.max = file.size || 1;
       progress.value = 0;
       show("uploading", "Preparing " + file.name + "…");
+      // Until the file is on its way, cancel stops what is being prepared: nothing is sent,
+      // and a multipart upload begun on the server for it is dropped there.
+      var attempt = { cancelled: false };
+      running = {
+        cancel: function (told) {
+          attempt.cancelled = true;
+          running = null;
+          if (told !== false) {
+            fail("Upload cancelled.");
+          }
+        },
+      };
       var key = memoryKey(file);
       var saved = remembered(key);
       var resumed = saved
@@ -192,6 +204,13 @@
           });
         })
         .then(function (found) {
+          if (attempt.cancelled) {
+            if (found.ticket.parts) {
+              remember(key, null);
+              ask(found.ticket.abort, { reference: found.ticket.reference }).catch(function () {});
+            }
+            return;
+          }
           if (found.ticket.parts) {
             sendParts(file, found.ticket, found.stored, key);
           } else {
@@ -199,7 +218,9 @@
           }
         })
         .catch(function (error) {
-          fail(error.message);
+          if (!attempt.cancelled) {
+            fail(error.message);
+          }
         });
     }
 

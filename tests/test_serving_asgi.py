@@ -48,6 +48,17 @@ class Server:
                     return int(line.split()[1]) * 1024
         raise LookupError(f"no {field} in /proc/{self.process.pid}/status")
 
+    def open_files(self) -> list[str]:
+        """What the server process's file descriptors point at."""
+        fds = Path(f"/proc/{self.process.pid}/fd")
+        targets = []
+        for fd in fds.iterdir():
+            try:
+                targets.append(os.readlink(fd))
+            except FileNotFoundError:
+                pass  # closed while listed
+        return targets
+
     def reset_peak(self) -> None:
         with open(f"/proc/{self.process.pid}/clear_refs", "w") as reset:
             reset.write("5")  # VmHWM starts again from the current resident set
@@ -254,6 +265,19 @@ def test_a_large_download_is_streamed_not_held_in_memory(servers, large_file, ki
     assert growth < LARGE // 4, (
         f"serving {LARGE // MIB} MiB under {kind} grew the server's peak resident set by {growth // MIB} MiB"
     )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_abandoned_download_closes_its_file(servers, media_root, large_file, kind):
+    server, path = servers[kind], str(media_root / "talks/long.bin")
+    with requests.get(server.base + large_file[0], stream=True, timeout=60) as response:
+        assert len(next(response.iter_content(MIB))) == MIB
+        assert path in server.open_files()  # still being sent
+    # The client has hung up with most of the file unsent; the server notices at its next write.
+    deadline = time.monotonic() + 60
+    while path in server.open_files():
+        assert time.monotonic() < deadline, f"{kind}: {path} is still open after the client went away"
+        time.sleep(0.1)
 
 
 # In process: the body's kind follows the request's -------------------------------------------

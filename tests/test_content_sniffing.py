@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
@@ -164,7 +164,9 @@ def test_no_text_passes_for_an_image_audio_video_or_pdf(body, prefix, suffix, ch
 @pytest.mark.parametrize("charset", ["utf-16le", "utf-16be", "utf-8"])
 def test_utf16_html_is_refused_as_audio_naming_its_type(mode, charset):
     with pytest.raises(FileTypeRefused) as refused:
-        upload(SimpleUploadedFile("talk.mp3", bom_text(HTML, charset), "audio/mpeg"), AUDIO_KEY, accept="audio/*")
+        upload(
+            SimpleUploadedFile("talk.mp3", bom_text(HTML, charset), "audio/mpeg"), AUDIO_KEY, accept="audio/*"
+        )
     assert refused.value.params["type"] == "text/html"
     assert "This file is text/html" in refused.value.messages[0] and "audio/*" in refused.value.messages[0]
     assert stored_names() == []

@@ -219,3 +219,12 @@ def test_a_direct_upload_of_real_mp3_frames_is_finished_as_audio(mode):
     served = requests.get(KeyedStorage().url(name), timeout=10)
     assert served.content == data
     assert served.headers["Content-Type"] == "audio/mpeg"
+
+
+def test_image_wildcards_take_no_svg_but_its_own_type_does():
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><rect width="1" height="1"/></svg>'
+    with pytest.raises(FileTypeRefused) as refused:
+        ContentTypeValidator("image/*")(SimpleUploadedFile("logo.svg", svg, "image/svg+xml"))
+    assert refused.value.params["type"] == "image/svg+xml"
+    ContentTypeValidator("image/svg+xml")(SimpleUploadedFile("logo.svg", svg, "image/svg+xml"))
+    ContentTypeValidator("*/*")(SimpleUploadedFile("logo.svg", svg, "image/svg+xml"))

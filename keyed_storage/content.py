@@ -98,11 +98,93 @@ _COMMON_PREFIXES = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
     (b"%PDF-", "application/pdf"),
-    (b"ID3", "audio/mpeg"),
     (b"fLaC", "audio/flac"),
     (b"OggS", "application/ogg"),
 )
+_FRAMED_AUDIO = {"audio/mpeg", "audio/aac"}
 _RIFF_TYPES = {b"WAVE": "audio/wav", b"WEBP": "image/webp", b"AVI ": "video/x-msvideo"}
+
+
+# MPEG audio frame headers (ISO/IEC 11172-3 and 13818-3, and MPEG 2.5): bit rates in kbit/s
+# for bitrate indexes 1-14, by MPEG-1 or not and by layer bits (3: Layer I, 2: II, 1: III).
+_LOW_RATES = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+_BIT_RATES = {
+    (True, 3): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 1): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 3): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): _LOW_RATES,
+    (False, 1): _LOW_RATES,
+}
+# Sample rates in Hz for sample-rate indexes 0-2, by version bits (3: MPEG-1, 2: MPEG-2, 0: MPEG 2.5).
+_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+# ADTS (AAC) sampling frequency indexes 0-12 are defined; 13 and 14 are reserved, 15 is escape.
+_ADTS_RATES = 13
+
+
+def _mpeg_frame_length(head: bytes, at: int) -> int | None:
+    """The length of the MPEG audio frame whose header is at `at`; None if no valid header is there.
+
+    WHATWG MIME Sniffing, "match an mp3 header" and "compute an mp3 frame size": 11 sync bits,
+    then no reserved version (01), no reserved layer (00), no free or bad bit rate (0, 15) and
+    no reserved sample rate (3). The standard's tables are Layer III's; these are every layer's.
+    """
+    if len(head) < at + 4 or head[at] != 0xFF or head[at + 1] & 0xE0 != 0xE0:
+        return None
+    version, layer = head[at + 1] >> 3 & 3, head[at + 1] >> 1 & 3
+    bitrate_index, rate_index = head[at + 2] >> 4, head[at + 2] >> 2 & 3
+    if version == 1 or layer == 0 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    bit_rate = _BIT_RATES[version == 3, layer][bitrate_index - 1] * 1000
+    sample_rate = _SAMPLE_RATES[version][rate_index]
+    padding = head[at + 2] >> 1 & 1
+    if layer == 3:
+        return (12 * bit_rate // sample_rate + padding) * 4
+    # Layer III outside MPEG-1 carries half the samples per frame.
+    scale = 72 if layer == 1 and version != 3 else 144
+    return scale * bit_rate // sample_rate + padding
+
+
+def _is_mpeg_audio(head: bytes) -> bool:
+    """WHATWG's "signature for MP3 without ID3": a frame header, and another one where that
+    frame ends. One header alone is four bytes that text can spell (FF FE opens UTF-16 text);
+    the second must also keep the stream's version, layer and sample rate."""
+    length = _mpeg_frame_length(head, 0)
+    return (
+        length is not None
+        and _mpeg_frame_length(head, length) is not None
+        and head[length + 1] & 0xFE == head[1] & 0xFE
+        and head[length + 2] & 0x0C == head[2] & 0x0C
+    )
+
+
+def _is_adts(head: bytes) -> bool:
+    """AAC in ADTS frames (ISO/IEC 13818-7): 12 sync bits, layer 00, a defined sampling
+    frequency, and a second frame header where the first frame's 13-bit length ends."""
+
+    def frame_length(at: int) -> int | None:
+        if len(head) < at + 7 or head[at] != 0xFF or head[at + 1] & 0xF6 != 0xF0:
+            return None
+        if head[at + 2] >> 2 & 0x0F >= _ADTS_RATES:
+            return None
+        length = (head[at + 3] & 0x03) << 11 | head[at + 4] << 3 | head[at + 5] >> 5
+        return length if length >= (7 if head[at + 1] & 1 else 9) else None
+
+    first = frame_length(0)
+    return first is not None and frame_length(first) is not None and head[first + 2] & 0x3C == head[2] & 0x3C
+
+
+def _is_id3v2(head: bytes) -> bool:
+    """An ID3v2 tag, which opens most MP3 files: 'ID3', major version 2-4, a revision that is
+    not FF, and a size in four 7-bit bytes (ID3v2.4 section 3.1) -- not just any text
+    starting 'ID3'."""
+    return (
+        head[:3] == b"ID3"
+        and len(head) >= 10
+        and 2 <= head[3] <= 4
+        and head[4] != 0xFF
+        and all(byte < 0x80 for byte in head[6:10])
+    )
 
 
 def _common_type(head: bytes) -> str | None:
@@ -111,10 +193,10 @@ def _common_type(head: bytes) -> str | None:
             return content_type
     if head.startswith(b"RIFF"):
         return _RIFF_TYPES.get(head[8:12])
-    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        # An MPEG audio frame header without an ID3 tag: 11 sync bits, then the version and
-        # the layer; layer 0 is AAC in an ADTS stream, the others MP1/MP2/MP3.
-        return "audio/aac" if head[1] & 0x06 == 0 else "audio/mpeg"
+    if _is_id3v2(head) or _is_mpeg_audio(head):
+        return "audio/mpeg"
+    if _is_adts(head):
+        return "audio/aac"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         return (
@@ -127,16 +209,48 @@ def _common_type(head: bytes) -> str | None:
     return None
 
 
-def _sniff_bytes(head: bytes) -> str | None:
-    common = _common_type(head)
-    if common:
-        return common
+def _markup_type(head: bytes) -> str | None:
     if _HTML.match(head):
         return "text/html"
     if _SVG.search(head[:1024]) and (_XML.match(head) or head.lstrip()[:4].lower() == b"<svg"):
         return "image/svg+xml"
     if _XML.match(head):
         return "application/xml"
+    return None
+
+
+# WHATWG MIME Sniffing 7.1: a byte order mark makes the bytes text/plain, before any image,
+# audio or video signature is looked at (FF FE also reads as an MPEG audio frame header).
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16be"), (b"\xff\xfe", "utf-16le"))
+
+
+def _text_with_bom(head: bytes) -> str | None:
+    """The type of text that opens with a byte order mark, or None without one.
+
+    A browser decodes such text by its BOM whatever the charset says, so HTML, SVG or XML
+    written in UTF-16 is still that markup: it is told apart in its decoded form.
+    """
+    for bom, charset in _BOMS:
+        if head.startswith(bom):
+            # The sample may end inside a character: 'replace' keeps the rest readable.
+            text = head[len(bom) :].decode(charset, errors="replace").encode("utf-8")
+            markup = _markup_type(text)
+            if markup and not markup.startswith("text/"):
+                return markup
+            return f"{markup or 'text/plain'}; charset={charset}"
+    return None
+
+
+def _sniff_bytes(head: bytes) -> str | None:
+    bom_text = _text_with_bom(head)
+    if bom_text:
+        return bom_text
+    common = _common_type(head)
+    if common:
+        return common
+    markup = _markup_type(head)
+    if markup:
+        return markup
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -145,7 +259,16 @@ def _sniff_bytes(head: bytes) -> str | None:
         found = ""
     # puremagic's text verdicts ('text/ascii', ...) are not MIME types a browser knows;
     # text is told apart by the checks above and in identify().
+    if found in _FRAMED_AUDIO:
+        # puremagic takes two bytes (FF FB) for MP3, which text and junk can spell; the
+        # frame checks in _common_type() have already said these bytes are not that.
+        return None
     if found and not found.startswith("text/"):
+        if found.startswith(("image/", "audio/", "video/")) and _is_text(head):
+            # Some of puremagic's signatures are two to four letters ('BM' for a bitmap,
+            # 'FORM' for AIFF) that open ordinary sentences; a real picture or recording
+            # is not valid UTF-8 free of NUL bytes over its first kilobytes.
+            return None
         return _ALIASES.get(found, found)
     return None
 

@@ -15,7 +15,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext_lazy as _
 
-from .content import SNIFF_BYTES, identify
+from .content import SNIFF_BYTES, identify, is_active
 from .exceptions import FileTooLarge, FileTypeRefused
 
 _PATTERN = re.compile(r"(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)")
@@ -67,7 +67,10 @@ def known_type(claim: str | None) -> str | None:
 def type_matches(content_type: str, patterns: Iterable[str]) -> bool:
     base = content_type.split(";", 1)[0].strip().lower()
     family = base.split("/", 1)[0]
-    return any(p in ("*/*", base) or (p.endswith("/*") and p[:-2] == family) for p in patterns)
+    # 'image/*' asks for pictures: an SVG is a document that runs scripts, so only a pattern
+    # naming its type (or '*/*', anything at all) accepts it; the same for text/html and 'text/*'.
+    in_family = not is_active(base)
+    return any(p in ("*/*", base) or (in_family and p.endswith("/*") and p[:-2] == family) for p in patterns)
 
 
 def accepted_type(head: bytes, name: str, patterns: tuple[str, ...]) -> str:

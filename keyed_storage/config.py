@@ -12,20 +12,20 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from . import variables
 from .caching import immutable_default
-from .variables import (  # noqa: F401 (config's names since before the table: re-exported)
-    _BUCKET,
-    DEFAULT_DIRECT_EXPIRES,
-    DEFAULT_DIRECT_PART_SIZE,
-    DEFAULT_DIRECT_PART_THRESHOLD,
-    DEFAULT_URL_EXPIRES,
-    MAX_PART_SIZE,
-    MAX_URL_EXPIRES,
-    MIN_PART_SIZE,
-    TABLE,
-    Invalid,
-    Secret,
-)
+from .variables import TABLE, Invalid
+
+# config's names from before the table, which other modules import from here.
+Secret = variables.Secret
+_BUCKET = variables._BUCKET
+DEFAULT_URL_EXPIRES = variables.DEFAULT_URL_EXPIRES
+MAX_URL_EXPIRES = variables.MAX_URL_EXPIRES
+DEFAULT_DIRECT_EXPIRES = variables.DEFAULT_DIRECT_EXPIRES
+DEFAULT_DIRECT_PART_THRESHOLD = variables.DEFAULT_DIRECT_PART_THRESHOLD
+DEFAULT_DIRECT_PART_SIZE = variables.DEFAULT_DIRECT_PART_SIZE
+MIN_PART_SIZE = variables.MIN_PART_SIZE
+MAX_PART_SIZE = variables.MAX_PART_SIZE
 
 #: Every variable keyed_storage reads, in the order the README documents them.
 VARIABLES = tuple(variable.name for variable in TABLE)
@@ -108,7 +108,8 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
     problems += _credential_problems(texts)
     problems += _combination_problems(texts, values, parsed)
     if values["cache_control"] is None:
-        values["cache_control"] = immutable_default(private=values["private"], url_expires=values["url_expires"])
+        private, expires = values["private"], values["url_expires"]
+        values["cache_control"] = immutable_default(private=private, url_expires=expires)
     media_root = str(settings.MEDIA_ROOT or "")
     media_url = str(settings.MEDIA_URL or "")
     if not texts["BUCKET_NAME"]:
@@ -173,7 +174,7 @@ def _combination_problems(
     private = values["private"]
     if "KEYED_STORAGE_URL_EXPIRES" in parsed and not private:
         yield Problem(
-                "keyed_storage.E007",
+            "keyed_storage.E007",
             "KEYED_STORAGE_URL_EXPIRES",
             "KEYED_STORAGE_URL_EXPIRES is set but KEYED_STORAGE_PRIVATE is not 1, so links would be "
             "public and never expire.",
@@ -204,7 +205,8 @@ def _local_problems(media_root: str, media_url: str) -> Iterator[Problem]:
         yield Problem(
             "keyed_storage.E009",
             "MEDIA_ROOT",
-            "Files are stored on the local disk (BUCKET_NAME is not set) but the MEDIA_ROOT setting is empty.",
+            "Files are stored on the local disk (BUCKET_NAME is not set) but the MEDIA_ROOT setting "
+            "is empty.",
             "Set MEDIA_ROOT to an absolute directory, e.g. BASE_DIR / 'media'.",
         )
     if not media_url or media_url == "/":

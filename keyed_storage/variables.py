@@ -96,14 +96,17 @@ def bucket(name: str, value: str) -> str:
         raise Invalid(
             "keyed_storage.E004",
             f"{name}={value!r} is not a valid S3 bucket name.",
-            "Use 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit.",
+            "Use 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter "
+            "or digit.",
         )
     return value
 
 
 def region(name: str, value: str) -> str:
     if not _REGION.fullmatch(value):
-        raise Invalid("keyed_storage.E005", f"{name}={value!r} is not a region name.", "Use a name such as eu-west-1.")
+        raise Invalid(
+            "keyed_storage.E005", f"{name}={value!r} is not a region name.", "Use a name such as eu-west-1."
+        )
     return value
 
 
@@ -111,7 +114,9 @@ def _origin(name: str, value: str, *, allow_path: bool) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise Invalid(
-            "keyed_storage.E006", f"{name}={value!r} is not an http(s) URL.", "Write it as https://host[:port]."
+            "keyed_storage.E006",
+            f"{name}={value!r} is not an http(s) URL.",
+            "Write it as https://host[:port].",
         )
     if parts.query or parts.fragment or (parts.path not in ("", "/") and not allow_path):
         raise Invalid(
@@ -230,7 +235,8 @@ TABLE: tuple[Variable, ...] = (
     ),
     Variable(
         "KEYED_STORAGE_KEEP_METADATA", "keep_metadata", flag, False, "both",
-        "``1``: store photos with their Exif/XMP (location included). Default ``0``: removed (see *Privacy*).",
+        "``1``: store photos with their Exif/XMP (location included). Default ``0``: removed "
+        "(see *Privacy*).",
         example="1", invalid="perhaps",
     ),
     Variable(
@@ -238,7 +244,7 @@ TABLE: tuple[Variable, ...] = (
         "The ``Cache-Control`` of files whose bytes never change under their link (issued names "
         f"and their variants). Default ``{IMMUTABLE}`` (private buckets: "
         "``private, max-age=<URL_EXPIRES>, immutable``); see *Links*.",
-        example="private, max-age=600, immutable", invalid="max-age=60; public",
+        example="public, max-age=86400", invalid="max-age=60; public",
     ),
     Variable(
         "KEYED_STORAGE_DIRECT_EXPIRES", "direct_expires", seconds, DEFAULT_DIRECT_EXPIRES, "both",
@@ -289,4 +295,3 @@ def rst_table() -> str:
         lines.extend(row("", "", more) for more in wrapped[1:])
     lines.append(rule)
     return "\n".join(lines) + "\n"
-

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from keyed_storage import config
+from keyed_storage import config, variables
 from keyed_storage.ops import doctor
 from keyed_storage.ops.policy import cors_configuration, iam_policy, lifecycle_configuration
 
@@ -476,3 +476,63 @@ def test_a_wildcard_origin_admits_the_site(s3, monkeypatch):
     out, _, code = run("doctor")
     assert warnings(out, CORS) == []
     assert code == 0
+
+
+# Every variable of the table set at once: doctor shows each, and proves the configuration --------
+
+
+def set_every_variable(monkeypatch, modes: set[str], **values: str) -> None:
+    """Each variable of these modes at its table's example, unless the mode's fixture or
+    `values` gives it (those need a real server or go together); a value "" leaves it unset."""
+    for variable in variables.TABLE:
+        if variable.mode in modes and variable.name not in os.environ:
+            monkeypatch.setenv(variable.name, variable.example)
+    for name, value in values.items():
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+    config.reset()
+
+
+def assert_shows_every_variable_set(out: str) -> None:
+    shown = {line.split("=", 1)[0].strip() for line in out.splitlines() if line.startswith("  ")}
+    assert {variable.name for variable in variables.TABLE if variable.name in os.environ} <= shown
+
+
+def test_local_with_every_local_variable_set(local, settings, monkeypatch):
+    os.makedirs(settings.MEDIA_ROOT)
+    set_every_variable(monkeypatch, {"local", "both"})
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert_shows_every_variable_set(out)
+    assert "KEYED_STORAGE_DIRECT_PART_SIZE=5242880  (environment)" in out
+
+
+def test_s3_private_with_every_variable_set(s3, monkeypatch):
+    # A presigned link is only valid on the S3 host: the custom domain is the public test's.
+    set_every_variable(
+        monkeypatch,
+        {"s3", "local", "both"},
+        KEYED_STORAGE_CUSTOM_DOMAIN="",
+        KEYED_STORAGE_CACHE_CONTROL="private, max-age=600, immutable",
+    )
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert_shows_every_variable_set(out)
+    assert "KEYED_STORAGE_PRIVATE=1  (environment)" in out
+    assert "KEYED_STORAGE_DIRECT_PART_THRESHOLD=33554432  (environment)" in out
+
+
+def test_s3_public_with_every_variable_set(s3, monkeypatch):
+    set_every_variable(
+        monkeypatch,
+        {"s3", "local", "both"},
+        KEYED_STORAGE_PRIVATE="",
+        KEYED_STORAGE_URL_EXPIRES="",
+        KEYED_STORAGE_CUSTOM_DOMAIN=f"{s3.endpoint}/{s3.bucket}",  # a "CDN" that serves the bucket
+    )
+    out, _, code = run("doctor")
+    assert_all_passed(out, code)
+    assert_shows_every_variable_set(out)
+    assert f"KEYED_STORAGE_CUSTOM_DOMAIN={s3.endpoint}/{s3.bucket}  (environment)" in out

@@ -684,3 +684,79 @@ def test_an_upload_begun_within_the_grace_period_is_spared(abandoned_upload):
     assert "Spared 1 unfinished upload begun in the last 1 day." in out
     assert lines(out, "unfinished upload:") == []
     assert len(abandoned_upload()) == 1
+
+
+# The wrong database: --delete refuses when the audit looks like one -------------------------------
+
+
+def test_delete_is_refused_when_no_row_references_the_store(place, later):
+    # The demo's files, audited with another (here: empty) database: every object looks orphaned.
+    names = [place.put(f"events/{i}/logo/{new_token()}/logo.png") for i in range(12)]
+    later(2 * DAY)
+    reason = "12 of 12 audited objects (100%) are referenced by no row"
+
+    out, err, code = run("orphans")  # listing still works, and warns
+    assert code == 0, err
+    assert len(lines(out, "orphan:")) == 12
+    assert f"Warning: This looks like the wrong database for this store: {reason}." in out
+    assert "--delete would refuse to delete; --trust-database overrides." in out
+    assert summary(out).endswith("Nothing deleted: add --delete.")
+
+    out, err, code = run("orphans", "--delete")
+    assert code == 1
+    refusal = lines(err, "CommandError:")[0]
+    assert refusal.startswith(
+        f"CommandError: Refused to delete. This looks like the wrong database for this store: {reason}."
+    )
+    assert "Check that DATABASES" in refusal
+    assert refusal.endswith("Nothing deleted. If it is the right one, run again with --trust-database.")
+    assert place.names() == sorted(names)
+
+    out, err, code = run("orphans", "--delete", "--trust-database")
+    assert code == 0, err
+    assert summary(out).endswith("Deleted 12.")
+    assert place.names() == []
+
+
+def test_delete_is_refused_when_most_rows_files_are_missing(place, later):
+    # A database whose rows name files this store never had (a copy of another site's), though
+    # some of its rows match: the objects alone would not tell.
+    event, _, _ = site()
+    for i in range(12):
+        Session.objects.create(event=event, title=f"Elsewhere {i}", slides=f"events/{event.pk}/x/{i}.pdf")
+    stray = place.put(f"events/{event.pk}/logo/{new_token()}/old.png")
+    later(2 * DAY)
+    found = sum(1 for row in (*Event.objects.all(), *Sponsor.objects.all()) if row.logo) + sum(
+        1
+        for row in Session.objects.all()
+        for file in (row.audio, row.slides)
+        if file and "/x/" not in file.name
+    )
+    rows = found + 12
+    reason = f"12 of {rows} rows ({12 / rows:.0%}) name a file the store does not have"
+
+    out, _, code = run("orphans")
+    assert code == 0
+    assert f"Warning: This looks like the wrong database for this store: {reason}." in out
+    assert "audited objects" not in out
+
+    _, err, code = run("orphans", "--delete")
+    assert code == 1
+    assert f"Refused to delete. This looks like the wrong database for this store: {reason}." in err
+    assert stray in place.names()
+
+    out, err, code = run("orphans", "--delete", "--trust-database")
+    assert code == 0, err
+    assert summary(out).endswith("Deleted 1.") and stray not in place.names()
+
+
+def test_too_few_objects_to_tell_are_deleted_without_asking(place, later):
+    names = [
+        place.put(f"events/{i}/logo/{new_token()}/logo.png") for i in range(orphans.SUSPECT_MIN_OBJECTS - 1)
+    ]
+    later(2 * DAY)
+    out, err, code = run("orphans", "--delete")
+    assert code == 0, err
+    assert "Warning" not in out
+    assert summary(out).endswith(f"Deleted {len(names)}.")
+    assert place.names() == []

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from .. import backends, config
+from .. import backends, config, variables
 from ..caching import cache_control
 from ..keys import has_token, object_name
 from . import policy
@@ -59,23 +59,10 @@ def describe(cfg: config.Config) -> list[str]:
         why = f"because BUCKET_NAME is set (in the {seen['BUCKET_NAME']})"
     else:
         why = f"because BUCKET_NAME is not set; files go to MEDIA_ROOT={cfg.media_root}"
-    values = {
-        "BUCKET_NAME": cfg.bucket,
-        "AWS_KEY": cfg.access_key,
-        "AWS_SECRET": "(set, not shown)",
-        "AWS_REGION": cfg.region,
-        "AWS_ENDPOINT_URL_S3": cfg.endpoint_url,
-        "KEYED_STORAGE_CUSTOM_DOMAIN": cfg.custom_domain,
-        "KEYED_STORAGE_PRIVATE": "1" if cfg.private else "0",
-        "KEYED_STORAGE_URL_EXPIRES": str(cfg.url_expires),
-        "KEYED_STORAGE_BASE_URL": cfg.base_url,
-        "KEYED_STORAGE_KEEP_METADATA": "1" if cfg.keep_metadata else "0",
-        "KEYED_STORAGE_CACHE_CONTROL": cfg.cache_control,
-    }
     lines = [f"Backend: {cfg.backend}, {why}."]
     if seen:
         lines.append("Variables seen:")
-        lines.extend(f"  {name}={values[name] or '(ignored)'}  ({source})" for name, source in cfg.sources)
+        lines.extend(f"  {name}={_shown(cfg, name)}  ({source})" for name, source in cfg.sources)
     else:
         lines.append("Variables seen: none.")
     origin = "KEYED_STORAGE_CACHE_CONTROL" if "KEYED_STORAGE_CACHE_CONTROL" in seen else "the default"
@@ -84,6 +71,18 @@ def describe(cfg: config.Config) -> list[str]:
         f"{cache_control(cfg, immutable=False)!r} for exact names."
     )
     return lines
+
+
+def _shown(cfg: config.Config, name: str) -> str:
+    """A variable's value as the Config holds it, from the table: "(ignored)" when local mode
+    ignores it, and never a secret's."""
+    variable = variables.BY_NAME[name]
+    if variable.secret:
+        return "(set, not shown)"
+    value = getattr(cfg, variable.field)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value) if value not in (None, "") else "(ignored)"
 
 
 def run() -> tuple[list[str], Iterator[Step]]:

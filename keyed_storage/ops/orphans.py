@@ -51,6 +51,16 @@ _TRUNCATED_VARIANT = MAX_SEGMENT_BYTES - 4
 _SAMPLES = 5
 # Names a listing may hold back to put it in path order before asking the store (see _PathOrder).
 HOLD_LIMIT = 1000
+# The guard against deleting with the wrong database (another site's, an empty one, the demo's
+# own SQLite file instead of the site's): against it, nearly every object looks unreferenced
+# and most rows' files look missing, and --delete would wipe the store. Before each batch is
+# deleted, the audit so far must not look like that (see mismatch()), unless trusted. A right
+# database after a mass clean-up can look the same: the refusal says how to go on.
+SUSPECT_MIN_OBJECTS = 10  # audited objects (referenced or not) before the share is judged
+SUSPECT_UNREFERENCED = 0.9  # this share of them unreferenced
+SUSPECT_MIN_ROWS = 10  # rows naming a file before the share is judged
+SUSPECT_MISSING = 0.5  # this share of them naming a file the store does not have
+TRUST_FLAG = "--trust-database"
 
 
 class OutOfOrder(ValueError):
@@ -376,6 +386,7 @@ class Report:
     recent_unfinished: int = 0  # begun within the grace period: maybe still being sent
     listed: int = 0
     referenced: int = 0
+    found: int = 0  # rows whose file is stored (with `missing`, every row that names a file)
     recent: int = 0  # unreferenced, but younger than the grace period
     in_use: int = 0  # temporaries of writes that may still be in progress
     kept: int = 0  # unreferenced when passed, referenced by the time they were to be deleted
@@ -388,10 +399,41 @@ class Report:
         return [self.orphans, self.missing, self.unfinished]
 
 
+class WrongDatabase(Exception):
+    """Deleting was refused: the audit looks like one against another database (see mismatch)."""
+
+
+def mismatch(report: Report) -> str | None:
+    """Why the database audited looks like the wrong one for this store, with the counts; None
+    when it does not (or when too few objects and rows were seen to tell)."""
+    unreferenced = report.orphans.count + report.recent
+    objects = report.referenced + report.kept + unreferenced
+    rows = report.found + report.missing.count
+    reasons = []
+    if objects >= SUSPECT_MIN_OBJECTS and unreferenced >= SUSPECT_UNREFERENCED * objects:
+        reasons.append(
+            f"{unreferenced} of {objects} audited objects ({unreferenced / objects:.0%}) are referenced "
+            "by no row"
+        )
+    if rows >= SUSPECT_MIN_ROWS and report.missing.count >= SUSPECT_MISSING * rows:
+        reasons.append(
+            f"{report.missing.count} of {rows} rows ({report.missing.count / rows:.0%}) name a file "
+            "the store does not have"
+        )
+    if not reasons:
+        return None
+    return (
+        f"This looks like the wrong database for this store: {' and '.join(reasons)}. Check that "
+        "DATABASES (and whatever selects it) is the site's own for this bucket or MEDIA_ROOT."
+    )
+
+
 class Audit:
     """One walk of the store and the database. With `delete`, orphans are deleted in batches of
     DELETE_BATCH, each name checked against the database again just before (a row saved during
-    the walk may reference it by then): a referenced object is never deleted."""
+    the walk may reference it by then): a referenced object is never deleted. Nor is anything
+    while the audit so far looks like one against the wrong database (see mismatch), unless
+    `trust_database`: WrongDatabase is raised instead."""
 
     def __init__(
         self,
@@ -400,6 +442,7 @@ class Audit:
         grace: timedelta = DEFAULT_GRACE,
         include: Iterable[str] = (),
         delete: bool = False,
+        trust_database: bool = False,
         chunk_size: int = CHUNK_SIZE,
         now: Callable[[], datetime] | None = None,
     ) -> None:
@@ -407,6 +450,7 @@ class Audit:
         self.grace = grace
         self.include = [prefix if prefix == EVERYTHING else whole_key(prefix) for prefix in include]
         self.delete = delete
+        self.trust_database = trust_database
         self.chunk_size = chunk_size
         self.sources = sources()
         patterns = [source.pattern for source in self.sources if source.pattern is not None]
@@ -461,6 +505,8 @@ class Audit:
             while ref is not None and ref.key == key:
                 if ref.name == stored.name:
                     referenced = True
+                    if ref.source is not None and ref.pk is not None:  # a default names no row
+                        report.found += 1
                 else:  # the same key, another name: one holding the stand-in for '/' itself
                     missing(ref)
                 ref = next(refs, None)
@@ -553,6 +599,8 @@ class Audit:
         }
 
     def _delete(self, batch: list[Stored], on_finding: Callable[[Finding], None]) -> None:
+        if not self.trust_database and (reason := mismatch(self.report)):
+            raise WrongDatabase(reason)
         kept = self.still_referenced([stored.name for stored in batch])
         doomed = [stored for stored in batch if stored.name not in kept]
         for stored in batch:

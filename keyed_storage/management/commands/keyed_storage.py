@@ -111,6 +111,12 @@ class Command(BaseCommand):
             "some field's upload_to makes are audited.",
         )
         p.add_argument("--delete", action="store_true", help="Delete the orphans found (in batches).")
+        p.add_argument(
+            orphans.TRUST_FLAG,
+            action="store_true",
+            help="With --delete: delete even when the audit looks like one against the wrong database "
+            "(most audited objects unreferenced, or most rows' files missing), which is refused otherwise.",
+        )
         _progress_options(p, "2 also lists the fields audited.")
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
@@ -371,12 +377,19 @@ class Command(BaseCommand):
         older_than: str,
         include: list[str],
         delete: bool,
+        trust_database: bool,
         progress: bool | None,
         **options: Any,
     ) -> None:
         grace = orphans.parse_duration(older_than)
         current = config.current()
-        job = orphans.Audit(backends.for_config(current), grace=grace, include=include, delete=delete)
+        job = orphans.Audit(
+            backends.for_config(current),
+            grace=grace,
+            include=include,
+            delete=delete,
+            trust_database=trust_database,
+        )
         where = f"bucket {current.bucket}" if current.backend == "s3" else f"{current.media_root} (local)"
         age = orphans.describe(grace)
         self.stdout.write(
@@ -425,6 +438,13 @@ class Command(BaseCommand):
             )
             if isinstance(error, DatabaseError):
                 raise CommandError(f"The database could not be read: {error}") from None
+            if isinstance(error, orphans.WrongDatabase):
+                deleted = job.report.orphans.deleted
+                raise CommandError(
+                    f"Refused to delete. {error} "
+                    + (f"Deleted {deleted} before it showed. " if deleted else "Nothing deleted. ")
+                    + f"If it is the right one, run again with {orphans.TRUST_FLAG}."
+                ) from None
             raise
         if report.recent:
             self.stdout.write(
@@ -444,6 +464,10 @@ class Command(BaseCommand):
                 f"Not audited: {_count(report.not_audited, 'object')} under keys no file field writes "
                 f"({keys}{', ...' if report.more_not_audited_keys else ''}), "
                 "such as upload()'s; name a key with --include to audit it."
+            )
+        if not delete and (reason := orphans.mismatch(report)):
+            self.stdout.write(
+                f"Warning: {reason} --delete would refuse to delete; {orphans.TRUST_FLAG} overrides."
             )
         self.stdout.write(_orphans_summary(report, delete))
 

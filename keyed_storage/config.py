@@ -14,6 +14,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .caching import immutable_default
+from .numbers import whole_number
 
 #: Every variable keyed_storage reads, in the order the README documents them.
 VARIABLES = (
@@ -165,7 +166,8 @@ def _seconds(name: str, value: dict[str, str | None], default: int, problems: li
     text = value[name]
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= MAX_URL_EXPIRES:
+    seconds = whole_number(text, maximum=MAX_URL_EXPIRES)
+    if not seconds:
         problems.append(
             Problem(
                 "keyed_storage.E005",
@@ -175,7 +177,7 @@ def _seconds(name: str, value: dict[str, str | None], default: int, problems: li
             )
         )
         return default
-    return int(text)
+    return seconds
 
 
 def _part_bytes(name: str, value: dict[str, str | None], default: int, problems: list[Problem]) -> int:
@@ -184,7 +186,8 @@ def _part_bytes(name: str, value: dict[str, str | None], default: int, problems:
     text = value[name]
     if text is None:
         return default
-    if not text.isdigit() or not MIN_PART_SIZE <= int(text) <= MAX_PART_SIZE:
+    size = whole_number(text, maximum=MAX_PART_SIZE)
+    if size is None or size < MIN_PART_SIZE:
         problems.append(
             Problem(
                 "keyed_storage.E005",
@@ -195,7 +198,7 @@ def _part_bytes(name: str, value: dict[str, str | None], default: int, problems:
             )
         )
         return default
-    return int(text)
+    return size
 
 
 def _cache_control(text: str | None, private: bool, expires: int, problems: list[Problem]) -> str:
@@ -295,7 +298,8 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
     expires = DEFAULT_URL_EXPIRES
     if value["KEYED_STORAGE_URL_EXPIRES"] is not None:
         text = value["KEYED_STORAGE_URL_EXPIRES"]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_URL_EXPIRES:
+        seconds = whole_number(text, maximum=MAX_URL_EXPIRES)
+        if not seconds:
             problems.append(
                 Problem(
                     "keyed_storage.E005",
@@ -305,7 +309,7 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
                 )
             )
         else:
-            expires = int(text)
+            expires = seconds
             if not private:
                 problems.append(
                     Problem(

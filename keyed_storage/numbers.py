@@ -1,9 +1,10 @@
 """One parser for every whole number read from outside: request headers, form fields, env values.
 
 str.isdigit() accepts '²', which int() then refuses (a 500), and Arabic-Indic digits, which
-int() reads as if they were ASCII; int() also takes ' 5', '+5', '5_0' and thousands of digits. A number a client sends is ASCII digits
-and nothing else, at most MAX_DIGITS of them (more than any size or count keyed_storage meets,
-and int() stays cheap), as responders.py reads a Range header.
+int() reads as if they were ASCII; int() also takes ' 5', '+5', '5_0' and thousands of
+digits. A number a client sends is ASCII digits and nothing else, at most MAX_DIGITS of them
+(more than any size or count keyed_storage meets, and int() stays cheap), as responders.py
+reads a Range header.
 """
 
 from __future__ import annotations

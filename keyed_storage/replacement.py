@@ -91,7 +91,7 @@ def _saved(
             on_commit=_Deletion(field, old, using) if old else None,
             # A rolled-back save's own file, unless a committed row names it by now: a form
             # sent twice finishes one direct upload twice, and the other save may have won.
-            on_rollback=functools.partial(remove_unclaimed, field, stored, using) if stored else None,
+            on_rollback=functools.partial(_remove_after_rollback, field, stored, using) if stored else None,
         )
         original[field.attname] = new
     instance.__dict__[_ORIGINAL] = original
@@ -136,6 +136,19 @@ def remove_unclaimed(field: FileField, name: str, using: str | None = None) -> N
         logger.exception("keyed_storage: kept %s: could not ask whether a row uses it", name)
         return
     _remove(field, name)
+
+
+def _remove_after_rollback(field: FileField, name: str, using: str | None) -> None:
+    connection = transaction.get_connection(using)
+    try:
+        remove_unclaimed(field, name, using)
+    finally:
+        # Django runs this while it rolls the outermost block back, before it turns autocommit
+        # on again: the query above began a transaction of its own, which ends here
+        # (PostgreSQL refuses to change autocommit inside one). Inside an outer block (a
+        # savepoint rolled back) the query was part of that block's transaction.
+        if not connection.in_atomic_block and not connection.autocommit and connection.connection is not None:
+            connection.rollback()
 
 
 def _remove(field: FileField, name: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,13 +32,22 @@ from .backends import Head
 from .caching import cache_control
 from .config import Config
 from .content import SNIFF_BYTES, ContentInfo, identify
-from .exceptions import FileRefused, NameTaken, ObjectChanged, ReferenceRefused, UploadMissing
+from .exceptions import (
+    FileRefused,
+    NameTaken,
+    ObjectChanged,
+    ReferenceRefused,
+    StorageError,
+    UploadMissing,
+)
 from .images import DEFAULT_MAX_PIXELS, ImageRefused, displayed_size
 from .keys import TOKEN_HEX_CHARS, TOKEN_TIME_HEX, FinishedName, fresh_name, split_tokened, validate_key
 from .privacy import strip_identifying_metadata
 from .storage import PRIVACY_TYPES
 from .streams import seekable
 from .validators import accepted_patterns, accepted_type, known_type, refuse_size, refuse_type, type_matches
+
+logger = logging.getLogger("keyed_storage")
 
 # References are signed with this salt (plus the binding), so no other value the site signs
 # (a session, a password-reset token, the local endpoint's ticket) can pass for one.
@@ -139,9 +149,12 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     WebP loses its identifying metadata, as in a save, by being stored again.
 
     Raises ReferenceRefused (nothing deleted), or a FileRefused (UploadMissing, FileTooLarge,
-    FileTypeRefused) after removing the object. Finishing again returns the same name. Set
-    on a model field and saved, the name the first finish returned belongs to that save: a
-    rollback removes the object.
+    FileTypeRefused) after removing the object; a StorageError after removing the upload.
+    Finishing again, or at the same time (a form sent twice, a retried request), returns the
+    same name once one finish has published it, else one of those errors; never a missing
+    object's error. Set on a model field and saved, the name the first finish returned (a
+    FinishedName) belongs to that save: a rollback removes the object unless a row names it
+    by then. The same name returned by any other finish is never that finish's own.
     """
     grant = open_reference(reference, bound_to)
     if key is not None and validate_key(key) != grant["k"]:
@@ -157,6 +170,18 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
         # ticket, and is never looked at: it goes.
         backend.delete(upload)
         return name  # not this finish's own: a rollback of the save that uses it keeps it
+    try:
+        return _finish(backend, upload, name, grant, current)
+    except Exception as failure:
+        # Another finish of the same reference may have published it while this one checked:
+        # the upload then changed or vanished under this one. Its name is the answer here
+        # too, and not this finish's own. (A refusal of the bytes themselves costs no HEAD.)
+        if _lost_upload(failure) and _published(backend, name):
+            return name
+        raise
+
+
+def _finish(backend: backends.Backend, upload: str, name: str, grant: dict[str, Any], current: Config) -> str:
     if "u" in grant:  # a multipart upload: its parts become the upload's object first
         from .multipart import complete
 
@@ -178,8 +203,35 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
         # A finish of the same reference running at the same time published it first.
         backend.delete(upload)
         return name
+    except StorageError:
+        # The storage failed mid-way: the upload goes, if it can, so nothing of it is left;
+        # the client uploads again.
+        _discard(backend, upload)
+        raise
     # Marked, so that the save which sets it on a model field removes it if it rolls back.
     return FinishedName(name)
+
+
+def _lost_upload(failure: Exception) -> bool:
+    """Whether `failure` is the upload vanishing or changing mid-finish (as when another
+    finish publishes it), rather than a verdict on its bytes."""
+    if isinstance(failure, FileRefused):
+        return failure.code in ("direct_missing", "direct_changed")
+    return isinstance(failure, OSError)  # a StorageError, or a file gone from under open()
+
+
+def _published(backend: backends.Backend, name: str) -> bool:
+    try:
+        return backend.head(name) is not None
+    except StorageError:
+        return False  # the error being handled says more
+
+
+def _discard(backend: backends.Backend, upload: str) -> None:
+    try:
+        backend.delete(upload)
+    except StorageError:
+        logger.exception("keyed_storage: could not delete the direct upload %s", upload)
 
 
 def published_name(upload: str) -> str:

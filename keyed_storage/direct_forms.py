@@ -14,6 +14,7 @@ the parent its key names), so an add form uploads through Django as before.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +35,13 @@ from django.utils.translation import gettext_lazy as _
 
 from .direct import finish_upload, image_size
 from .fields import KeyedImageFieldFile, KeyedImageFormField
-from .images import ImageRefused
-from .keys import KeyNeedsValue, KeyTemplate, fit_name, fresh_name, validate_key
+from .keys import FinishedName, KeyNeedsValue, KeyTemplate, fit_name, fresh_name, validate_key
+from .replacement import remove_unclaimed
 from .storage import KeyedStorage
 from .validators import ContentTypeValidator, FileSizeValidator
 from .widgets import FilePreviewWidget
+
+logger = logging.getLogger("keyed_storage")
 
 # Field tokens are signed with this salt and the user's id, so no other value the site signs
 # (a session, a direct-upload reference) can pass for one, nor one user's token for another's.
@@ -54,6 +57,9 @@ class DirectUpload:
 
     reference: str
     token: str
+    # True when the form is shown again after this upload was refused: its reference is
+    # dropped (it can never be finished now) and the widget says the file must be picked again.
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +201,7 @@ class DirectUploadWidget(FilePreviewWidget):
                 "token_name": self.token_name(name),
                 "reference_name": self.reference_name(name),
                 "reference": upload.reference if upload else "",
+                "refused": upload.refused if upload else False,
             }
         return context
 
@@ -236,6 +243,7 @@ class DirectFileField(forms.FileField):
     def __init__(self, *, user: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bind(user)
+        self.refused_reference: str | None = None
 
     def bind(self, user: Any) -> None:
         """Offer direct uploads to `user` (None or anonymous: never)."""
@@ -246,12 +254,24 @@ class DirectFileField(forms.FileField):
     def bound_data(self, data: Any, initial: Any) -> Any:
         # A form shown again (another field had an error) keeps the finished upload's
         # reference, so saving it then needs no second upload; a file sent through Django
-        # cannot be kept that way and is picked again, as with forms.FileField.
-        return data if isinstance(data, DirectUpload) else super().bound_data(data, initial)
+        # cannot be kept that way and is picked again, as with forms.FileField. A reference
+        # clean() refused is dropped: it would be refused again, whatever else is fixed.
+        if not isinstance(data, DirectUpload):
+            return super().bound_data(data, initial)
+        if data.reference == self.refused_reference:
+            return DirectUpload("", data.token, refused=True)
+        return data
 
     def clean(self, data: Any, initial: Any = None) -> Any:
         if not isinstance(data, DirectUpload):
             return super().clean(data, initial)
+        try:
+            return self._finish(data, initial)
+        except ValidationError:
+            self.refused_reference = data.reference
+            raise
+
+    def _finish(self, data: DirectUpload, initial: Any) -> Any:
         # The initial value is the row's FieldFile: its field and instance give the key.
         field, instance = getattr(initial, "field", None), getattr(initial, "instance", None)
         key = direct_key(field, instance) if isinstance(field, FileField) else None
@@ -259,9 +279,18 @@ class DirectFileField(forms.FileField):
             raise ValidationError(
                 _("This upload cannot be used here. Please choose the file again."), code="direct_unavailable"
             )
-        name = finish_upload(data.reference, key=key, bound_to=binding(field, self.user_id))
-        if isinstance(field, ImageField):
-            return _finished_image(field, instance, name)
+        try:
+            name = finish_upload(data.reference, key=key, bound_to=binding(field, self.user_id))
+            if isinstance(field, ImageField):
+                return _finished_image(field, instance, name)
+        except OSError as failure:  # a StorageError: the storage failed, not the file
+            # finish_upload() removed the upload and _finished_image() its own file: the
+            # user's edits are shown again, with this, and the file is picked again.
+            logger.exception("keyed_storage: a direct upload to %s could not be stored", field_label(field))
+            raise ValidationError(
+                _("The file could not be stored just now. Please upload it again."),
+                code="direct_storage",
+            ) from failure
         return name
 
 
@@ -275,14 +304,18 @@ def _finished_image(field: ImageField, instance: Model, name: str) -> ImageField
     """The row's new file for a finished upload to an image field, with its size told from
     its first bytes, so Django fills width_field and height_field without reading it; a
     KeyedImageField's variants are rendered from one full read. A file that is not a picture
-    the field takes is removed, with its variants, and refused."""
+    the field takes, or whose variants cannot be stored, is refused, and removed with its
+    variants if it is this request's own."""
     try:
         size = image_size(name, max_pixels=getattr(field, "max_pixels", None))
-    except ImageRefused:
-        field.storage.delete(name)
+        file = field.attr_class(instance, field, name)
+        file._dimensions_cache = size  # type: ignore[attr-defined]  # what ImageFieldFile.width reads
+        if isinstance(file, KeyedImageFieldFile) and file.field.variants:
+            file.store_variants()
+    except BaseException:
+        # Only this request's own file (the FinishedName its finish returned), and only while
+        # no row names it: a form sent again finishes the same upload again.
+        if isinstance(name, FinishedName):
+            remove_unclaimed(field, name)
         raise
-    file = field.attr_class(instance, field, name)
-    file._dimensions_cache = size  # type: ignore[attr-defined]  # what ImageFieldFile.width reads
-    if isinstance(file, KeyedImageFieldFile) and file.field.variants:
-        file.store_variants()
     return file

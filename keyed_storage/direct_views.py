@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST
 from . import multipart
 from .direct import start_upload
 from .direct_forms import binding, fitting_filename, open_field_token, upload_limits, user_id
+from .numbers import whole_number
 
 # How many part URLs one request may ask for: a browser asks for the next few it will send.
 MAX_PART_URLS = 100
@@ -43,10 +44,9 @@ def ticket(request: HttpRequest) -> JsonResponse:
         grant = open_field_token(request.POST.get("token", ""), user)
     except PermissionDenied as denied:
         return JsonResponse({"error": str(denied)}, status=403)
-    try:
-        size = int(request.POST.get("size", ""))
-    except ValueError:
-        return JsonResponse({"error": "size is the file's length in bytes."}, status=400)
+    size = whole_number(request.POST.get("size", ""))
+    if size is None:
+        return JsonResponse({"error": "size is the file's length in bytes, in digits 0-9."}, status=400)
     accept, max_size = upload_limits(grant.field)
     try:
         issued = start_upload(
@@ -104,10 +104,12 @@ def _for_this_user(view: Callable[[HttpRequest, str], JsonResponse]) -> Callable
 def part_urls(request: HttpRequest, bound_to: str) -> JsonResponse:
     """POST token, reference, numbers ("1,2,3") -> {urls: {number: PUT URL}}."""
     text = request.POST.get("numbers", "")
-    numbers = [int(number) for number in text.split(",") if number.strip().isdigit()]
-    if not numbers or len(numbers) != len(text.split(",")) or len(numbers) > MAX_PART_URLS:
+    pieces = text.split(",", MAX_PART_URLS)  # one more than allowed is enough to refuse
+    numbers = [whole_number(piece.strip()) for piece in pieces]
+    if None in numbers or len(numbers) > MAX_PART_URLS:
         raise ValueError(f"numbers is a list of 1 to {MAX_PART_URLS} part numbers, e.g. 1,2,3.")
-    urls = multipart.part_urls(request.POST.get("reference", ""), numbers, bound_to=bound_to)
+    wanted = [number for number in numbers if number is not None]  # all of them: None was refused
+    urls = multipart.part_urls(request.POST.get("reference", ""), wanted, bound_to=bound_to)
     return JsonResponse({"urls": {str(number): url for number, url in urls.items()}})
 
 

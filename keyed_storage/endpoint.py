@@ -23,6 +23,7 @@ from . import backends, config
 from .backends.local import Incoming, LocalBackend, PartRefused, TicketRefused
 from .exceptions import NameTaken, StorageError
 from .multipart import PART_URL_EXPIRES
+from .numbers import whole_number
 from .responders import plain_response
 
 logger = logging.getLogger("keyed_storage")
@@ -98,10 +99,10 @@ def receive(request: HttpRequest, ticket: str) -> HttpResponse:
         grant = backend.open_ticket(ticket, backend.keyed_config.direct_expires)
     except TicketRefused as refused:
         return plain_response(403, f"{refused}\n")
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return plain_response(400, "Content-Length is not a number.\n")
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    declared = whole_number(length)
+    if declared is None:
+        return plain_response(400, f"Content-Length is not a number of bytes in ASCII digits: {length!r}.\n")
     if declared > grant.size + FRAMING_BYTES:
         return plain_response(413, f"The ticket admits exactly {grant.size} bytes.\n")
     if request.content_type != "multipart/form-data":
@@ -148,8 +149,7 @@ def receive_part(request: HttpRequest, ticket: str) -> HttpResponse:
         grant = backend.open_part_ticket(ticket, PART_URL_EXPIRES)
     except TicketRefused as refused:
         return plain_response(403, f"{refused}\n")
-    length = request.META.get("CONTENT_LENGTH") or ""
-    if not length.isdigit() or int(length) != grant.size:
+    if whole_number(request.META.get("CONTENT_LENGTH") or "") != grant.size:
         return plain_response(
             400, f"Part {grant.number} is {grant.size} bytes: send them with that Content-Length.\n"
         )

@@ -25,7 +25,8 @@ from .images import (
     variant_name,
     variants_prefix,
 )
-from .keys import has_token
+from .keys import FinishedName, has_token
+from .replacement import remove_unclaimed
 from .storage import KeyedStorage
 from .validators import ImagePixelsValidator
 
@@ -116,18 +117,24 @@ class KeyedImageFieldFile(ImageFieldFile):
 
     def store_variants(self) -> None:
         """Render and store the variants of the original already stored under this name (a
-        direct upload's): its one full read. If that fails, the original goes too, and the
-        ImageRefused (a ValidationError) or storage error is raised."""
+        direct upload's): its one full read. If that fails, the ImageRefused (a
+        ValidationError) or storage error is raised, and the original goes with what was
+        stored of its variants only if it is this request's own (the FinishedName its finish
+        returned) and no row names it: a form sent again finishes the same upload again, and
+        its failure must not remove what the first send's row holds."""
         name = self._stored_name()
         try:
             with self.storage.open(name, "rb") as original:
                 rendered = render(original, self.field.variants, max_pixels=self.field.max_pixels)
+            self._store_variants(rendered, own=False)
         except BaseException:
-            self.storage.delete(name)
+            if isinstance(name, FinishedName):
+                remove_unclaimed(self.field, name)
             raise
-        self._store_variants(rendered)
 
-    def _store_variants(self, rendered: dict[str, Rendered]) -> None:
+    def _store_variants(self, rendered: dict[str, Rendered], *, own: bool = True) -> None:
+        """Store the rendered variants beside the original; if one fails and the original is
+        `own` (just stored by this save), the original and the variants stored go."""
         original = self._stored_name()
         variants = self.field.variants
         storage = self.field.keyed_storage
@@ -142,7 +149,7 @@ class KeyedImageFieldFile(ImageFieldFile):
                     )
                 )
         except BaseException:
-            for leftover in [original, *stored]:
+            for leftover in [original, *stored] if own else []:
                 storage.delete(leftover)
             raise
 

@@ -89,9 +89,9 @@ def _saved(
         _after_commit(
             using,
             on_commit=_Deletion(field, old, using) if old else None,
-            # A rolled-back save's own file: no committed row can name its fresh token, and
-            # this runs while the connection rolls back, when no query may be made.
-            on_rollback=functools.partial(_remove, field, stored) if stored else None,
+            # A rolled-back save's own file, unless a committed row names it by now: a form
+            # sent twice finishes one direct upload twice, and the other save may have won.
+            on_rollback=functools.partial(_remove_after_rollback, field, stored, using) if stored else None,
         )
         original[field.attname] = new
     instance.__dict__[_ORIGINAL] = original
@@ -113,17 +113,42 @@ class _Deletion:
         self.field, self.name, self.using = field, name, using
 
     def __call__(self) -> None:
-        field, name = self.field, self.name
-        try:
-            if name in default_names(field):
-                return
-            rows = field.model._base_manager.using(self.using).filter(**{field.attname: name})
-            if rows.exists():
-                logger.info("keyed_storage: kept %s, which another %s row uses", name, field.model.__name__)
-                return
-            _remove(field, name)
-        except Exception:
-            logger.exception("keyed_storage: could not delete %s", name)
+        remove_unclaimed(self.field, self.name, self.using)
+
+
+def claimed(field: FileField, name: str, using: str | None = None) -> bool:
+    """Whether `name` is the field's default or a row of the field names it (one query)."""
+    if name in default_names(field):
+        return True
+    return field.model._base_manager.using(using).filter(**{field.attname: name}).exists()
+
+
+def remove_unclaimed(field: FileField, name: str, using: str | None = None) -> None:
+    """Delete a file of the field (and its variants) unless it is claimed: the field's default,
+    or named by a row this connection sees (a committed one, after a rollback). If that cannot
+    be asked (the connection is broken mid-rollback), the file is kept: a file left over is
+    found by `keyed_storage orphans`, a file deleted under a row is lost."""
+    try:
+        if claimed(field, name, using):
+            logger.info("keyed_storage: kept %s, which another %s row uses", name, field.model.__name__)
+            return
+    except Exception:
+        logger.exception("keyed_storage: kept %s: could not ask whether a row uses it", name)
+        return
+    _remove(field, name)
+
+
+def _remove_after_rollback(field: FileField, name: str, using: str | None) -> None:
+    connection = transaction.get_connection(using)
+    try:
+        remove_unclaimed(field, name, using)
+    finally:
+        # Django runs this while it rolls the outermost block back, before it turns autocommit
+        # on again: the query above began a transaction of its own, which ends here
+        # (PostgreSQL refuses to change autocommit inside one). Inside an outer block (a
+        # savepoint rolled back) the query was part of that block's transaction.
+        if not connection.in_atomic_block and not connection.autocommit and connection.connection is not None:
+            connection.rollback()
 
 
 def _remove(field: FileField, name: str) -> None:

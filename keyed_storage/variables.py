@@ -18,6 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .caching import IMMUTABLE
+from .numbers import whole_number
 
 DEFAULT_URL_EXPIRES = 3600
 MAX_URL_EXPIRES = 7 * 24 * 3600  # SigV4 presigned links cannot live longer than a week.
@@ -151,25 +152,27 @@ def flag(name: str, value: str) -> bool:
 
 def seconds(name: str, value: str) -> int:
     """A lifetime in seconds, 1 to MAX_URL_EXPIRES."""
-    if not value.isdigit() or not 1 <= int(value) <= MAX_URL_EXPIRES:
+    number = whole_number(value, maximum=MAX_URL_EXPIRES)
+    if not number:
         raise Invalid(
             "keyed_storage.E005",
             f"{name}={value!r} is not a whole number of seconds between 1 and {MAX_URL_EXPIRES} "
             "(7 days, the SigV4 limit).",
         )
-    return int(value)
+    return number
 
 
 def part_bytes(name: str, value: str) -> int:
     """A part size or threshold in bytes, within S3's limits on one part."""
-    if not value.isdigit() or not MIN_PART_SIZE <= int(value) <= MAX_PART_SIZE:
+    size = whole_number(value, maximum=MAX_PART_SIZE)
+    if size is None or size < MIN_PART_SIZE:
         raise Invalid(
             "keyed_storage.E005",
             f"{name}={value!r} is not a whole number of bytes between {MIN_PART_SIZE} (5 MiB) "
             f"and {MAX_PART_SIZE} (5 GiB), S3's limits on one part of an upload.",
             "Write it in bytes, e.g. 67108864 for 64 MiB.",
         )
-    return int(value)
+    return size
 
 
 def cache_control(name: str, value: str) -> str:

@@ -261,6 +261,28 @@ def test_a_form_shown_again_keeps_the_reference(editor_client, session):
     assert session.audio.name == published_name(ticket["fields"]["key"])
 
 
+def test_a_form_shown_again_after_a_refused_upload_drops_its_reference_and_saves_again(
+    editor_client, session
+):
+    # The claim says audio; the bytes are a web page: refused when the form is saved.
+    ticket = upload_directly(editor_client, session, HTML, "talk.wav", "audio/wav")
+    sent = {"audio-reference": ticket["reference"], "audio-token": ticket["token"]}
+    refused = save_form(editor_client, session, title="Edited", **sent)
+    page = refused.content.decode()
+    assert refused.status_code == 200 and "text/html" in page
+    assert hidden_value(page, "audio-reference") == "", "the refused reference is sent again"
+    assert hidden_value(page, "audio-token") == ticket["token"]  # another file can be uploaded
+    assert "A file has been uploaded" not in page
+    assert "The uploaded file was not kept: pick a file again." in page
+    # Sent as shown (the browser sends the hidden inputs as they are): it saves.
+    again = save_form(
+        editor_client, session, title="Edited", **{"audio-reference": "", "audio-token": ticket["token"]}
+    )
+    assert again.status_code == 302, again.content.decode()[-2000:]
+    session.refresh_from_db()
+    assert session.title == "Edited" and not session.audio
+
+
 def test_without_javascript_the_file_goes_through_django(editor_client, session):
     response = save_form(editor_client, session, audio=SimpleUploadedFile("talk.wav", RECORDING))
     assert response.status_code == 302

@@ -24,6 +24,7 @@ from ..config import Config
 from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
 from ..keys import PARTS_DIRECTORY, has_token
+from ..numbers import whole_number
 from ..origin import current_origin
 from ..percent import url_path
 from . import Digest, Head, Listing, Look, Part, Stored
@@ -631,8 +632,8 @@ class LocalBackend(FileSystemStorage):
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    if entry.name.isdigit():
-                        parts.append(Part(int(entry.name), entry.stat().st_size, ""))
+                    if (number := whole_number(entry.name)) is not None:
+                        parts.append(Part(number, entry.stat().st_size, ""))
         except FileNotFoundError:
             return None
         return sorted(parts)

@@ -326,3 +326,40 @@ def test_cancel_while_the_upload_is_prepared_sends_nothing(page, live_server, lo
     assert box.get_attribute("data-state") == "failed"
     assert sent == []
     assert box.locator("input[data-keyed-storage-reference]").input_value() == ""
+
+
+def test_a_form_shown_again_after_a_refused_upload_says_so_and_saves_with_a_new_file(
+    page, live_server, local
+):
+    """A web page sent as a recording is refused when the form is saved (the bytes are checked
+    then, not the claim): the form comes back without the refused reference and says the file
+    was not kept, and a file picked then is saved with it."""
+    base = live_server.url
+    sign_in(page, base)
+    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
+    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
+    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    status = box.locator(".keyed-storage-status")
+    page.set_input_files(
+        "#id_audio", {"name": "talk.wav", "mimeType": "audio/wav", "buffer": b"<!DOCTYPE html>"}
+    )
+    page.wait_for_function("box => box.dataset.state === 'done'", arg=box.element_handle())
+
+    page.click("input[name=_save]")
+    page.wait_for_selector(".errornote")
+    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    assert "text/html" in page.locator(".field-audio .errorlist").inner_text()
+    assert box.locator("input[data-keyed-storage-reference]").input_value() == ""
+    assert (
+        box.locator(".keyed-storage-status").inner_text()
+        == "The uploaded file was not kept: pick a file again."
+    )
+
+    data = wav_bytes(20_000)
+    page.set_input_files("#id_audio", {"name": "good.wav", "mimeType": "audio/wav", "buffer": data})
+    page.wait_for_function("box => box.dataset.state === 'done'", arg=box.element_handle())
+    assert status.inner_text() == "good.wav is uploaded: save to keep it."
+    save_admin_form(page)
+    session.refresh_from_db()
+    assert session.audio.name.endswith("/good.wav")
+    assert stored_digest(session.audio.name) == hashlib.sha256(data).hexdigest()

@@ -22,6 +22,7 @@ from . import config
 from .caching import cache_control
 from .content import SNIFF_BYTES, identify
 from .keys import has_token
+from .numbers import MAX_DIGITS
 
 CHUNK_SIZE = 64 * 1024
 
@@ -223,10 +224,11 @@ def _preconditions(request: HttpRequest, stored: StoredFile) -> int | None:
 
 ByteRange = tuple[int, int] | Literal["unsatisfiable"] | None
 
-# One range, 'bytes=first-last', 'bytes=first-' or 'bytes=-suffix' (§14.1.2), in ASCII digits
-# only (str.isdigit() also accepts '²' and other digits int() refuses), at most 18 digits
-# each: larger than any file, and int() stays cheap. Anything else is ignored.
-_RANGE = re.compile(r"[ \t]*bytes[ \t]*=[ \t]*([0-9]{0,18})[ \t]*-[ \t]*([0-9]{0,18})[ \t]*", re.ASCII | re.I)
+# One range, 'bytes=first-last', 'bytes=first-' or 'bytes=-suffix' (§14.1.2), its numbers
+# read by the rules of numbers.whole_number (ASCII digits only, at most MAX_DIGITS): larger
+# than any file, and int() stays cheap. Anything else is ignored.
+_NUMBER = rf"([0-9]{{0,{MAX_DIGITS}}})"
+_RANGE = re.compile(rf"[ \t]*bytes[ \t]*=[ \t]*{_NUMBER}[ \t]*-[ \t]*{_NUMBER}[ \t]*", re.ASCII | re.I)
 
 
 def _requested_range(request: HttpRequest, stored: StoredFile) -> ByteRange:

@@ -105,14 +105,31 @@ class KeyedImageFieldFile(ImageFieldFile):
         return self._dimensions_cache
 
     def save(self, name: str, content: File[Any], save: bool = True) -> None:
-        """Store the original, then its variants; if any step fails, nothing of it stays stored."""
+        """Store the original, then its variants; if any step fails, nothing of it stays stored.
+        The row's width_field and height_field get the size as shown."""
         variants = self.field.variants
         rendered = render(content, variants, max_pixels=self.field.max_pixels) if variants else {}
+        try:
+            size = displayed_size(content)
+        except ImageRefused:
+            if variants:
+                raise
+            size = (None, None)  # without variants any file is stored, as by Django's ImageField
         content.seek(0)
+        self._dimensions_cache = size
         super().save(name, content, save=False)
         self._store_variants(rendered)
         if save:
             self.instance.save()
+
+    def _set_instance_attribute(self, name: str, content: File[Any]) -> None:
+        # Django's ImageFieldFile measures `content` by assigning it to the row, which finds no
+        # file in an unnamed one (row.photo.save("a.jpg", ContentFile(data))) and leaves the
+        # size empty. This file knows its size: it was measured before it was stored.
+        self.instance.__dict__[self.field.attname] = self
+        self.field.update_dimension_fields(self.instance, force=True)
+        # Then the name, as Django leaves it: what is read next is what was stored, not `content`.
+        self.instance.__dict__[self.field.attname] = self.name
 
     def store_variants(self) -> None:
         """Render and store the variants of the original already stored under this name (a
@@ -222,6 +239,22 @@ class KeyedImageField(models.ImageField):
     @property
     def default_validators(self) -> list[Any]:  # type: ignore[override]  # a list per field
         return [*super().default_validators, ImagePixelsValidator(self.max_pixels)]
+
+    def update_dimension_fields(
+        self, instance: models.Model, force: bool = False, *args: Any, **kwargs: Any
+    ) -> None:
+        """Django's, except when a row is made (post_init): a stored file is not measured then.
+
+        Django's reads the file when the row's width or height is empty, so each load of such
+        a row costs a read from storage (in S3 a request, and an error when S3 is unreachable).
+        A file not yet stored (Model(photo=File(...))) is measured, without I/O; a stored one
+        when it is assigned or saved.
+        """
+        if not force:
+            value = instance.__dict__.get(self.attname)
+            if not isinstance(value, File) or getattr(value, "_committed", False):
+                return
+        super().update_dimension_fields(instance, force, *args, **kwargs)
 
     def formfield(self, **kwargs: Any) -> Any:
         return super().formfield(

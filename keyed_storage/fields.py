@@ -22,6 +22,7 @@ from .images import (
     is_variant_of,
     open_image,
     render,
+    render_sized,
     variant_name,
     variants_prefix,
 )
@@ -108,13 +109,15 @@ class KeyedImageFieldFile(ImageFieldFile):
         """Store the original, then its variants; if any step fails, nothing of it stays stored.
         The row's width_field and height_field get the size as shown."""
         variants = self.field.variants
-        rendered = render(content, variants, max_pixels=self.field.max_pixels) if variants else {}
-        try:
-            size = displayed_size(content)
-        except ImageRefused:
-            if variants:
-                raise
-            size = (None, None)  # without variants any file is stored, as by Django's ImageField
+        rendered: dict[str, Rendered] = {}
+        size: tuple[int, int] | tuple[None, None]
+        if variants:
+            rendered, size = _rendered(content, variants, self.field.max_pixels)
+        else:
+            try:
+                size = displayed_size(content)
+            except ImageRefused:
+                size = (None, None)  # without variants any file is stored, as by Django's ImageField
         content.seek(0)
         self._dimensions_cache = size
         super().save(name, content, save=False)
@@ -168,10 +171,22 @@ class KeyedImageFieldFile(ImageFieldFile):
 
 class KeyedImageFormField(forms.ImageField):
     """The form field: the pixel limit is checked from the header first, so a decompression
-    bomb gets this message rather than Pillow's warning or a generic "not a valid image"."""
+    bomb gets this message rather than Pillow's warning or a generic "not a valid image".
 
-    def __init__(self, *, max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
+    With variants, the file is rendered here, so a picture Pillow cannot decode (damaged past
+    its header, which Django's check reads) is a form error rather than a failed save; the
+    save stores what was rendered here instead of decoding the file again.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        variants: Mapping[str, Variant] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.max_pixels = max_pixels
+        self.variants = dict(variants or {})
         super().__init__(**kwargs)
 
     def to_python(self, data: Any) -> Any:
@@ -183,7 +198,29 @@ class KeyedImageFormField(forms.ImageField):
                     raise
             finally:
                 data.seek(0)
-        return super().to_python(data)
+        checked: Any = super().to_python(data)
+        if self.variants and hasattr(checked, "read"):
+            try:
+                rendered = render_sized(checked, self.variants, max_pixels=self.max_pixels)
+            finally:
+                checked.seek(0)
+            setattr(checked, _RENDERED, (self.variants, self.max_pixels, rendered))
+        return checked
+
+
+# Where a form field leaves the variants it rendered of an uploaded file, for the save.
+_RENDERED = "_keyed_storage_rendered"
+
+
+def _rendered(
+    content: File[Any], variants: Mapping[str, Variant], max_pixels: int
+) -> tuple[dict[str, Rendered], tuple[int, int]]:
+    """The variants of `content` and its size as shown: from its form field, else rendered now."""
+    rendered_by_form = getattr(content, _RENDERED, None)
+    if rendered_by_form is not None and rendered_by_form[:2] == (variants, max_pixels):
+        rendered, size = rendered_by_form[2]
+        return dict(rendered), size
+    return render_sized(content, variants, max_pixels=max_pixels)
 
 
 class KeyedImageField(models.ImageField):
@@ -258,7 +295,12 @@ class KeyedImageField(models.ImageField):
 
     def formfield(self, **kwargs: Any) -> Any:
         return super().formfield(
-            **{"form_class": KeyedImageFormField, "max_pixels": self.max_pixels, **kwargs}
+            **{
+                "form_class": KeyedImageFormField,
+                "max_pixels": self.max_pixels,
+                "variants": self.variants,
+                **kwargs,
+            }
         )
 
     def vet(self, file: File[Any]) -> None:

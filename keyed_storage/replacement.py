@@ -62,7 +62,8 @@ def _stored_name(value: Any) -> str | None:
     """The stored file a field's value names: from the database a str, or the FieldFile
     Django's own post_init made of it; a new, uncommitted file names none."""
     if isinstance(value, FieldFile):
-        return value.name if value._committed and isinstance(value.name, str) else None
+        committed = getattr(value, "_committed", False)  # FieldFile's, which django-stubs omits
+        return value.name if committed and isinstance(value.name, str) else None
     return value if isinstance(value, str) else None
 
 

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 from django import forms
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, models
@@ -242,3 +243,25 @@ def test_loading_rows_in_s3_mode_needs_no_s3(s3, monkeypatch):
     loaded = Event.objects.get(pk=event.pk)
     assert loaded.logo.name == event.logo.name
     assert loaded.logo.url.endswith(event.logo.name)
+
+
+def test_the_admin_change_form_replaces_a_photo_and_the_old_one_goes(mode, client):
+    client.force_login(User.objects.create_superuser("admin", "admin@example.org", "pw"))
+    event = Event.objects.create(name="Con")
+    created = Speaker.objects.create(
+        event=event, name="A", photo=SimpleUploadedFile("a.png", picture_bytes())
+    )
+    old = [created.photo.url, *(variant.url for variant in created.photo.variants().values())]
+    response = client.post(
+        f"/admin/events/speaker/{created.pk}/change/",
+        {
+            "event": event.pk,
+            "name": "A",
+            "photo": SimpleUploadedFile("b.png", picture_bytes("blue", (30, 50)), "image/png"),
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    speaker = Speaker.objects.get(pk=created.pk)
+    assert speaker.photo.name != created.photo.name
+    assert (speaker.photo_width, speaker.photo_height) == (30, 50)
+    assert [url for url in old if not gone(url)] == []

@@ -188,6 +188,14 @@ def test_deleting_a_row_loaded_without_its_picture_deletes_the_picture(mode, kin
         assert [url for url in old if not gone(url)] == []
 
 
+def test_deleting_rows_of_a_queryset_without_their_pictures_deletes_the_pictures(mode):
+    with row_model("variants-with-size") as Row:
+        rows = [Row.objects.create(picture=SimpleUploadedFile("a.png", picture_bytes())) for _ in range(2)]
+        old = [url for row in rows for url in links(row.picture)]
+        Row.objects.defer("picture").delete()
+        assert [url for url in old if not gone(url)] == []
+
+
 @pytest.mark.parametrize("kind", FIELDS)
 def test_a_deferred_picture_saved_or_replaced_is_handled_as_a_loaded_one(mode, kind):
     with row_model(kind) as Row:

@@ -22,6 +22,7 @@ from .images import (
     is_variant_of,
     open_image,
     render,
+    render_sized,
     variant_name,
     variants_prefix,
 )
@@ -106,14 +107,33 @@ class KeyedImageFieldFile(ImageFieldFile):
         return self._dimensions_cache
 
     def save(self, name: str, content: File[Any], save: bool = True) -> None:
-        """Store the original, then its variants; if any step fails, nothing of it stays stored."""
+        """Store the original, then its variants; if any step fails, nothing of it stays stored.
+        The row's width_field and height_field get the size as shown."""
         variants = self.field.variants
-        rendered = render(content, variants, max_pixels=self.field.max_pixels) if variants else {}
+        rendered: dict[str, Rendered] = {}
+        size: tuple[int, int] | tuple[None, None]
+        if variants:
+            rendered, size = _rendered(content, variants, self.field.max_pixels)
+        else:
+            try:
+                size = displayed_size(content)
+            except ImageRefused:
+                size = (None, None)  # without variants any file is stored, as by Django's ImageField
         content.seek(0)
+        self._dimensions_cache = size
         super().save(name, content, save=False)
         self._store_variants(rendered)
         if save:
             self.instance.save()
+
+    def _set_instance_attribute(self, name: str, content: File[Any]) -> None:
+        # Django's ImageFieldFile measures `content` by assigning it to the row, which finds no
+        # file in an unnamed one (row.photo.save("a.jpg", ContentFile(data))) and leaves the
+        # size empty. This file knows its size: it was measured before it was stored.
+        self.instance.__dict__[self.field.attname] = self
+        self.field.update_dimension_fields(self.instance, force=True)
+        # Then the name, as Django leaves it: what is read next is what was stored, not `content`.
+        self.instance.__dict__[self.field.attname] = self.name
 
     def store_variants(self) -> None:
         """Render and store the variants of the original already stored under this name (a
@@ -158,10 +178,22 @@ class KeyedImageFieldFile(ImageFieldFile):
 
 class KeyedImageFormField(forms.ImageField):
     """The form field: the pixel limit is checked from the header first, so a decompression
-    bomb gets this message rather than Pillow's warning or a generic "not a valid image"."""
+    bomb gets this message rather than Pillow's warning or a generic "not a valid image".
 
-    def __init__(self, *, max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
+    With variants, the file is rendered here, so a picture Pillow cannot decode (damaged past
+    its header, which Django's check reads) is a form error rather than a failed save; the
+    save stores what was rendered here instead of decoding the file again.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        variants: Mapping[str, Variant] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.max_pixels = max_pixels
+        self.variants = dict(variants or {})
         super().__init__(**kwargs)
 
     def to_python(self, data: Any) -> Any:
@@ -173,7 +205,29 @@ class KeyedImageFormField(forms.ImageField):
                     raise
             finally:
                 data.seek(0)
-        return super().to_python(data)
+        checked: Any = super().to_python(data)
+        if self.variants and hasattr(checked, "read"):
+            try:
+                rendered = render_sized(checked, self.variants, max_pixels=self.max_pixels)
+            finally:
+                checked.seek(0)
+            setattr(checked, _RENDERED, (self.variants, self.max_pixels, rendered))
+        return checked
+
+
+# Where a form field leaves the variants it rendered of an uploaded file, for the save.
+_RENDERED = "_keyed_storage_rendered"
+
+
+def _rendered(
+    content: File[Any], variants: Mapping[str, Variant], max_pixels: int
+) -> tuple[dict[str, Rendered], tuple[int, int]]:
+    """The variants of `content` and its size as shown: from its form field, else rendered now."""
+    rendered_by_form = getattr(content, _RENDERED, None)
+    if rendered_by_form is not None and rendered_by_form[:2] == (variants, max_pixels):
+        rendered, size = rendered_by_form[2]
+        return dict(rendered), size
+    return render_sized(content, variants, max_pixels=max_pixels)
 
 
 class KeyedImageField(models.ImageField):
@@ -230,9 +284,30 @@ class KeyedImageField(models.ImageField):
     def default_validators(self) -> list[Any]:  # type: ignore[override]  # a list per field
         return [*super().default_validators, ImagePixelsValidator(self.max_pixels)]
 
+    def update_dimension_fields(
+        self, instance: models.Model, force: bool = False, *args: Any, **kwargs: Any
+    ) -> None:
+        """Django's, except when a row is made (post_init): a stored file is not measured then.
+
+        Django's reads the file when the row's width or height is empty, so each load of such
+        a row costs a read from storage (in S3 a request, and an error when S3 is unreachable).
+        A file not yet stored (Model(photo=File(...))) is measured, without I/O; a stored one
+        when it is assigned or saved.
+        """
+        if not force:
+            value = instance.__dict__.get(self.attname)
+            if not isinstance(value, File) or getattr(value, "_committed", False):
+                return
+        super().update_dimension_fields(instance, force, *args, **kwargs)
+
     def formfield(self, **kwargs: Any) -> Any:
         return super().formfield(
-            **{"form_class": KeyedImageFormField, "max_pixels": self.max_pixels, **kwargs}
+            **{
+                "form_class": KeyedImageFormField,
+                "max_pixels": self.max_pixels,
+                "variants": self.variants,
+                **kwargs,
+            }
         )
 
     def vet(self, file: File[Any]) -> None:

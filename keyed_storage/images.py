@@ -12,7 +12,8 @@ import io
 import math
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -186,68 +187,113 @@ def render(
     converted to sRGB; each variant is resized from that with Lanczos and saved without
     metadata.
     """
+    return render_sized(source, variants, max_pixels=max_pixels)[0]
+
+
+def render_sized(
+    source: IO[bytes], variants: Mapping[str, Variant], *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[dict[str, Rendered], tuple[int, int]]:
+    """render(), and the size of the picture as shown (what displayed_size() tells)."""
     from PIL import Image, ImageOps
 
     image = open_image(source, max_pixels=max_pixels)
-    turned = _orientation(image) in _TRANSPOSED
+    if image.format != "JPEG":
+        # Reading the EXIF of a PNG or WebP decodes the picture (an eXIf chunk may follow the
+        # pixels), and _orientation() takes any error as "no orientation": decode it here,
+        # where a damaged picture is refused, not half-read.
+        with decoding(max_pixels):
+            image.load()
+    orientation = _orientation(image)
+    turned = orientation in _TRANSPOSED
     shown_width, shown_height = (image.height, image.width) if turned else image.size
     targets = {name: spec.size_for(shown_width, shown_height) for name, spec in variants.items()}
-    if image.format == "JPEG" and targets:
-        # Decode at 1/2, 1/4 or 1/8 scale when even the largest variant is that small: a
-        # 12-megapixel photo's thumbnails then cost a fraction of a full decode.
-        largest = (max(w for w, _ in targets.values()), max(h for _, h in targets.values()))
-        image.draft(image.mode, (largest[1], largest[0]) if turned else largest)
-    try:
+    # How each orientation is undone, as ImageOps.exif_transpose() does; that one reads the
+    # EXIF again and would fail where _orientation() fell back to "as stored".
+    upright_by = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }
+    with decoding(max_pixels):
+        if image.format == "JPEG" and targets:
+            # Decode at 1/2, 1/4 or 1/8 scale when even the largest variant is that small: a
+            # 12-megapixel photo's thumbnails then cost a fraction of a full decode.
+            largest = (max(w for w, _ in targets.values()), max(h for _, h in targets.values()))
+            image.draft(image.mode, (largest[1], largest[0]) if turned else largest)
         image.load()
-        upright = ImageOps.exif_transpose(image)
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise _unreadable(error) from error
-    picture = _to_srgb(upright)
+        upright = image.transpose(upright_by[orientation]) if orientation in upright_by else image
+        picture = _to_srgb(upright)
     rendered = {}
     for name, spec in variants.items():
         width, height = targets[name]
-        if spec.crop:
-            resized = ImageOps.fit(picture, (width, height), Image.Resampling.LANCZOS)
-        else:
-            resized = picture.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        with decoding(max_pixels):
+            if spec.crop:
+                resized = ImageOps.fit(picture, (width, height), Image.Resampling.LANCZOS)
+            else:
+                resized = picture.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        # Outside decoding(): the picture was read; failing to encode it is not the file's fault.
         rendered[name] = Rendered(_encode(resized, spec), width, height, spec.content_type)
-    return rendered
+    return rendered, (shown_width, shown_height)
 
 
-def open_image(source: IO[bytes], *, max_pixels: int | None) -> Any:
+@contextmanager
+def decoding(max_pixels: int | None = None) -> Iterator[None]:
+    """Where Pillow reads uploaded bytes: whatever it raises there is a refusal (ImageRefused).
+
+    Pillow raises many types on damaged or hostile files (OSError, SyntaxError, ValueError,
+    struct.error, EOFError, IndexError, TypeError, ZeroDivisionError, MemoryError when a
+    header asks for more memory than there is); each means "not an image we can use", which
+    is a form error and never a server error.
+    """
     from PIL import Image
 
-    """The image in `source`, opened lazily (the header read, no pixels decoded); ImageRefused
-    if it is not an image or has more than `max_pixels` pixels."""
-    source.seek(0)
     try:
         with warnings.catch_warnings():
-            # Pillow's own bomb check warns, then raises at twice its limit; ours comes first
-            # and says how many pixels there are.
+            # Pillow's own bomb check warns, then raises at twice its limit; open_image's comes
+            # first and says how many pixels there are.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(source)
+            yield
+    except ImageRefused:
+        raise
     except Image.DecompressionBombError as error:
         raise ImageRefused(
             _("This image has more than %(max)s pixels."),
             code="image_pixels",
             params={"max": f"{max_pixels or Image.MAX_IMAGE_PIXELS:,}"},
         ) from error
-    except (OSError, ValueError) as error:
+    except Exception as error:
         raise _unreadable(error) from error
-    pixels = image.width * image.height
-    if max_pixels is not None and pixels > max_pixels:
-        raise ImageRefused(
-            _("This image has %(pixels)s pixels (%(width)d x %(height)d), more than the %(max)s accepted."),
-            code="image_pixels",
-            params={
-                "pixels": f"{pixels:,}",
-                "width": image.width,
-                "height": image.height,
-                "max": f"{max_pixels:,}",
-            },
-        )
-    if getattr(image, "is_animated", False):
-        image.seek(0)  # variants show the first frame: a still, as thumbnails and cards should
+
+
+def open_image(source: IO[bytes], *, max_pixels: int | None) -> Any:
+    """The image in `source`, opened lazily (the header read, no pixels decoded); ImageRefused
+    if it is not an image or has more than `max_pixels` pixels."""
+    from PIL import Image
+
+    source.seek(0)
+    with decoding(max_pixels):
+        image = Image.open(source)
+        pixels = image.width * image.height
+        if max_pixels is not None and pixels > max_pixels:
+            raise ImageRefused(
+                _(
+                    "This image has %(pixels)s pixels (%(width)d x %(height)d), more than the "
+                    "%(max)s accepted."
+                ),
+                code="image_pixels",
+                params={
+                    "pixels": f"{pixels:,}",
+                    "width": image.width,
+                    "height": image.height,
+                    "max": f"{max_pixels:,}",
+                },
+            )
+        if getattr(image, "is_animated", False):
+            image.seek(0)  # variants show the first frame: a still, as thumbnails and cards should
     return image
 
 
@@ -262,8 +308,8 @@ def _unreadable(error: BaseException) -> ImageRefused:
 def _orientation(image: Any) -> int:
     try:
         return int(image.getexif().get(0x0112, 1))
-    except (OSError, ValueError, TypeError, SyntaxError):
-        return 1  # unreadable EXIF: shown as stored
+    except Exception:  # whatever Pillow raises on damaged EXIF (see decoding())
+        return 1  # unreadable EXIF: shown as stored, by render() as by displayed_size()
 
 
 def _to_srgb(image: Any) -> Any:

@@ -2,8 +2,11 @@
 
 Phones write where and when a photo was taken, and with which device, into the file; a site that
 publishes the original publishes its author's whereabouts. This module rewrites only the metadata
-segments of JPEG, PNG and WebP files and copies every other byte as it is: the compressed image
-data is never decoded, so nothing is re-encoded and nothing is lost.
+segments of JPEG, PNG and WebP files and copies every other byte as it is: nothing is re-encoded
+and nothing is lost. The cleaned copy is then decoded once (a JPEG at 1/8 scale) to make sure
+cleaning never turns a picture Pillow decodes into one it does not; should it, which only a
+malformed file can cause, the picture is encoded again instead, with the metadata kept below
+and no other.
 
 Kept is what changes how the image is displayed; the rest goes:
 
@@ -28,7 +31,8 @@ A file is cleaned as far as its structure can be followed. Where it cannot (a le
 past the end of the file, a PNG chunk length above 2^31 - 1, a JPEG segment length below 2), the
 rest of the file is copied as it is: decoders treat those bytes the same before and after, and
 metadata hiding there stays. Bytes between JPEG segments that are not a marker are skipped to the
-next marker, as libjpeg (and so browsers) and ExifTool do, so metadata after them is still found.
+next marker, as libjpeg (and so browsers) and ExifTool do, so metadata after them is still found;
+they are dropped.
 """
 
 from __future__ import annotations
@@ -196,7 +200,11 @@ def _jpeg(src: _Source) -> Iterator[_Piece]:
                     yield (pos, src.size)
                 return
             marker = found
-            yield (pos, marker)  # entropy-coded data, fill bytes, or junk decoders skip too
+            if pattern is _END_OF_SCAN:
+                yield (pos, marker)  # entropy-coded data
+            # Else fill bytes or junk between segments, which decoders skip: dropped, since a
+            # segment removed before them would leave them where a marker must be (Pillow reads
+            # no JPEG whose SOI is not followed by a marker).
             head = src.read(marker, 4)
         code = head[1]
         if code == _EOI:
@@ -353,7 +361,8 @@ def strip_identifying_metadata(content: IO[bytes]) -> IO[bytes] | None:
 
     The format is told from the bytes, not from a claimed type, so a mislabelled photo is cleaned
     all the same. `content` must be seekable: it is read from its start, at most twice when there
-    is something to remove, and left at position 0 whatever the outcome, so that on None the
+    is something to remove (a third time in the rare case the cleaned copy does not decode and
+    the original does), and left at position 0 whatever the outcome, so that on None the
     caller stores it as it is. The copy is a SpooledTemporaryFile at position 0 (in memory up to
     SPOOL_BYTES, on disk beyond); the caller closes it. Malformed input raises nothing; errors
     reading `content` or writing the copy (OSError) propagate.
@@ -383,9 +392,75 @@ def strip_identifying_metadata(content: IO[bytes]) -> IO[bytes] | None:
             if image.finish:
                 image.finish(cleaned)
             cleaned.seek(0)
+            if not _decodes(cleaned) and _decodes(content):
+                # The structure misled the cleaning (a malformed file decoders tolerate): the
+                # picture is encoded again instead, without metadata.
+                cleaned.close()
+                cleaned = _reencoded(content)
         except BaseException:
             cleaned.close()
             raise
         return cleaned
     finally:
         content.seek(0)
+
+
+def _decodes(file: IO[bytes]) -> bool:
+    """Whether Pillow decodes the picture in `file` (a JPEG at 1/8 scale: every byte of it is
+    still read and decoded, without most of the arithmetic). Above images.DEFAULT_MAX_PIXELS
+    only its header is read, as decoding it could take gigabytes."""
+    from PIL import Image
+
+    from .images import DEFAULT_MAX_PIXELS, ImageRefused, decoding
+
+    file.seek(0)
+    try:
+        with decoding(), Image.open(file) as image:
+            if image.width * image.height <= DEFAULT_MAX_PIXELS:
+                if image.format == "JPEG":
+                    image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+        return True
+    except ImageRefused:  # whatever Pillow raised
+        return False
+    finally:
+        file.seek(0)
+
+
+# What Pillow reads into Image.info that a picture encoded again keeps (transparency, animation).
+_SHOWN = frozenset({"transparency", "background", "duration", "loop", "disposal", "blend", "gamma"})
+
+
+def _reencoded(content: IO[bytes]) -> tempfile.SpooledTemporaryFile[bytes]:
+    """The picture in `content` encoded again in its format, with what changes how it is shown
+    (the ICC profile, the EXIF orientation) and no other metadata."""
+    from PIL import Image
+
+    content.seek(0)
+    out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")
+    try:
+        with Image.open(content) as image:
+            image.load()
+            options: dict[str, object] = {}
+            if image.info.get("icc_profile"):
+                options["icc_profile"] = image.info["icc_profile"]
+            orientation = image.getexif().get(0x0112)
+            if isinstance(orientation, int) and 2 <= orientation <= 8:
+                options["exif"] = b"Exif\0\0" + _minimal_tiff(orientation)
+            if image.format == "JPEG":
+                options |= {"quality": "keep", "subsampling": "keep", "qtables": "keep", "comment": b""}
+                if "progressive" in image.info or "progression" in image.info:
+                    options["progressive"] = True
+            elif image.format == "WEBP":
+                options |= {"quality": 90, "lossless": False}
+            if getattr(image, "n_frames", 1) > 1:
+                options["save_all"] = True
+            # Pillow writes some of what it read back (a JPEG's comment, for one): only what
+            # changes how the picture is shown is left for it.
+            image.info = {key: value for key, value in image.info.items() if key in _SHOWN}
+            image.save(out, image.format, **options)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out

@@ -8,6 +8,13 @@ a live row nor the bucket is left wrong.
 A file is never deleted while another row of the same model's field still names it (rows
 copied with pk=None or the admin's "Save as new" share their files), nor when it is the
 field's default or db_default: the check is one query, made when a deletion is due.
+
+What a row held is recorded when it is loaded, whatever ran before: Django's ImageField
+connects its own post_init (update_dimension_fields) for each model with width_field or
+height_field, and it may already have turned the name from the database into a FieldFile. A
+deferred field (.only(), .defer()) is left unknown and, should it be saved or the row deleted,
+read from the database then, in one query: never through the deferred attribute, which would
+query once per field, and after a deletion find no row.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import NOT_PROVIDED, FileField, Model
-from django.db.models.signals import post_delete, post_init, post_save, pre_save
+from django.db.models.fields.files import FieldFile
+from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_save
 
 from .keys import FinishedName
 from .storage import KeyedStorage
@@ -43,26 +51,59 @@ def _keyed_fields(model: type[Model]) -> tuple[FileField, ...]:
 def _loaded(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     fields = _keyed_fields(sender)
     if fields:
-        # Right after __init__ the attribute holds the name from the database (a str), or a
-        # file for a new instance; a deferred field is absent and stays unknown.
-        values = {field.attname: instance.__dict__.get(field.attname) for field in fields}
         instance.__dict__[_ORIGINAL] = {
-            attname: value if isinstance(value, str) else None for attname, value in values.items()
+            field.attname: _stored_name(instance.__dict__[field.attname])
+            for field in fields
+            if field.attname in instance.__dict__  # a deferred field stays unknown
         }
 
 
-def _saving(sender: type[Model], instance: Model, raw: bool = False, **kwargs: Any) -> None:
+def _stored_name(value: Any) -> str | None:
+    """The stored file a field's value names: from the database a str, or the FieldFile
+    Django's own post_init made of it; a new, uncommitted file names none."""
+    if isinstance(value, FieldFile):
+        committed = getattr(value, "_committed", False)  # FieldFile's, which django-stubs omits
+        return value.name if committed and isinstance(value.name, str) else None
+    return value if isinstance(value, str) else None
+
+
+def _unknown(sender: type[Model], instance: Model, attnames: list[str], using: str | None) -> None:
+    """Record what the database holds for the fields whose value was deferred at load."""
+    if not attnames or instance._state.adding or instance.pk is None:
+        return
+    row = sender._base_manager.using(using).filter(pk=instance.pk).values_list(*attnames).first()
+    original = instance.__dict__.setdefault(_ORIGINAL, {})
+    for attname, name in zip(attnames, row or [None] * len(attnames), strict=True):
+        original[attname] = name if isinstance(name, str) else None
+
+
+def _saving(
+    sender: type[Model],
+    instance: Model,
+    raw: bool = False,
+    update_fields: frozenset[str] | None = None,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
     # Which fields this save stores a new file for: only those files are this save's own,
     # to remove if it rolls back. A name copied from another row is not; a direct upload's
     # finished name is (the save is the first to refer to it).
-    fields = _keyed_fields(sender)
+    fields = [field for field in _keyed_fields(sender) if _saves(instance, field, update_fields)]
     if fields and not raw:
+        original = instance.__dict__.get(_ORIGINAL, {})
+        _unknown(sender, instance, [f.attname for f in fields if f.attname not in original], using)
         instance.__dict__[_STORING] = {
             field.attname
             for field in fields
             if (file := getattr(instance, field.attname))
             and (not getattr(file, "_committed", True) or isinstance(file.name, FinishedName))
         }
+
+
+def _saves(instance: Model, field: FileField, update_fields: frozenset[str] | None) -> bool:
+    """Whether a save writes this field: it is among update_fields (Django's own, or those a
+    row with deferred fields saves), and it is loaded (a deferred one is not written)."""
+    return (update_fields is None or field.attname in update_fields) and field.attname in instance.__dict__
 
 
 def _saved(
@@ -79,7 +120,7 @@ def _saved(
     original = instance.__dict__.get(_ORIGINAL, {})
     storing = instance.__dict__.pop(_STORING, set())
     for field in fields:
-        if update_fields is not None and field.attname not in update_fields:
+        if not _saves(instance, field, update_fields):
             continue
         old = original.get(field.attname)
         new = getattr(instance, field.attname).name
@@ -97,9 +138,25 @@ def _saved(
     instance.__dict__[_ORIGINAL] = original
 
 
+def _deleting(sender: type[Model], instance: Model, using: str | None = None, **kwargs: Any) -> None:
+    # After the deletion no row is left to read a deferred field from: read it now.
+    original = instance.__dict__.get(_ORIGINAL, {})
+    deferred = [
+        field.attname
+        for field in _keyed_fields(sender)
+        if field.attname not in original and field.attname not in instance.__dict__
+    ]
+    _unknown(sender, instance, deferred, using)
+
+
 def _deleted(sender: type[Model], instance: Model, using: str | None = None, **kwargs: Any) -> None:
+    original = instance.__dict__.get(_ORIGINAL, {})
     for field in _keyed_fields(sender):
-        name = getattr(instance, field.attname).name
+        # What the row held: the name recorded at load or at the last save, else (a row made
+        # without loading, e.g. Model(pk=1)) the value it was given.
+        name = original.get(field.attname)
+        if name is None and field.attname in instance.__dict__:
+            name = getattr(instance, field.attname).name
         if name:
             _after_commit(using, on_commit=_Deletion(field, name, using), on_rollback=None)
 
@@ -208,4 +265,5 @@ def connect() -> None:
     post_init.connect(_loaded, dispatch_uid="keyed_storage.replacement.loaded")
     pre_save.connect(_saving, dispatch_uid="keyed_storage.replacement.saving")
     post_save.connect(_saved, dispatch_uid="keyed_storage.replacement.saved")
+    pre_delete.connect(_deleting, dispatch_uid="keyed_storage.replacement.deleting")
     post_delete.connect(_deleted, dispatch_uid="keyed_storage.replacement.deleted")

@@ -201,6 +201,26 @@ def test_a_refused_multipart_upload_is_removed(mode, s3_or_none):
         finish_upload(ticket.reference)
 
 
+def test_a_large_photo_sent_in_parts_loses_its_location_as_in_a_save(mode):
+    """Completed under its published name, the photo is replaced there by its cleaned bytes."""
+    from PIL import Image
+
+    from .image_helpers import encode, halves
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    data = encode(halves(200, 100), "JPEG", exif=exif.tobytes())
+    data += os.urandom(PART + 1 - len(data))  # two parts; bytes after the picture's end are kept by none
+    ticket = start_upload(KEY, filename="me.jpg", size=len(data), content_type="image/jpeg")
+    assert ticket.parts == 2
+    send_parts(ticket, [1, 2], data)
+    assert finish_upload(ticket.reference, key=KEY) == ticket.name
+    served = requests.get(KeyedStorage().url(ticket.name), timeout=10)
+    assert served.headers["Content-Type"] == "image/jpeg"
+    assert served.content.startswith(b"\xff\xd8\xff") and b"PhoneMaker" not in served.content
+    assert KeyedStorage().listdir(KEY)[0] == [ticket.name.split("/")[-2]]
+
+
 # Resuming ------------------------------------------------------------------------------------
 
 

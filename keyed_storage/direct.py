@@ -213,14 +213,17 @@ def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], c
             _store_cleaned(backend, name, name, head, info, caching)
         else:
             backend.settle(name, info, head.version, cache_control=caching, size=head.size)
-    except (FileRefused, ObjectChanged) as refused:
+    except FileRefused:
         backend.delete(name)
-        if isinstance(refused, ObjectChanged):
-            raise FileRefused(
-                _("The file changed while it was being checked. Please upload it again."),
-                code="direct_changed",
-            ) from refused
         raise
+    except ObjectChanged as changed:
+        # No ticket writes `name`: only another finish of this upload, which accepted it (the
+        # check is decided before anything is written) and gave it its headers or cleaned it.
+        if backend.head(name) is None:
+            raise UploadMissing(
+                _("The file was not received. Please upload it again."), code="direct_missing"
+            ) from changed
+        return name
     # Only the finish that completed the upload owns the name (a rollback of its save removes it).
     return FinishedName(name) if completed else name
 

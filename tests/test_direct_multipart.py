@@ -188,6 +188,30 @@ def test_bytes_that_call_for_other_headers_than_the_name_get_them(s3):
     assert s3.keys() == [ticket.name]
 
 
+def test_two_finishes_at_once_both_get_the_file(s3, monkeypatch):
+    """A second finish that gives the object its headers (a copy: a new ETag) while the first
+    is checking it is no reason for the first to remove it."""
+    data = b"%PDF-1.7\n" + DATA[9:]  # a PDF called talk.mp4: settled by a copy
+    ticket = start(data)
+    send_parts(ticket, [1, 2, 3], data)
+    backend = backends.for_config(config.current())
+    settle = backend.settle
+    inner: list[str] = []
+
+    def settle_after_another_finish(*args, **kwargs):
+        if not inner:
+            inner.append("running")
+            inner[0] = finish_upload(ticket.reference, key=KEY)  # runs to its end first
+        return settle(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "settle", settle_after_another_finish)
+    assert finish_upload(ticket.reference, key=KEY) == ticket.name
+    assert inner == [ticket.name]
+    assert s3.keys() == [ticket.name]
+    assert s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)["ContentType"] == "application/pdf"
+    assert sha256(fetch(KeyedStorage().url(ticket.name))) == sha256(data)
+
+
 def test_a_refused_multipart_upload_is_removed(mode, s3_or_none):
     data = b"%PDF-1.7\n" + DATA[9:]  # a PDF called talk.mp4
     ticket = start(data, accept="video/*")

@@ -89,6 +89,8 @@ demo-asgi: $(VENV)/.demo-asgi
 ## also takes the next three ports (master, volume, filer) and those plus 10000 (gRPC). It runs
 ## in a process group of its own, and is stopped for sure when the site stops (it ignores
 ## SIGTERM for a while, so SIGKILL follows) or when this shell dies (a parent-death signal).
+## -volume.max=0: as many 64 MB volumes as the disk holds (weed's default, 8, filled up after
+## about 300 MB, and a talk's recording is that large).
 demo-s3: $(VENV)/.demo-s3
 	mkdir -p .demo/seaweedfs
 	printf '{"identities": [{"name": "admin", "credentials": [{"accessKey": "demo-key", "secretKey": "demo-secret"}], "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}\n' >.demo/s3.json
@@ -99,6 +101,7 @@ demo-s3: $(VENV)/.demo-s3
 		-s3.port.iceberg=0 -s3.port.lance=0 -s3.localSocket=$(CURDIR)/.demo/s3.sock \
 		-master.port=$$((port + 1)) -master.port.grpc=$$((port + 10001)) -master.volumeSizeLimitMB=64 \
 		-volume.port=$$((port + 2)) -volume.port.grpc=$$((port + 10002)) -volume.preStopSeconds=0 \
+		-volume.max=0 \
 		-filer -filer.port=$$((port + 3)) -filer.port.grpc=$$((port + 10003)) \
 		-filer.localSocket=$(CURDIR)/.demo/filer.sock \
 		>.demo/seaweedfs.log 2>&1 & weed=$$!; \

@@ -9,6 +9,12 @@ save checks a file (its size, its type from its first bytes) and publishes it un
 of its own (ticket.name, which no ticket can write) with the headers a save would give it,
 or removes it and raises a ValidationError.
 
+A POST's upload is published by a copy (in S3, server-side; bounded by the POST's size). A
+multipart upload (keyed_storage.multipart) is never copied: its parts are sent for ticket.name
+itself, and once the server has completed the upload (joining the parts it listed) that upload
+id takes no more parts, so no ticket can write the name afterwards. Finishing it costs the same
+requests for 64 MiB as for 5 GiB.
+
 The reference is signed (django.core.signing, with SECRET_KEY) and carries everything the
 check needs, so no database row or cache entry is involved: any process of the site can
 finish an upload another one started.
@@ -120,7 +126,13 @@ def start_upload(
     part_size = part_size_for(size, current)
     if part_size:
         url, fields = "", dict[str, str]()
-        payload["u"] = backends.for_config(current).start_parts(upload)
+        # The parts go to the published name itself, with the headers the file is expected to
+        # need (finish_upload() checks them against its bytes): completing publishes it, no copy.
+        payload["u"] = backends.for_config(current).start_parts(
+            published_name(upload),
+            identify(b"", upload, claim),
+            cache_control=cache_control(current, immutable=True),
+        )
         payload["p"] = part_size
     else:
         url, fields = backends.for_config(current).direct_ticket(
@@ -146,7 +158,9 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     read, never the whole object). Then it is moved to ticket.name, a name the ticket cannot
     write, with the Content-Type, Content-Disposition and Cache-Control a save of the same
     bytes would get (in S3, one server-side copy and the delete of the upload); a JPEG, PNG or
-    WebP loses its identifying metadata, as in a save, by being stored again.
+    WebP loses its identifying metadata, as in a save, by being stored again. A multipart
+    upload is completed under ticket.name and checked there: no copy, unless its bytes call for
+    other headers than its name and claim announced (S3 changes headers only by a copy).
 
     Raises ReferenceRefused (nothing deleted), or a FileRefused (UploadMissing, FileTooLarge,
     FileTypeRefused) after removing the object; a StorageError after removing the upload.
@@ -165,6 +179,8 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     name = published_name(upload)
     current = config.current()
     backend = backends.for_config(current)
+    if "u" in grant:
+        return _finish_parts(backend, name, grant, current)
     if backend.head(name) is not None:
         # Finished before. Anything at the upload's name now was sent since, with the same
         # ticket, and is never looked at: it goes.
@@ -182,10 +198,6 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
 
 
 def _finish(backend: backends.Backend, upload: str, name: str, grant: dict[str, Any], current: Config) -> str:
-    if "u" in grant:  # a multipart upload: its parts become the upload's object first
-        from .multipart import complete
-
-        complete(backend, grant)
     head = backend.head(upload)
     if head is None:
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
@@ -234,6 +246,52 @@ def _discard(backend: backends.Backend, upload: str) -> None:
         logger.exception("keyed_storage: could not delete the direct upload %s", upload)
 
 
+def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], current: Config) -> str:
+    """finish_upload() of a multipart upload: complete it under `name` (its parts were sent for
+    that name), then check the object there, as after a POST, and remove it if refused.
+
+    Checked again by every finish, even once completed: a finish that stopped between the
+    completion and the check (a crash, a timeout) has left an object nobody checked."""
+    from .multipart import complete  # it builds on this module
+
+    completed = complete(backend, grant, name)
+    head = backend.head(name)
+    if head is None:  # aborted, or refused by an earlier finish
+        raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
+    try:
+        info = _checked(backend, name, head, grant)
+        caching = cache_control(current, immutable=True)
+        if info.content_type in PRIVACY_TYPES and not current.keep_metadata:
+            _store_cleaned(backend, name, name, head, info, caching)
+        else:
+            backend.settle(name, info, head.version, cache_control=caching, size=head.size)
+    except FileRefused:
+        backend.delete(name)
+        raise
+    except ObjectChanged as changed:
+        # No ticket writes `name`: only another finish of this upload, which accepted it (the
+        # check is decided before anything is written) and gave it its headers or cleaned it.
+        if backend.head(name) is None:
+            raise UploadMissing(
+                _("The file was not received. Please upload it again."), code="direct_missing"
+            ) from changed
+        return name
+    # Only the finish that completed the upload owns the name (a rollback of its save removes it).
+    return FinishedName(name) if completed else name
+
+
+def finished_by(name: str) -> datetime | None:
+    """The latest moment a direct upload published as `name` can have been finished, told from
+    its token (the upload's start time, see keys.new_token) and how long a reference is
+    accepted; None if `name` has no token. S3 listings date a completed multipart upload no
+    earlier (AWS dates it from its start), so `orphans` counts its age from its publication."""
+    tokened = split_tokened(name)
+    if tokened is None:
+        return None
+    started = datetime.fromtimestamp(int(tokened[1][:TOKEN_TIME_HEX], 16) / 1_000_000, UTC)
+    return started + timedelta(seconds=config.current().direct_expires * REFERENCE_LIFETIMES)
+
+
 def published_name(upload: str) -> str:
     """The name a finished upload is published under: its key and filename, and a token made
     from the upload's (the same time, so names still sort by upload; other random digits).
@@ -252,6 +310,18 @@ def _not_an_upload(name: str) -> NoReturn:
 def _publish(
     backend: backends.Backend, upload: str, name: str, head: Head, grant: dict[str, Any], current: Config
 ) -> None:
+    info = _checked(backend, upload, head, grant)
+    # A fresh <key>/<token>/<filename>, never written twice: cached as an upload's name is.
+    caching = cache_control(current, immutable=True)
+    if info.content_type in PRIVACY_TYPES and not current.keep_metadata:
+        _store_cleaned(backend, upload, name, head, info, caching)
+    else:
+        backend.publish(upload, name, info, head.version, cache_control=caching, size=head.size)
+
+
+def _checked(backend: backends.Backend, upload: str, head: Head, grant: dict[str, Any]) -> ContentInfo:
+    """What the stored object `upload` is, told from its first bytes, once its size and type
+    are those the ticket allows (else a FileRefused)."""
     declared, max_size = grant["s"], grant["m"]
     if max_size is not None and head.size > max_size:
         raise refuse_size(head.size, max_size)
@@ -266,20 +336,16 @@ def _publish(
     start = backend.read_start(upload, SNIFF_BYTES, head.version) if head.size else b""
     if grant["a"] is not None:
         accepted_type(start, upload, tuple(grant["a"]))
-    info = identify(start, name, grant["c"])
-    # A fresh <key>/<token>/<filename>, never written twice: cached as an upload's name is.
-    caching = cache_control(current, immutable=True)
-    if info.content_type in PRIVACY_TYPES and not current.keep_metadata:
-        _store_cleaned(backend, upload, name, head, info, caching)
-    else:
-        backend.publish(upload, name, info, head.version, cache_control=caching, size=head.size)
+    # The upload's name and the published one end in the same filename.
+    return identify(start, upload, grant["c"])
 
 
 def _store_cleaned(
     backend: backends.Backend, upload: str, name: str, head: Head, info: ContentInfo, caching: str
 ) -> None:
     """Store the photo under `name` cleaned of its identifying metadata, exactly as a save
-    cleans it, then delete the upload. Photos are small: this is their only full read."""
+    cleans it, then delete the upload. Photos are small: this is their only full read.
+    A multipart upload is already at `name` (upload == name): the cleaned bytes replace it."""
     original = backend.open(upload, "rb")
     try:
         copy = seekable(original)
@@ -288,7 +354,7 @@ def _store_cleaned(
                 raise ObjectChanged(f"{upload!r} was replaced while it was being checked.", name=upload)
             cleaned = strip_identifying_metadata(copy)
             try:
-                backend.store(name, cleaned or copy, info, exclusive=True, cache_control=caching)
+                backend.store(name, cleaned or copy, info, exclusive=upload != name, cache_control=caching)
             finally:
                 if cleaned is not None:
                     cleaned.close()
@@ -297,7 +363,8 @@ def _store_cleaned(
                 copy.close()
     finally:
         original.close()
-    backend.delete(upload)
+    if upload != name:
+        backend.delete(upload)
 
 
 def image_size(name: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:

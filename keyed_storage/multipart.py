@@ -2,7 +2,8 @@
 
 At KEYED_STORAGE_DIRECT_PART_THRESHOLD bytes or more, start_upload() begins a multipart
 upload instead of issuing a POST (in S3, CreateMultipartUpload; on disk, a directory of parts
-that no key can name) and says so in its Ticket (`part_size`, `parts`). The client then asks
+that no key can name) for the name the file is published under (ticket.name: completing the
+upload publishes it, no byte is copied) and says so in its Ticket (`part_size`, `parts`). The client then asks
 part_urls() for the URLs of the parts it is about to send, PUTs each part's bytes, exactly, to
 its URL, and hands the reference back as for a single POST. After a dropped connection or a
 reload, uploaded_parts() tells it which parts are stored, so it sends only the others.
@@ -23,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from . import backends, config
 from .backends import Part
 from .config import Config
-from .direct import open_reference
+from .direct import open_reference, published_name
 from .exceptions import FileRefused, ReferenceRefused, UploadMissing
 
 # S3 takes at most this many parts in one upload.
@@ -72,7 +73,7 @@ def part_urls(reference: str, numbers: Iterable[int], *, bound_to: str = "") -> 
     backend = backends.for_config(config.current())
     return {
         number: backend.part_url(
-            grant["n"],
+            published_name(grant["n"]),
             grant["u"],
             number,
             size=part_length(number, size, part_size),
@@ -86,7 +87,7 @@ def uploaded_parts(reference: str, *, bound_to: str = "") -> list[Part]:
     """The parts stored so far (number, size), in order, as the storage lists them: a client
     resuming the upload sends the others. UploadMissing if the upload was finished or aborted."""
     grant = _grant(reference, bound_to)
-    parts = backends.for_config(config.current()).list_parts(grant["n"], grant["u"])
+    parts = backends.for_config(config.current()).list_parts(published_name(grant["n"]), grant["u"])
     if parts is None:
         raise UploadMissing(
             _("This upload was finished or cancelled. Please upload the file again."),
@@ -99,16 +100,17 @@ def abort_upload(reference: str, *, bound_to: str = "") -> None:
     """Drop the upload and every part stored for it (in S3, AbortMultipartUpload, so no part
     is left to be billed). Aborting twice, or an upload already finished, is harmless."""
     grant = _grant(reference, bound_to)
-    backends.for_config(config.current()).abort_parts(grant["n"], grant["u"])
+    backends.for_config(config.current()).abort_parts(published_name(grant["n"]), grant["u"])
 
 
-def complete(backend: backends.Backend, grant: dict[str, Any]) -> None:
-    """Join the stored parts into the object, if every part is there with its size; called by
-    finish_upload() before it checks the object. An upload already completed is left alone."""
-    name, upload_id, size, part_size = grant["n"], grant["u"], grant["s"], grant["p"]
+def complete(backend: backends.Backend, grant: dict[str, Any], name: str) -> bool:
+    """Join the stored parts into the object `name` (the published name the parts were sent
+    for), if every part is there with its size; called by finish_upload() before it checks the
+    object. True if this call completed it; an upload already completed is left alone."""
+    upload_id, size, part_size = grant["u"], grant["s"], grant["p"]
     parts = backend.list_parts(name, upload_id)
     if parts is None:
-        return  # completed already (or aborted): finish_upload() finds the object, or not
+        return False  # completed already (or aborted): finish_upload() finds the object, or not
     count = part_count(size, part_size)
     stored = {part.number: part.size for part in parts}
     missing = [number for number in range(1, count + 1) if number not in stored]
@@ -128,7 +130,7 @@ def complete(backend: backends.Backend, grant: dict[str, Any]) -> None:
             code="direct_incomplete",
             params={"number": wrong[0]},
         )
-    backend.complete_parts(name, upload_id, parts)
+    return backend.complete_parts(name, upload_id, parts)
 
 
 def _grant(reference: str, bound_to: str) -> dict[str, Any]:

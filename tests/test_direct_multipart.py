@@ -22,20 +22,18 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from keyed_storage import KeyedStorage, backends, config
-from keyed_storage.backends.s3 import PENDING_HEADERS
 from keyed_storage.direct import finish_upload, open_reference, start_upload
 from keyed_storage.exceptions import FileRefused, ReferenceRefused, UploadMissing
 from keyed_storage.keys import PARTS_DIRECTORY, validate_key
 from keyed_storage.multipart import (
     MAX_PARTS,
     abort_upload,
-    complete,
     part_size_for,
     part_urls,
     uploaded_parts,
 )
 
-from .helpers import fetch, s3_server_name, wav_bytes
+from .helpers import fetch, wav_bytes
 
 KEY = "events/7/sessions/3/video"
 MIB = 1024 * 1024
@@ -118,25 +116,133 @@ def test_below_the_threshold_an_upload_is_one_post(mode):
         part_urls(ticket.reference, [1])
 
 
-def test_the_multipart_upload_is_created_inert_in_s3(s3):
+def s3_requests(run) -> list[str]:
+    """The S3 operations (CopyObject, HeadObject...) `run()` sends through the site's client, in order."""
+    seen: list[str] = []
+
+    def count(request, **kwargs):
+        seen.append(kwargs["event_name"].rsplit(".", 1)[-1])
+
+    client = backends.for_config(config.current()).client
+    client.meta.events.register("before-send.s3", count)
+    try:
+        run()
+    finally:
+        client.meta.events.unregister("before-send.s3", count)
+    return seen
+
+
+def test_the_parts_are_sent_for_the_published_name_with_its_headers(s3):
+    """No upload name of its own: the multipart upload is ticket.name's, begun with the headers
+    a save of a talk.mp4 gets, so completing it publishes the file."""
     ticket = start()
     grant = open_reference(ticket.reference, "")
     (upload,) = s3.client.list_multipart_uploads(Bucket=s3.bucket)["Uploads"]
-    assert upload["Key"] == grant["n"]  # the upload's own name; finishing publishes ticket.name
+    assert (upload["Key"], upload["UploadId"]) == (ticket.name, grant["u"])
     send_parts(ticket, [1, 2, 3])
-    # Completed but not yet checked: the object is a download of unknown type, cached nowhere.
-    complete(backends.for_config(config.current()), grant)
-    stored = s3.client.head_object(Bucket=s3.bucket, Key=grant["n"])
-    assert (stored["ContentDisposition"], stored["CacheControl"]) == (
-        PENDING_HEADERS["Content-Disposition"],
-        PENDING_HEADERS["Cache-Control"],
-    )
-    if s3_server_name() == "moto":
-        # SeaweedFS (4.x) types a completed upload from its name's extension whatever
-        # CreateMultipartUpload said; the attachment disposition still keeps it a download.
-        assert stored["ContentType"] == PENDING_HEADERS["Content-Type"]
-    finish_upload(ticket.reference)
-    assert s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)["ContentType"] == "video/mp4"
+    assert finish_upload(ticket.reference, key=KEY) == ticket.name
+    assert s3.keys() == [ticket.name]
+    stored = s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)
+    assert (stored["ContentType"], stored["CacheControl"]) == ("video/mp4", config.current().cache_control)
+    assert "ContentDisposition" not in stored
+
+
+@pytest.mark.parametrize("parts", [3, 5])
+def test_finishing_copies_nothing_and_costs_the_same_requests_whatever_the_size(s3, parts):
+    """The publish used to copy every byte (CopyObject, UploadPartCopy above 5 GiB) inside the
+    finishing request. Now: no copy, and the same requests for 3 parts as for 5 (ListParts
+    lists 1,000 parts a page, so up to 10 GB at the default 16 MiB parts, at least)."""
+    data = os.urandom((parts - 1) * PART + 1234)
+    ticket = start(data)
+    send_parts(ticket, range(1, parts + 1), data)
+    sent = s3_requests(lambda: finish_upload(ticket.reference, key=KEY))
+    assert sent == ["ListParts", "CompleteMultipartUpload", "HeadObject", "GetObject", "HeadObject"]
+    assert sha256(fetch(KeyedStorage().url(ticket.name))) == sha256(data)
+
+
+def test_no_part_url_can_write_the_published_name_once_finished(mode):
+    """Part URLs are for one upload id, which takes no part once completed: what was checked stays."""
+    ticket = start()
+    urls = part_urls(ticket.reference, [1, 2, 3])
+    for number, url in urls.items():
+        assert put(url, part_of(DATA, number)).status_code == 200
+    assert finish_upload(ticket.reference, key=KEY) == ticket.name
+    # NoSuchUpload (404) from S3 and SeaweedFS, a 500 from moto, 404 from the local endpoint.
+    assert put(urls[1], os.urandom(PART)).status_code >= 400
+    assert sha256(fetch(KeyedStorage().url(ticket.name))) == sha256(DATA)
+    # And finishing again checks the same object, and says it is not this finish's own.
+    assert finish_upload(ticket.reference, key=KEY) == ticket.name
+
+
+def test_bytes_that_call_for_other_headers_than_the_name_get_them(s3):
+    """A talk.mp4 that is an HTML page was started as video/mp4; its bytes make it an
+    attachment, which S3 can only give it by a copy (onto itself, of the checked ETag)."""
+    data = b"<html><script>alert(1)</script>" + DATA[32:]
+    ticket = start(data)
+    send_parts(ticket, [1, 2, 3], data)
+    sent = s3_requests(lambda: finish_upload(ticket.reference, key=KEY))
+    assert sent.count("CopyObject") == 1
+    stored = s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)
+    assert (stored["ContentType"], stored.get("ContentDisposition")) == ("text/html", "attachment")
+    assert sha256(fetch(KeyedStorage().url(ticket.name))) == sha256(data)
+    assert s3.keys() == [ticket.name]
+
+
+def test_two_finishes_at_once_both_get_the_file(s3, monkeypatch):
+    """A second finish that gives the object its headers (a copy: a new ETag) while the first
+    is checking it is no reason for the first to remove it."""
+    data = b"%PDF-1.7\n" + DATA[9:]  # a PDF called talk.mp4: settled by a copy
+    ticket = start(data)
+    send_parts(ticket, [1, 2, 3], data)
+    backend = backends.for_config(config.current())
+    settle = backend.settle
+    inner: list[str] = []
+
+    def settle_after_another_finish(*args, **kwargs):
+        if not inner:
+            inner.append("running")
+            inner[0] = finish_upload(ticket.reference, key=KEY)  # runs to its end first
+        return settle(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "settle", settle_after_another_finish)
+    assert finish_upload(ticket.reference, key=KEY) == ticket.name
+    assert inner == [ticket.name]
+    assert s3.keys() == [ticket.name]
+    assert s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)["ContentType"] == "application/pdf"
+    assert sha256(fetch(KeyedStorage().url(ticket.name))) == sha256(data)
+
+
+def test_a_refused_multipart_upload_is_removed(mode, s3_or_none):
+    data = b"%PDF-1.7\n" + DATA[9:]  # a PDF called talk.mp4
+    ticket = start(data, accept="video/*")
+    send_parts(ticket, [1, 2, 3], data)
+    with pytest.raises(FileRefused) as refused:
+        finish_upload(ticket.reference)
+    assert refused.value.code == "file_type"
+    assert KeyedStorage().exists(ticket.name) is False
+    assert leftovers(mode, s3_or_none) == []
+    with pytest.raises(UploadMissing):
+        finish_upload(ticket.reference)
+
+
+def test_a_large_photo_sent_in_parts_loses_its_location_as_in_a_save(mode):
+    """Completed under its published name, the photo is replaced there by its cleaned bytes."""
+    from PIL import Image
+
+    from .image_helpers import encode, halves
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    data = encode(halves(200, 100), "JPEG", exif=exif.tobytes())
+    data += os.urandom(PART + 1 - len(data))  # two parts; bytes after the picture's end are kept by none
+    ticket = start_upload(KEY, filename="me.jpg", size=len(data), content_type="image/jpeg")
+    assert ticket.parts == 2
+    send_parts(ticket, [1, 2], data)
+    assert finish_upload(ticket.reference, key=KEY) == ticket.name
+    served = requests.get(KeyedStorage().url(ticket.name), timeout=10)
+    assert served.headers["Content-Type"] == "image/jpeg"
+    assert served.content.startswith(b"\xff\xd8\xff") and b"PhoneMaker" not in served.content
+    assert KeyedStorage().listdir(KEY)[0] == [ticket.name.split("/")[-2]]
 
 
 # Resuming ------------------------------------------------------------------------------------
@@ -208,7 +314,7 @@ def test_incomplete_uploads_are_listed_for_an_audit(mode):
     backend = backends.for_config(config.current())
     ticket = start()
     (found,) = list(backend.incomplete_uploads())
-    assert found[:2] == (open_reference(ticket.reference, "")["n"], open_reference(ticket.reference, "")["u"])
+    assert found[:2] == (ticket.name, open_reference(ticket.reference, "")["u"])
     abort_upload(ticket.reference)
     assert list(backend.incomplete_uploads()) == []
 
@@ -494,31 +600,25 @@ def test_part_urls_equal_botocores_with_the_content_length_signed(
     assert dict(parse_qsl(ours_parts.query))["X-Amz-SignedHeaders"] == "content-length;host"
 
 
-def test_an_upload_beyond_copyobject_s_limit_is_published_by_a_multipart_copy(s3, monkeypatch):
-    """CopyObject copies at most 5 GiB and a multipart upload can be larger: above the limit the
-    publish copies ranges (UploadPartCopy, each If-Match the checked ETag) and completes
-    create-only. The limit is lowered here so that 11 MiB crosses it."""
+def test_headers_of_an_object_beyond_copyobject_s_limit_are_changed_by_a_multipart_copy(s3, monkeypatch):
+    """CopyObject copies at most 5 GiB and a multipart upload can be larger: above the limit
+    new headers are given by a copy of ranges (UploadPartCopy, each If-Match the checked ETag).
+    The limit is lowered here so that 11 MiB crosses it."""
     from keyed_storage.backends import s3 as s3_backend
 
     monkeypatch.setattr(s3_backend, "COPY_LIMIT", PART)
     monkeypatch.setattr(s3_backend, "COPY_PART", PART)
-    ticket = start()
-    send_parts(ticket, [1, 2, 3])
-    seen: list[str] = []
-
-    def count(request, **kwargs):
-        seen.append(kwargs["event_name"].rsplit(".", 1)[-1])
-
-    client = backends.for_config(config.current()).client
-    client.meta.events.register("before-send.s3", count)
-    try:
-        assert finish_upload(ticket.reference, key=KEY) == ticket.name
-    finally:
-        client.meta.events.unregister("before-send.s3", count)
+    data = b"%PDF-1.7\n" + DATA[9:]  # a PDF called talk.mp4
+    ticket = start(data)
+    send_parts(ticket, [1, 2, 3], data)
+    seen = s3_requests(lambda: finish_upload(ticket.reference, key=KEY))
     assert "CopyObject" not in seen
     assert seen.count("UploadPartCopy") == 3
-    assert sha256(fetch(KeyedStorage().url(ticket.name))) == sha256(DATA)
+    assert sha256(fetch(KeyedStorage().url(ticket.name))) == sha256(data)
     stored = s3.client.head_object(Bucket=s3.bucket, Key=ticket.name)
-    assert stored["CacheControl"] == config.current().cache_control
+    assert (stored["ContentType"], stored["CacheControl"]) == (
+        "application/pdf",
+        config.current().cache_control,
+    )
     assert s3.keys() == [ticket.name]
     assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []

@@ -760,3 +760,52 @@ def test_too_few_objects_to_tell_are_deleted_without_asking(place, later):
     assert "Warning" not in out
     assert summary(out).endswith(f"Deleted {len(names)}.")
     assert place.names() == []
+
+
+# Age counts from publication -------------------------------------------------------------------
+
+
+def test_a_direct_upload_published_now_is_young_whatever_the_uploads_age(local):
+    """Published by a hard link, the file kept its upload's mtime: `orphans --older-than 1h
+    --delete` removed a file finished seconds ago, before the form that finished it was saved."""
+    from keyed_storage.direct import finish_upload, start_upload
+
+    from .test_direct import post, uploaded
+
+    key = "events/1/sessions/2/audio"
+    data = b"RIFF" + b"\0" * 200
+    ticket = start_upload(key, filename="talk.wav", size=len(data), content_type="audio/wav")
+    assert post(ticket, data).status_code == 204
+    Place("local").age(uploaded(ticket), 2 * 3600)  # sent two hours ago, finished now
+    name = finish_upload(ticket.reference, key=key)
+
+    out, err, code = run("orphans", "--older-than", "1h", "--delete")
+    assert code == 0, err
+    assert lines(out, "orphan:") == []
+    assert KeyedStorage().exists(name)
+
+
+def test_a_multipart_upload_completed_now_is_young_though_s3_dates_it_from_its_start(s3, later, monkeypatch):
+    """AWS gives a completed multipart upload the LastModified of its start: a talk sent for
+    90 minutes and finished now is dated 90 minutes ago. moto dates it now, so the audit's
+    clock is moved 90 minutes on instead; the upload's token bounds when it was finished."""
+    from keyed_storage.direct import finish_upload, finished_by, start_upload
+
+    from .test_direct_multipart import PART, send_parts
+
+    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(PART))
+    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(PART))
+    config.reset()
+    data = os.urandom(2 * PART)
+    key = "events/1/sessions/2/audio"  # a field's key: the audit looks at it
+    ticket = start_upload(key, filename="talk.m4a", size=len(data), content_type="audio/mp4")
+    send_parts(ticket, [1, 2], data)
+    name = finish_upload(ticket.reference, key=key)
+    (stored,) = backends.for_config(config.current()).stored_objects()
+    assert stored.name == name and stored.modified >= finished_by(name)
+
+    later(90 * 60)
+    out, err, code = run("orphans", "--older-than", "1h", "--delete")
+    assert code == 0, err
+    assert lines(out, "orphan:") == []
+    assert s3.keys() == [name]

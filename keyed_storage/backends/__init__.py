@@ -124,6 +124,13 @@ class Backend(Protocol):
         have; `upload` is gone after.
         `size` is the upload's, in bytes (S3 copies one above 5 GiB in parts)."""
 
+    def settle(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None, size: int = 0
+    ) -> None:
+        """Give the checked object `name` (a completed multipart upload, still `version`, else
+        ObjectChanged) the headers `info` and `cache_control` call for, touching no byte when
+        it has them already (it was started with the headers its name and claim announced)."""
+
     # Many objects -----------------------------------------------------------------------
     def names_under(self, key: str) -> list[str]:
         """Every object named '<key>/...', nested keys included."""
@@ -197,8 +204,11 @@ class Backend(Protocol):
         """Give `name` the Cache-Control its name calls for, keeping the rest; True if changed."""
 
     # Multipart direct uploads (keyed_storage.multipart) ----------------------------------
-    def start_parts(self, name: str) -> str:
-        """Begin a multipart upload that will create `name`, stored inert; its upload id."""
+    def start_parts(
+        self, name: str, info: ContentInfo | None = None, *, cache_control: str | None = None
+    ) -> str:
+        """Begin a multipart upload that will create `name` with the headers `info` and
+        `cache_control` call for (no `info`: stored inert); its upload id."""
 
     def part_url(self, name: str, upload_id: str, number: int, *, size: int, expires: int) -> str:
         """A URL that takes a PUT of part `number` of the upload, of exactly `size` bytes,
@@ -207,8 +217,9 @@ class Backend(Protocol):
     def list_parts(self, name: str, upload_id: str) -> list[Part] | None:
         """The parts stored so far, by number; None if there is no such upload (finished or aborted)."""
 
-    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> None:
-        """Join `parts` (as list_parts() gave them) into `name`, created only if it is new."""
+    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> bool:
+        """Join `parts` (as list_parts() gave them) into `name`, created only if it is new;
+        False if another request completed the upload first."""
 
     def abort_parts(self, name: str, upload_id: str) -> None:
         """Drop the upload and every part stored for it; a missing upload is fine."""

@@ -39,6 +39,8 @@ PART_SALT = "keyed_storage.backends.local.direct-part"
 # In a multipart upload's directory: the name of the file it will create.
 TARGET_FILE = "name"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+# What copy_file_range() answers where the kernel or the file system cannot do it.
+_NO_COPY_FILE_RANGE = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP)
 
 
 class Grant(NamedTuple):
@@ -432,7 +434,9 @@ class LocalBackend(FileSystemStorage):
         size: int = 0,
     ) -> None:
         """Move the checked file `upload` to the new name `name` (a hard link, made only if
-        `name` is free, then the unlink of `upload`), if `upload` is still `version`.
+        `name` is free, then the unlink of `upload`), if `upload` is still `version`; the file
+        is then dated now, so its age (for `orphans`) counts from its publication, not from
+        the upload's arrival.
 
         Headers (Cache-Control included) need nothing here: a file's are decided from its name
         and bytes each time it is served (keyed_storage.responders), as for any saved file."""
@@ -453,6 +457,17 @@ class LocalBackend(FileSystemStorage):
             self._remove_empty(reversed(made))
             raise
         self.delete(upload)
+        # Only now: while `upload` still named the same inode, a new time would have been its too.
+        os.utime(target)
+
+    def settle(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None, size: int = 0
+    ) -> None:
+        """Nothing to give a completed upload: headers are decided each time a file is served.
+        ObjectChanged if `name` is no longer `version`."""
+        found = self.head(name)
+        if found is None or found.version != version:
+            raise ObjectChanged(f"{name!r} was replaced or removed while it was being checked.", name=name)
 
     # Operations: what doctor and sync ask of the disk -------------------------------------
 
@@ -547,7 +562,10 @@ class LocalBackend(FileSystemStorage):
     # it, see keys.PARTS_DIRECTORY) holding the target's name and one file per part, each
     # written to a temporary and renamed, so a part is whole or absent. Completing copies the
     # parts, in order, into a temporary beside the target and links it into place only if the
-    # name is new, as a single direct upload is placed; then the directory goes.
+    # name is new, as a single direct upload is placed; then the directory goes. The target is
+    # the published name itself, so this one copy is the only one (a POST's file is published
+    # by a hard link). It is a copy of every byte, in-kernel (os.copy_file_range: a reflink on
+    # file systems that have them, XFS and Btrfs); a plain disk cannot join files otherwise.
 
     def _upload_directory(self, upload_id: str) -> str:
         if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
@@ -563,7 +581,11 @@ class LocalBackend(FileSystemStorage):
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def start_parts(self, name: str) -> str:
+    def start_parts(
+        self, name: str, info: ContentInfo | None = None, *, cache_control: str | None = None
+    ) -> str:
+        """A directory of parts for `name`; `info` and `cache_control` need no storing (headers
+        are decided each time a file is served)."""
         upload_id = secrets.token_hex(16)
         directory = self._upload_directory(upload_id)
         self._make_directory(directory)
@@ -638,11 +660,11 @@ class LocalBackend(FileSystemStorage):
             return None
         return sorted(parts)
 
-    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> None:
-        """Assemble the parts into `name` atomically; nothing to do if that was done already."""
+    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> bool:
+        """Assemble the parts into `name` atomically; False if that was done already."""
         upload = self._upload_of(name, upload_id)
         if upload is None:
-            return  # completed (or cancelled) by another request: finish_upload() looks at `name`
+            return False  # completed (or cancelled) by another request: finish_upload() looks at `name`
         path = self.path(name)
         directory = os.path.dirname(path)
         created = self._make_directory(directory)
@@ -651,21 +673,23 @@ class LocalBackend(FileSystemStorage):
             with open(temporary, "wb") as out:
                 for part in parts:
                     with open(os.path.join(upload, str(part.number)), "rb") as source:
-                        shutil.copyfileobj(source, out, COPY_CHUNK)
+                        _append(source, out)
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(temporary, self.file_mode)
             _place_new(temporary, path, name)
+            completed = True
         except NameTaken:
-            pass  # completed by another request, with the same parts
+            completed = False  # completed by another request, with the same parts
         except FileNotFoundError:
             # The parts went (completed or cancelled meanwhile): finish_upload() looks at `name`.
             self._remove_empty(reversed(created))
-            return
+            return False
         finally:
             _remove(temporary)
         _fsync_directory(directory)
         shutil.rmtree(upload, ignore_errors=True)
+        return completed
 
     def abort_parts(self, name: str, upload_id: str) -> None:
         if self._upload_of(name, upload_id) is not None:
@@ -786,6 +810,26 @@ def _place_new(source: str, path: str, name: str) -> None:
         except FileExistsError:
             raise NameTaken(name) from None
         os.replace(source, path)
+
+
+def _append(source: IO[bytes], out: IO[bytes]) -> None:
+    """Append the file `source` to `out`, in the kernel where it can (copy_file_range shares
+    the blocks on XFS and Btrfs), else through a buffer."""
+    out.flush()
+    size = os.fstat(source.fileno()).st_size
+    offset = 0
+    try:
+        while offset < size:
+            copied = os.copy_file_range(source.fileno(), out.fileno(), size - offset, offset)
+            if not copied:
+                break
+            offset += copied
+    except (AttributeError, OSError) as error:  # no copy_file_range here (not Linux, an old kernel)
+        if isinstance(error, OSError) and error.errno not in _NO_COPY_FILE_RANGE:
+            raise
+    source.seek(offset)
+    out.seek(0, os.SEEK_END)
+    shutil.copyfileobj(source, out, COPY_CHUNK)
 
 
 def _umask() -> int:

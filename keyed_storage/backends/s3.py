@@ -7,7 +7,7 @@ import posixpath
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -459,7 +459,13 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         """Every object with its size and LastModified, in the server's order (the names' UTF-8
         bytes on AWS; SeaweedFS lists directory by directory), 1000 per ListObjectsV2, streamed;
         a console's "folder" marker (a name ending in '/') is no file and is left out. S3 has no
-        temporaries: an unfinished upload is invisible. `under`: only '<under>/...'."""
+        temporaries: an unfinished upload is invisible. `under`: only '<under>/...'.
+
+        An object completed from a multipart upload (its ETag ends in '-<parts>') is dated no
+        earlier than the latest moment a direct upload of its name can have been finished: AWS
+        dates it from the upload's start, and a large upload is finished hours after."""
+        from ..direct import finished_by  # direct uploads build on the backends
+
         with self._failing("list", under or "the bucket"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket_name, Prefix=under + "/" if under else ""
@@ -467,7 +473,10 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             for page in pages:
                 for entry in page.get("Contents", ()):
                     if not entry["Key"].endswith("/"):
-                        yield Stored(entry["Key"], entry["Size"], entry["LastModified"])
+                        modified = entry["LastModified"]
+                        if "-" in entry.get("ETag", ""):
+                            modified = max(modified, finished_by(entry["Key"]) or modified)
+                        yield Stored(entry["Key"], entry["Size"], modified)
 
     # Direct uploads ------------------------------------------------------------------------
 
@@ -565,11 +574,66 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             self._copy_takes_if_none_match = "IfNoneMatch" in members
         return {"IfNoneMatch": "*"} if self._copy_takes_if_none_match else {}
 
+    def settle(
+        self, name: str, info: ContentInfo, version: str, *, cache_control: str | None = None, size: int = 0
+    ) -> None:
+        """One HEAD; nothing more when `name` has the headers already (the usual case: its bytes
+        are what its name and claim announced). Else S3 changes headers only by a copy: the
+        object onto itself (if still `version`), in 1 GiB ranges above 5 GiB."""
+        wanted = object_params(info, cache_control)
+        with self._failing("publish", name):
+            try:
+                answer = self.client.head_object(Bucket=self.bucket_name, Key=name)
+            except ClientError as error:
+                if error.response["ResponseMetadata"]["HTTPStatusCode"] != 404:
+                    raise
+                raise self._changed(name) from error
+            if answer["ETag"] != version:
+                raise self._changed(name)
+            if _stored_headers(answer) == wanted:
+                return
+            try:
+                if size > COPY_LIMIT:
+                    self._publish_in_parts(name, name, info, version, cache_control, size, create_only=False)
+                else:
+                    self.client.copy_object(
+                        Bucket=self.bucket_name,
+                        Key=name,
+                        CopySource={"Bucket": self.bucket_name, "Key": name},
+                        CopySourceIfMatch=version,
+                        MetadataDirective="REPLACE",
+                        **wanted,  # type: ignore[arg-type]
+                    )
+            except ClientError as error:
+                if error.response["ResponseMetadata"]["HTTPStatusCode"] not in (404, 412):
+                    raise
+                # A finish of the same upload running at the same time may have settled it.
+                with suppress(ClientError):
+                    if _stored_headers(self.client.head_object(Bucket=self.bucket_name, Key=name)) == wanted:
+                        return
+                raise self._changed(name) from error
+
+    def _changed(self, name: str) -> ObjectChanged:
+        return ObjectChanged(
+            f"{name!r} in {self._where} was replaced or removed while it was being checked.",
+            name=name,
+            location=self.keyed_config.bucket,
+        )
+
     def _publish_in_parts(
-        self, upload: str, name: str, info: ContentInfo, version: str, cache_control: str | None, size: int
+        self,
+        upload: str,
+        name: str,
+        info: ContentInfo,
+        version: str,
+        cache_control: str | None,
+        size: int,
+        *,
+        create_only: bool = True,
     ) -> None:
         """publish() for an object above CopyObject's limit: UploadPartCopy of ranges, each only
-        if `upload` is still `version`, then CompleteMultipartUpload only if `name` is free."""
+        if `upload` is still `version`, then CompleteMultipartUpload only if `name` is free
+        (create_only; settle() copies an object onto itself)."""
         started = self.client.create_multipart_upload(
             Bucket=self.bucket_name,
             Key=name,
@@ -595,7 +659,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 Key=name,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
-                IfNoneMatch="*",
+                **({"IfNoneMatch": "*"} if create_only else {}),  # type: ignore[arg-type]
             )
         except BaseException:
             # Best effort: what cannot be aborted now, the lifecycle rule or `orphans` removes.
@@ -605,15 +669,25 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
 
     # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
 
-    def start_parts(self, name: str) -> str:
-        """CreateMultipartUpload for `name`, stored inert (PENDING_HEADERS) as a POST's is."""
+    def start_parts(
+        self, name: str, info: ContentInfo | None = None, *, cache_control: str | None = None
+    ) -> str:
+        """CreateMultipartUpload for `name` with the headers of `info` and `cache_control`
+        (S3 gives them to the object when the upload is completed); without `info`, inert
+        (PENDING_HEADERS) as a POST's upload is."""
+        if info is None:
+            params = {
+                "ContentType": PENDING_HEADERS["Content-Type"],
+                "ContentDisposition": PENDING_HEADERS["Content-Disposition"],
+                "CacheControl": PENDING_HEADERS["Cache-Control"],
+            }
+        else:
+            params = object_params(info, cache_control)
         with self._failing("start a multipart upload of", name):
             answer = self.client.create_multipart_upload(
                 Bucket=self.bucket_name,
                 Key=name,
-                ContentType=PENDING_HEADERS["Content-Type"],
-                ContentDisposition=PENDING_HEADERS["Content-Disposition"],
-                CacheControl=PENDING_HEADERS["Cache-Control"],
+                **params,  # type: ignore[arg-type]
             )
         return answer["UploadId"]
 
@@ -641,9 +715,11 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 raise
         return sorted(parts.values())
 
-    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> None:
+    def complete_parts(self, name: str, upload_id: str, parts: list[Part]) -> bool:
         """CompleteMultipartUpload with the parts S3 itself listed (their ETags), so a client
-        never has to read an ETag header (which CORS would have to expose)."""
+        never has to read an ETag header (which CORS would have to expose); create-only
+        (If-None-Match: *). Once completed, the upload id takes no part any more: no part URL
+        can change the object."""
         with self._failing("complete the multipart upload of", name):
             try:
                 self.client.complete_multipart_upload(
@@ -651,12 +727,16 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                     Key=name,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+                    IfNoneMatch="*",
                 )
             except ClientError as error:
-                # Completed by another request since the parts were listed: finish_upload()
-                # looks at the object itself next.
-                if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                # Completed by another request since the parts were listed (NoSuchUpload), or
+                # a retry of this completion found its own object (the name is taken, and only
+                # this upload id writes it): finish_upload() looks at the object itself next.
+                if error.response.get("Error", {}).get("Code") != "NoSuchUpload" and not _name_taken(error):
                     raise
+                return False
+        return True
 
     def abort_parts(self, name: str, upload_id: str) -> None:
         """AbortMultipartUpload: S3 deletes every part (an unknown upload is fine)."""
@@ -837,6 +917,15 @@ def _whole_bucket(rule: LifecycleRuleOutputTypeDef) -> bool:
     """Whether a lifecycle rule applies to every key: no filter, or an empty prefix alone."""
     found = rule.get("Filter", {})
     return rule.get("Prefix", "") == "" and (not found or found == {"Prefix": ""})
+
+
+def _stored_headers(answer: Mapping[str, Any]) -> dict[str, str]:
+    """The headers object_params() sets, as a HeadObject `answer` shows them."""
+    return {
+        field: answer[field]
+        for field in ("ContentType", "CacheControl", "ContentDisposition")
+        if answer.get(field)
+    }
 
 
 def _name_taken(error: ClientError) -> bool:

@@ -31,6 +31,11 @@ VARIABLES = (
     "KEYED_STORAGE_DIRECT_EXPIRES",
     "KEYED_STORAGE_DIRECT_PART_THRESHOLD",
     "KEYED_STORAGE_DIRECT_PART_SIZE",
+    # How long to wait for S3 (see "When S3 misbehaves" in the README).
+    "KEYED_STORAGE_CONNECT_TIMEOUT",
+    "KEYED_STORAGE_READ_TIMEOUT",
+    "KEYED_STORAGE_TRANSFER_TIMEOUT",
+    "KEYED_STORAGE_MAX_ATTEMPTS",
 )
 
 # Variables that only mean something for S3 and are keyed_storage's own. AWS_REGION and
@@ -48,6 +53,20 @@ DEFAULT_DIRECT_PART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_DIRECT_PART_SIZE = 16 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+
+# How long to wait for S3 ------------------------------------------------------------------
+# One request to S3 gives up after MAX_ATTEMPTS tries of at most CONNECT + READ seconds each,
+# plus botocore's backoff between them (under 1 s after the first try): 2 x (3 + 10) + 1 =
+# 27 s at worst, inside the 30 s a proxy or load balancer gives a web request. S3 answers in
+# well under a second; a connection that takes 3 s lost its SYN twice. Long transfers (parts,
+# server-side copies, completing a multipart upload, big saves, sync) wait TRANSFER instead
+# of READ: S3 takes minutes to copy or assemble gigabytes.
+DEFAULT_CONNECT_TIMEOUT = 3.0
+DEFAULT_READ_TIMEOUT = 10.0
+DEFAULT_TRANSFER_TIMEOUT = 120.0
+DEFAULT_MAX_ATTEMPTS = 2
+MAX_TIMEOUT = 3600.0
+MAX_ATTEMPTS = 10
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -104,6 +123,11 @@ class Config:
     media_url: str = ""
     # Cache-Control of objects whose bytes never change under their name (see keyed_storage.caching).
     cache_control: str = ""
+    # How long to wait for S3, in seconds, and how many times to try one request.
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    transfer_timeout: float = DEFAULT_TRANSFER_TIMEOUT
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 def _lookup(name: str, overrides: dict[str, Any]) -> tuple[str | None, str]:
@@ -192,6 +216,47 @@ def _part_bytes(name: str, value: dict[str, str | None], default: int, problems:
                 f"{name}={text!r} is not a whole number of bytes between {MIN_PART_SIZE} (5 MiB) "
                 f"and {MAX_PART_SIZE} (5 GiB), S3's limits on one part of an upload.",
                 "Write it in bytes, e.g. 67108864 for 64 MiB.",
+            )
+        )
+        return default
+    return int(text)
+
+
+def _timeout(name: str, value: dict[str, str | None], default: float, problems: list[Problem]) -> float:
+    """A timeout in seconds, decimals allowed, above 0 and at most MAX_TIMEOUT (unset:
+    `default`); E005 otherwise."""
+    text = value[name]
+    if text is None:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_TIMEOUT:  # NaN fails both comparisons
+        problems.append(
+            Problem(
+                "keyed_storage.E005",
+                name,
+                f"{name}={text!r} is not a number of seconds above 0 and at most {MAX_TIMEOUT:g}.",
+                "Write it in seconds, e.g. 10 or 2.5.",
+            )
+        )
+        return default
+    return seconds
+
+
+def _attempts(name: str, value: dict[str, str | None], default: int, problems: list[Problem]) -> int:
+    """How many times one request is tried, 1 to MAX_ATTEMPTS (unset: `default`); E005 otherwise."""
+    text = value[name]
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:
+        problems.append(
+            Problem(
+                "keyed_storage.E005",
+                name,
+                f"{name}={text!r} is not a whole number of attempts between 1 and {MAX_ATTEMPTS}.",
+                "1 tries each request once; 2 retries it once.",
             )
         )
         return default
@@ -323,6 +388,11 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
     )
     part_size = _part_bytes("KEYED_STORAGE_DIRECT_PART_SIZE", value, DEFAULT_DIRECT_PART_SIZE, problems)
 
+    connect_timeout = _timeout("KEYED_STORAGE_CONNECT_TIMEOUT", value, DEFAULT_CONNECT_TIMEOUT, problems)
+    read_timeout = _timeout("KEYED_STORAGE_READ_TIMEOUT", value, DEFAULT_READ_TIMEOUT, problems)
+    transfer_timeout = _timeout("KEYED_STORAGE_TRANSFER_TIMEOUT", value, DEFAULT_TRANSFER_TIMEOUT, problems)
+    max_attempts = _attempts("KEYED_STORAGE_MAX_ATTEMPTS", value, DEFAULT_MAX_ATTEMPTS, problems)
+
     region = value["AWS_REGION"]
     if bucket and region and not _REGION.fullmatch(region):
         problems.append(
@@ -407,6 +477,10 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
         media_root=media_root,
         media_url=media_url if media_url.endswith("/") else media_url + "/",
         cache_control=cache_control,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        transfer_timeout=transfer_timeout,
+        max_attempts=max_attempts,
     )
     return config, []
 

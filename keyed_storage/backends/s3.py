@@ -12,14 +12,16 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+from s3transfer.exceptions import RetriesExceededError
 from s3transfer.utils import ChunksizeAdjuster
-from storages.backends.s3 import S3Storage
+from storages.backends.s3 import S3File, S3Storage
 
 from ..caching import cache_control
 from ..config import Config
@@ -32,6 +34,7 @@ from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:
     from boto3.session import Session
+    from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from django.core.files import File
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import LifecycleRuleOutputTypeDef
@@ -111,6 +114,18 @@ def signing_origin(config: Config) -> tuple[str, str]:
     return f"https://{bucket}.{host}", ""
 
 
+# Requests that may rightly keep S3 busy longer than a read timeout: parts, server-side copies,
+# assembling a multipart upload; and PUTs of more than TRANSFER_BODY bytes, whose body is sent
+# under the connect timeout (urllib3 sends it before it starts waiting for the answer).
+TRANSFER_OPERATIONS = ("UploadPart", "UploadPartCopy", "CopyObject", "CompleteMultipartUpload")
+TRANSFER_BODY = 256 * 1024
+
+
+class TransferTimeout(ReadTimeoutError):
+    """A read timeout of a long transfer (KEYED_STORAGE_TRANSFER_TIMEOUT expired, not
+    KEYED_STORAGE_READ_TIMEOUT); botocore retries it as any read timeout."""
+
+
 def _transfer_config() -> TransferConfig:
     # Parts of 6 MiB, at most 3 of them held in memory (read ahead or in flight) and 6
     # threads to send them: a 1 GiB stream's upload grows the process by well under 64 MiB
@@ -119,6 +134,9 @@ def _transfer_config() -> TransferConfig:
         multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE, max_concurrency=6
     )
     transfer.max_in_memory_upload_chunks = 3  # s3transfer's setting, not among boto3's arguments
+    # botocore already tries each GET KEYED_STORAGE_MAX_ATTEMPTS times; s3transfer would try a
+    # download 5 times more on top, multiplying the time a dead server holds a reader.
+    transfer.num_download_attempts = 1
     return transfer
 
 
@@ -153,12 +171,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             file_overwrite=True,
             custom_domain=None,
             location="",
-            client_config=BotoConfig(
-                signature_version="s3v4",
-                s3={"addressing_style": addressing_style(config)},
-                # Throttling and 5xx answers are retried with backoff.
-                retries={"mode": "standard", "max_attempts": 3},
-            ),
+            client_config=_client_config(config, config.read_timeout),
             transfer_config=_transfer_config(),
         )
         self._public_base = public_base(config)
@@ -166,6 +179,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         self._where = f"S3 bucket {config.bucket!r}{where}"
         self._client_lock = threading.Lock()
         self._shared: tuple[int, Session, S3Client] | None = None  # (pid, session, client)
+        self._transfers: S3Client | None = None  # waits transfer_timeout (see _send_transfer)
         # Names being written with If-None-Match: * (see store): how many writes of each.
         self._exclusive: Counter[str] = Counter()
         self._exclusive_lock = threading.Lock()
@@ -196,8 +210,35 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                         client.meta.events.register(
                             f"before-parameter-build.s3.{operation}", self._add_condition
                         )
+                    self._transfers = session.client(
+                        "s3",
+                        region_name=self.region_name,
+                        endpoint_url=self.endpoint_url,
+                        config=_client_config(self.keyed_config, self.keyed_config.transfer_timeout),
+                    )
+                    for operation in TRANSFER_OPERATIONS:
+                        client.meta.events.register(f"before-send.s3.{operation}", self._send_transfer)
+                    client.meta.events.register("before-send.s3.PutObject", self._send_put)
                     shared = self._shared = (os.getpid(), session, client)
         return shared[1], shared[2]
+
+    def _send_transfer(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
+        """Send a long transfer through the second client's connections, which wait
+        transfer_timeout for an answer; everything else (signing, retries, parsing) stays the
+        shared client's. botocore offers no per-request timeout: one HTTP session has one."""
+        assert self._transfers is not None  # created with the shared client
+        try:
+            # _endpoint is botocore's, unchanged since 2015: the only way to its HTTP session.
+            response: AWSResponse = self._transfers._endpoint.http_session.send(request)  # type: ignore[attr-defined]
+        except ReadTimeoutError as error:
+            raise TransferTimeout(endpoint_url=request.url, error=error) from error
+        return response
+
+    def _send_put(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
+        """A PutObject is a transfer if its body is large; None lets botocore send it itself."""
+        if int(request.headers.get("Content-Length") or 0) <= TRANSFER_BODY:
+            return None
+        return self._send_transfer(request)
 
     @property
     def client(self) -> S3Client:
@@ -236,15 +277,42 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         """
         try:
             yield
-        except (ClientError, BotoCoreError, Boto3Error, KeyError) as error:
-            cause = (
-                f"the server's answer was cut short (no {error})" if isinstance(error, KeyError) else error
-            )
+        except (ClientError, BotoCoreError, Boto3Error, KeyError, RetriesExceededError) as error:
+            waited = self._timeout_expired(error)
+            if waited:
+                raise StorageError(
+                    f"Could not {action} {name!r} in {waited}", name=name, location=self.keyed_config.bucket
+                ) from error
+            # s3transfer's RetriesExceededError wraps a download's error.
+            cause: object = error.last_exception if isinstance(error, RetriesExceededError) else error
+            if isinstance(error, KeyError):
+                cause = f"the server's answer was cut short (no {error})"
             raise StorageError(
                 f"Could not {action} {name!r} in {self._where}: {cause}",
                 name=name,
                 location=self.keyed_config.bucket,
             ) from error
+
+    def _timeout_expired(self, error: BaseException) -> str:
+        """'<bucket at endpoint>: <which timeout expired>' if `error` is (or wraps) a timeout, else ''."""
+        seen: BaseException | None = error
+        while seen is not None and not isinstance(seen, (ReadTimeoutError, ConnectTimeoutError)):
+            seen = getattr(seen, "last_exception", None) or seen.__cause__ or seen.__context__
+        if seen is None:
+            return ""
+        cfg = self.keyed_config
+        if isinstance(seen, ConnectTimeoutError):
+            waited = f"no connection within KEYED_STORAGE_CONNECT_TIMEOUT={cfg.connect_timeout:g} s"
+        elif isinstance(seen, TransferTimeout):
+            waited = f"no answer within KEYED_STORAGE_TRANSFER_TIMEOUT={cfg.transfer_timeout:g} s"
+        else:
+            waited = f"no answer within KEYED_STORAGE_READ_TIMEOUT={cfg.read_timeout:g} s"
+        tries = "once" if cfg.max_attempts == 1 else f"{cfg.max_attempts} times"
+        where = self._where
+        if not cfg.endpoint_url:  # name the host that was silent
+            url = urlsplit(str(seen.kwargs.get("endpoint_url", "")))
+            where += f" at {url.scheme}://{url.netloc}" if url.netloc else ""
+        return f"{where}: {waited}, tried {tries} (KEYED_STORAGE_MAX_ATTEMPTS)."
 
     # Storage API ---------------------------------------------------------------------------
 
@@ -420,7 +488,10 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
 
     def _open(self, name: str, mode: str = "rb") -> File[Any]:
         with self._failing("open", name):
-            return super()._open(name, mode)  # type: ignore[no-any-return]  # django-storages is untyped
+            opened = super()._open(name, mode)
+        # Its bytes are fetched at the first read: errors then are translated too.
+        opened.__class__ = _KeyedS3File
+        return opened  # type: ignore[no-any-return]  # django-storages is untyped
 
     def url(
         self,
@@ -831,6 +902,35 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             **kept,
         )
         return True
+
+
+def _client_config(config: Config, read_timeout: float) -> BotoConfig:
+    return BotoConfig(
+        signature_version="s3v4",
+        s3={"addressing_style": addressing_style(config)},
+        connect_timeout=config.connect_timeout,
+        read_timeout=read_timeout,
+        # Timeouts, dropped connections, throttling and 5xx answers are retried with backoff,
+        # each request tried at most max_attempts times in all.
+        retries={"mode": "standard", "total_max_attempts": config.max_attempts},
+    )
+
+
+class _KeyedS3File(S3File):  # type: ignore[misc]  # django-storages has no type information
+    """django-storages' S3File whose download (at the first read) fails with a StorageError.
+    A body cut short is an error (botocore checks it against Content-Length), never a
+    shorter file."""
+
+    def _get_file(self) -> Any:
+        try:
+            with self._storage._failing("read", self.name):
+                return super()._get_file()
+        except StorageError:
+            # S3File keeps what it wrote so far: forget it, or the next read would return it.
+            self._file = None
+            raise
+
+    file = property(_get_file, S3File._set_file)
 
 
 def _whole_bucket(rule: LifecycleRuleOutputTypeDef) -> bool:

@@ -21,6 +21,7 @@ from keyed_storage.exceptions import StorageError
 
 from .faulty_proxy import FaultyProxy
 from .helpers import wav_bytes
+from .ops_helpers import run
 
 TIMEOUTS = {
     "KEYED_STORAGE_CONNECT_TIMEOUT": "1",
@@ -155,3 +156,33 @@ def test_the_attempt_budget_is_the_variable(through, s3, monkeypatch):
         backends.for_config(config.current()).exists("users/1/notes")
     assert "tried 3 times" in str(raised.value)
     assert proxy.faults == 3
+
+
+# The doctor times its probes ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_doctor_warns_of_a_slow_answer(through, s3, monkeypatch):
+    # Held 1 s, under the read timeout of 3 s but over a quarter of it: slow, not failing.
+    proxy = through("slow", trigger=f"GET /{s3.bucket}?location".encode(), delay=1)
+    monkeypatch.setenv("KEYED_STORAGE_READ_TIMEOUT", "3")
+    config.reset()
+    out, _, code = run("doctor")
+    assert code == 0, out
+    assert f"! bucket {s3.bucket} exists (slow: " in out
+    assert "more than 25% of KEYED_STORAGE_READ_TIMEOUT=3 s" in out
+    assert proxy.faults >= 1
+    assert "✗" not in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_doctor_reports_a_silent_server_as_a_failure_naming_the_timeout(through, s3):
+    proxy = through("silent")
+    out, _, code = run("doctor")
+    assert code != 0
+    assert f"✗ bucket {s3.bucket} exists" in out
+    assert (
+        f"The S3 endpoint ({proxy.endpoint}) accepted the connection but did not answer within "
+        "KEYED_STORAGE_READ_TIMEOUT=1 s, tried 2 time(s)"
+    ) in out
+    assert proxy.faults == 2

@@ -103,4 +103,3 @@ def _close(*sockets: socket.socket) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         with suppress(OSError):
             sock.close()
-

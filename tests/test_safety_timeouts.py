@@ -124,7 +124,9 @@ def test_a_server_answering_slower_than_the_read_timeout_fails(through, s3):
 def posted(s3) -> Iterator[str]:
     """A direct upload POSTed to the bucket, straight to the S3 server; its reference."""
     data = wav_bytes(20_000)
-    ticket = start_upload("events/7/sessions/3/audio", filename="talk.wav", size=len(data), content_type="audio/wav")
+    ticket = start_upload(
+        "events/7/sessions/3/audio", filename="talk.wav", size=len(data), content_type="audio/wav"
+    )
     response = requests.post(ticket.url, data=ticket.fields, files={"file": ("talk.wav", data)}, timeout=30)
     assert response.status_code == 204, response.text
     yield ticket.reference

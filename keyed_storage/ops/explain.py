@@ -81,8 +81,7 @@ def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
         return Diagnosis(
             f"The S3 endpoint ({endpoint}) accepted the connection but did not answer within "
             f"{variable}={seconds:g} s, {tries}.",
-            "Check that the service is up and not overloaded; if it is slow by nature, raise "
-            f"{variable}.",
+            f"Check that the service is up and not overloaded; if it is slow by nature, raise {variable}.",
         )
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
         return Diagnosis(

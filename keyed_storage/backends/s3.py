@@ -114,10 +114,7 @@ def signing_origin(config: Config) -> tuple[str, str]:
     return f"https://{bucket}.{host}", ""
 
 
-# Requests that may rightly keep S3 busy longer than a read timeout: parts, server-side copies,
-# assembling a multipart upload; and PUTs of more than TRANSFER_BODY bytes, whose body is sent
-# under the connect timeout (urllib3 sends it before it starts waiting for the answer).
-TRANSFER_OPERATIONS = ("UploadPart", "UploadPartCopy", "CopyObject", "CompleteMultipartUpload")
+# PUTs of more than this many bytes are transfers (see _is_transfer).
 TRANSFER_BODY = 256 * 1024
 
 
@@ -171,7 +168,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             file_overwrite=True,
             custom_domain=None,
             location="",
-            client_config=_client_config(config, config.read_timeout),
+            client_config=_client_config(config, config.connect_timeout, config.read_timeout),
             transfer_config=_transfer_config(),
         )
         self._public_base = public_base(config)
@@ -179,7 +176,6 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         self._where = f"S3 bucket {config.bucket!r}{where}"
         self._client_lock = threading.Lock()
         self._shared: tuple[int, Session, S3Client] | None = None  # (pid, session, client)
-        self._transfers: S3Client | None = None  # waits transfer_timeout (see _send_transfer)
         # Names being written with If-None-Match: * (see store): how many writes of each.
         self._exclusive: Counter[str] = Counter()
         self._exclusive_lock = threading.Lock()
@@ -210,35 +206,28 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                         client.meta.events.register(
                             f"before-parameter-build.s3.{operation}", self._add_condition
                         )
-                    self._transfers = session.client(
+                    transfers = session.client(
                         "s3",
                         region_name=self.region_name,
                         endpoint_url=self.endpoint_url,
-                        config=_client_config(self.keyed_config, self.keyed_config.transfer_timeout),
+                        # urllib3 sends a request's body under the connect timeout: a large
+                        # body needs the transfer timeout there too.
+                        config=_client_config(
+                            self.keyed_config,
+                            self.keyed_config.transfer_timeout,
+                            self.keyed_config.transfer_timeout,
+                        ),
                     )
-                    for operation in TRANSFER_OPERATIONS:
-                        client.meta.events.register(f"before-send.s3.{operation}", self._send_transfer)
-                    client.meta.events.register("before-send.s3.PutObject", self._send_put)
+                    # botocore offers no per-request timeout (one HTTP session, one timeout), so
+                    # long transfers go through the connections of a client that waits longer.
+                    # _endpoint is botocore's, unchanged since 2015: the only way to its session.
+                    endpoint = client._endpoint
+                    endpoint.http_session = _Connections(
+                        endpoint.http_session,
+                        transfers._endpoint.http_session,
+                    )
                     shared = self._shared = (os.getpid(), session, client)
         return shared[1], shared[2]
-
-    def _send_transfer(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
-        """Send a long transfer through the second client's connections, which wait
-        transfer_timeout for an answer; everything else (signing, retries, parsing) stays the
-        shared client's. botocore offers no per-request timeout: one HTTP session has one."""
-        assert self._transfers is not None  # created with the shared client
-        try:
-            # _endpoint is botocore's, unchanged since 2015: the only way to its HTTP session.
-            response: AWSResponse = self._transfers._endpoint.http_session.send(request)  # type: ignore[attr-defined]
-        except ReadTimeoutError as error:
-            raise TransferTimeout(endpoint_url=request.url, error=error) from error
-        return response
-
-    def _send_put(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
-        """A PutObject is a transfer if its body is large; None lets botocore send it itself."""
-        if int(request.headers.get("Content-Length") or 0) <= TRANSFER_BODY:
-            return None
-        return self._send_transfer(request)
 
     @property
     def client(self) -> S3Client:
@@ -904,11 +893,48 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         return True
 
 
-def _client_config(config: Config, read_timeout: float) -> BotoConfig:
+def _is_transfer(request: AWSPreparedRequest) -> bool:
+    """Whether a request may rightly keep S3 busy longer than a read timeout: a part
+    (UploadPart, UploadPartCopy), completing a multipart upload, a server-side copy, or a PUT
+    of more than TRANSFER_BODY bytes, whose body urllib3 sends under the connect timeout."""
+    if request.method == "POST":
+        return "uploadId=" in request.url
+    if request.method != "PUT":
+        return False
+    return (
+        "uploadId=" in request.url
+        or "x-amz-copy-source" in request.headers
+        or int(request.headers.get("Content-Length") or 0) > TRANSFER_BODY
+    )
+
+
+class _Connections:
+    """The shared client's HTTP session: short requests through its own connections, long
+    transfers (_is_transfer) through those of a client that waits transfer_timeout. Retries,
+    signing, hooks and parsing stay the shared client's."""
+
+    def __init__(self, short: Any, long: Any):
+        self._short = short
+        self._long = long
+
+    def send(self, request: AWSPreparedRequest) -> AWSResponse:
+        if not _is_transfer(request):
+            return self._short.send(request)  # type: ignore[no-any-return]
+        try:
+            return self._long.send(request)  # type: ignore[no-any-return]
+        except ReadTimeoutError as error:
+            raise TransferTimeout(endpoint_url=request.url, error=error) from error
+
+    def close(self) -> None:
+        self._short.close()
+        self._long.close()
+
+
+def _client_config(config: Config, connect_timeout: float, read_timeout: float) -> BotoConfig:
     return BotoConfig(
         signature_version="s3v4",
         s3={"addressing_style": addressing_style(config)},
-        connect_timeout=config.connect_timeout,
+        connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         # Timeouts, dropped connections, throttling and 5xx answers are retried with backoff,
         # each request tried at most max_attempts times in all.

@@ -123,6 +123,10 @@ class TransferTimeout(ReadTimeoutError):
     KEYED_STORAGE_READ_TIMEOUT); botocore retries it as any read timeout."""
 
 
+class TransferConnectTimeout(ConnectTimeoutError):
+    """A connect timeout of a long transfer, which waits KEYED_STORAGE_TRANSFER_TIMEOUT too."""
+
+
 def _transfer_config() -> TransferConfig:
     # Parts of 6 MiB, at most 3 of them held in memory (read ahead or in flight) and 6
     # threads to send them: a 1 GiB stream's upload grows the process by well under 64 MiB
@@ -290,7 +294,9 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         if seen is None:
             return ""
         cfg = self.keyed_config
-        if isinstance(seen, ConnectTimeoutError):
+        if isinstance(seen, TransferConnectTimeout):
+            waited = f"no connection within KEYED_STORAGE_TRANSFER_TIMEOUT={cfg.transfer_timeout:g} s"
+        elif isinstance(seen, ConnectTimeoutError):
             waited = f"no connection within KEYED_STORAGE_CONNECT_TIMEOUT={cfg.connect_timeout:g} s"
         elif isinstance(seen, TransferTimeout):
             waited = f"no answer within KEYED_STORAGE_TRANSFER_TIMEOUT={cfg.transfer_timeout:g} s"
@@ -924,6 +930,8 @@ class _Connections:
             return self._long.send(request)  # type: ignore[no-any-return]
         except ReadTimeoutError as error:
             raise TransferTimeout(endpoint_url=request.url, error=error) from error
+        except ConnectTimeoutError as error:
+            raise TransferConnectTimeout(endpoint_url=request.url, error=error) from error
 
     def close(self) -> None:
         self._short.close()

@@ -69,9 +69,11 @@ def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
     timeout = _timeout(error)
     tries = f"tried {config.max_attempts} time(s) (KEYED_STORAGE_MAX_ATTEMPTS)"
     if isinstance(timeout, ConnectTimeoutError):
+        variable, seconds = "KEYED_STORAGE_CONNECT_TIMEOUT", config.connect_timeout
+        if type(timeout).__name__ == "TransferConnectTimeout":  # a long transfer's, see TransferTimeout
+            variable, seconds = "KEYED_STORAGE_TRANSFER_TIMEOUT", config.transfer_timeout
         return Diagnosis(
-            f"No connection to the S3 endpoint ({endpoint}) within KEYED_STORAGE_CONNECT_TIMEOUT="
-            f"{config.connect_timeout:g} s, {tries}.",
+            f"No connection to the S3 endpoint ({endpoint}) within {variable}={seconds:g} s, {tries}.",
             "Check AWS_ENDPOINT_URL_S3 (host and port) and the network or firewall between here and it.",
         )
     if isinstance(timeout, ReadTimeoutError):

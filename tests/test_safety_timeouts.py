@@ -31,6 +31,44 @@ TIMEOUTS = {
 }
 
 
+# The variables -------------------------------------------------------------------------------
+
+
+def test_the_defaults_end_a_request_inside_a_30_second_proxy(s3):
+    cfg = config.current()
+    assert (cfg.connect_timeout, cfg.read_timeout, cfg.transfer_timeout, cfg.max_attempts) == (3, 10, 120, 2)
+    # The README's arithmetic: every try may use both timeouts, plus under 1 s of backoff.
+    assert cfg.max_attempts * (cfg.connect_timeout + cfg.read_timeout) + 1 < 30
+
+
+def test_settings_give_the_same_variables(s3, settings):
+    settings.KEYED_STORAGE = {"KEYED_STORAGE_READ_TIMEOUT": "2.5", "KEYED_STORAGE_MAX_ATTEMPTS": "1"}
+    cfg = config.current()
+    assert (cfg.read_timeout, cfg.max_attempts) == (2.5, 1)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KEYED_STORAGE_CONNECT_TIMEOUT", "0"),
+        ("KEYED_STORAGE_READ_TIMEOUT", "-1"),
+        ("KEYED_STORAGE_READ_TIMEOUT", "ten"),
+        ("KEYED_STORAGE_READ_TIMEOUT", "nan"),
+        ("KEYED_STORAGE_TRANSFER_TIMEOUT", "inf"),
+        ("KEYED_STORAGE_TRANSFER_TIMEOUT", "3601"),
+        ("KEYED_STORAGE_MAX_ATTEMPTS", "0"),
+        ("KEYED_STORAGE_MAX_ATTEMPTS", "11"),
+        ("KEYED_STORAGE_MAX_ATTEMPTS", "2.5"),
+    ],
+)
+def test_a_value_that_does_not_parse_is_e005_naming_the_variable(s3, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    cfg, problems = config.inspect()
+    assert cfg is None
+    assert [(p.id, p.variable) for p in problems] == [("keyed_storage.E005", variable)]
+    assert f"{variable}={value!r}" in problems[0].message
+
+
 @pytest.fixture
 def through(s3, monkeypatch):
     """through(mode, ...): the storage pointed at a faulty proxy in front of the test's bucket."""

@@ -26,6 +26,10 @@ DEFAULT_DIRECT_PART_THRESHOLD = variables.DEFAULT_DIRECT_PART_THRESHOLD
 DEFAULT_DIRECT_PART_SIZE = variables.DEFAULT_DIRECT_PART_SIZE
 MIN_PART_SIZE = variables.MIN_PART_SIZE
 MAX_PART_SIZE = variables.MAX_PART_SIZE
+DEFAULT_CONNECT_TIMEOUT = variables.DEFAULT_CONNECT_TIMEOUT
+DEFAULT_READ_TIMEOUT = variables.DEFAULT_READ_TIMEOUT
+DEFAULT_TRANSFER_TIMEOUT = variables.DEFAULT_TRANSFER_TIMEOUT
+DEFAULT_MAX_ATTEMPTS = variables.DEFAULT_MAX_ATTEMPTS
 
 #: Every variable keyed_storage reads, in the order the README documents them.
 VARIABLES = tuple(variable.name for variable in TABLE)
@@ -79,6 +83,11 @@ class Config:
     media_url: str = ""
     # Cache-Control of objects whose bytes never change under their name (see keyed_storage.caching).
     cache_control: str = ""
+    # How long to wait for S3, in seconds, and how many times to try one request.
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    transfer_timeout: float = DEFAULT_TRANSFER_TIMEOUT
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 def _lookup(name: str, overrides: dict[str, Any]) -> tuple[str | None, str]:

@@ -31,6 +31,19 @@ DEFAULT_DIRECT_PART_SIZE = 16 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
 
+# How long to wait for S3. One request gives up after MAX_ATTEMPTS tries of at most CONNECT +
+# READ seconds each, plus botocore's backoff between them (under 1 s after the first try):
+# 2 x (3 + 10) + 1 = 27 s at worst, inside the 30 s a proxy or load balancer gives a web
+# request. S3 answers in well under a second; a connection that takes 3 s lost its SYN twice.
+# Long transfers (parts, server-side copies, completing a multipart upload, big saves, sync)
+# wait TRANSFER instead of READ: S3 takes minutes to copy or assemble gigabytes.
+DEFAULT_CONNECT_TIMEOUT = 3.0
+DEFAULT_READ_TIMEOUT = 10.0
+DEFAULT_TRANSFER_TIMEOUT = 120.0
+DEFAULT_MAX_ATTEMPTS = 2
+MAX_TIMEOUT = 3600.0
+MAX_ATTEMPTS = 10
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -175,6 +188,33 @@ def part_bytes(name: str, value: str) -> int:
     return size
 
 
+def timeout(name: str, value: str) -> float:
+    """Seconds, decimals allowed, above 0 and at most MAX_TIMEOUT."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_TIMEOUT:  # NaN fails both comparisons
+        raise Invalid(
+            "keyed_storage.E005",
+            f"{name}={value!r} is not a number of seconds above 0 and at most {MAX_TIMEOUT:g}.",
+            "Write it in seconds, e.g. 10 or 2.5.",
+        )
+    return seconds
+
+
+def attempts(name: str, value: str) -> int:
+    """How many times one request is tried in all, 1 to MAX_ATTEMPTS."""
+    number = whole_number(value, maximum=MAX_ATTEMPTS)
+    if not number:
+        raise Invalid(
+            "keyed_storage.E005",
+            f"{name}={value!r} is not a whole number of attempts between 1 and {MAX_ATTEMPTS}.",
+            "1 tries each request once; 2 retries it once.",
+        )
+    return number
+
+
 def cache_control(name: str, value: str) -> str:
     if not _CACHE_CONTROL.fullmatch(value):
         raise Invalid(
@@ -267,6 +307,29 @@ TABLE: tuple[Variable, ...] = (
         "Bytes in each part, 5 MiB to 5 GiB, grown for files that would need more than 10,000 "
         f"parts. Default {DEFAULT_DIRECT_PART_SIZE} (16 MiB).",
         example=str(MIN_PART_SIZE), invalid="1024",
+    ),
+    Variable(
+        "KEYED_STORAGE_CONNECT_TIMEOUT", "connect_timeout", timeout, DEFAULT_CONNECT_TIMEOUT, "s3",
+        f"Seconds to open a connection to S3. Default {DEFAULT_CONNECT_TIMEOUT:g}.",
+        example="2.5", invalid="soon",
+    ),
+    Variable(
+        "KEYED_STORAGE_READ_TIMEOUT", "read_timeout", timeout, DEFAULT_READ_TIMEOUT, "s3",
+        "Seconds of silence allowed while waiting for an answer from S3 or its next bytes. "
+        f"Default {DEFAULT_READ_TIMEOUT:g}.",
+        example="5", invalid="0",
+    ),
+    Variable(
+        "KEYED_STORAGE_TRANSFER_TIMEOUT", "transfer_timeout", timeout, DEFAULT_TRANSFER_TIMEOUT, "s3",
+        "Connect and read timeout of long transfers: parts, completing a multipart upload, "
+        f"server-side copies, PUTs over 256 KiB. Default {DEFAULT_TRANSFER_TIMEOUT:g}.",
+        example="300", invalid="-1",
+    ),
+    Variable(
+        "KEYED_STORAGE_MAX_ATTEMPTS", "max_attempts", attempts, DEFAULT_MAX_ATTEMPTS, "s3",
+        f"Tries of one S3 request in all, retries included, 1 to {MAX_ATTEMPTS}. "
+        f"Default {DEFAULT_MAX_ATTEMPTS}.",
+        example="3", invalid="11",
     ),
 )  # fmt: skip
 

@@ -12,14 +12,16 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+from s3transfer.exceptions import RetriesExceededError
 from s3transfer.utils import ChunksizeAdjuster
-from storages.backends.s3 import S3Storage
+from storages.backends.s3 import S3File, S3Storage
 
 from ..caching import cache_control
 from ..config import Config
@@ -32,6 +34,7 @@ from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:
     from boto3.session import Session
+    from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from django.core.files import File
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import LifecycleRuleOutputTypeDef
@@ -111,6 +114,19 @@ def signing_origin(config: Config) -> tuple[str, str]:
     return f"https://{bucket}.{host}", ""
 
 
+# PUTs of more than this many bytes are transfers (see _is_transfer).
+TRANSFER_BODY = 256 * 1024
+
+
+class TransferTimeout(ReadTimeoutError):
+    """A read timeout of a long transfer (KEYED_STORAGE_TRANSFER_TIMEOUT expired, not
+    KEYED_STORAGE_READ_TIMEOUT); botocore retries it as any read timeout."""
+
+
+class TransferConnectTimeout(ConnectTimeoutError):
+    """A connect timeout of a long transfer, which waits KEYED_STORAGE_TRANSFER_TIMEOUT too."""
+
+
 def _transfer_config() -> TransferConfig:
     # Parts of 6 MiB, at most 3 of them held in memory (read ahead or in flight) and 6
     # threads to send them: a 1 GiB stream's upload grows the process by well under 64 MiB
@@ -119,6 +135,9 @@ def _transfer_config() -> TransferConfig:
         multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE, max_concurrency=6
     )
     transfer.max_in_memory_upload_chunks = 3  # s3transfer's setting, not among boto3's arguments
+    # botocore already tries each GET KEYED_STORAGE_MAX_ATTEMPTS times; s3transfer would try a
+    # download 5 times more on top, multiplying the time a dead server holds a reader.
+    transfer.num_download_attempts = 1
     return transfer
 
 
@@ -153,12 +172,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             file_overwrite=True,
             custom_domain=None,
             location="",
-            client_config=BotoConfig(
-                signature_version="s3v4",
-                s3={"addressing_style": addressing_style(config)},
-                # Throttling and 5xx answers are retried with backoff.
-                retries={"mode": "standard", "max_attempts": 3},
-            ),
+            client_config=_client_config(config, config.connect_timeout, config.read_timeout),
             transfer_config=_transfer_config(),
         )
         self._public_base = public_base(config)
@@ -196,6 +210,26 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                         client.meta.events.register(
                             f"before-parameter-build.s3.{operation}", self._add_condition
                         )
+                    transfers = session.client(
+                        "s3",
+                        region_name=self.region_name,
+                        endpoint_url=self.endpoint_url,
+                        # urllib3 sends a request's body under the connect timeout: a large
+                        # body needs the transfer timeout there too.
+                        config=_client_config(
+                            self.keyed_config,
+                            self.keyed_config.transfer_timeout,
+                            self.keyed_config.transfer_timeout,
+                        ),
+                    )
+                    # botocore offers no per-request timeout (one HTTP session, one timeout), so
+                    # long transfers go through the connections of a client that waits longer.
+                    # _endpoint is botocore's, unchanged since 2015: the only way to its session.
+                    endpoint = client._endpoint
+                    endpoint.http_session = _Connections(
+                        endpoint.http_session,
+                        transfers._endpoint.http_session,
+                    )
                     shared = self._shared = (os.getpid(), session, client)
         return shared[1], shared[2]
 
@@ -236,15 +270,44 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         """
         try:
             yield
-        except (ClientError, BotoCoreError, Boto3Error, KeyError) as error:
-            cause = (
-                f"the server's answer was cut short (no {error})" if isinstance(error, KeyError) else error
-            )
+        except (ClientError, BotoCoreError, Boto3Error, KeyError, RetriesExceededError) as error:
+            waited = self._timeout_expired(error)
+            if waited:
+                raise StorageError(
+                    f"Could not {action} {name!r} in {waited}", name=name, location=self.keyed_config.bucket
+                ) from error
+            # s3transfer's RetriesExceededError wraps a download's error.
+            cause: object = error.last_exception if isinstance(error, RetriesExceededError) else error
+            if isinstance(error, KeyError):
+                cause = f"the server's answer was cut short (no {error})"
             raise StorageError(
                 f"Could not {action} {name!r} in {self._where}: {cause}",
                 name=name,
                 location=self.keyed_config.bucket,
             ) from error
+
+    def _timeout_expired(self, error: BaseException) -> str:
+        """'<bucket at endpoint>: <which timeout expired>' if `error` is (or wraps) a timeout, else ''."""
+        seen: BaseException | None = error
+        while seen is not None and not isinstance(seen, (ReadTimeoutError, ConnectTimeoutError)):
+            seen = getattr(seen, "last_exception", None) or seen.__cause__ or seen.__context__
+        if seen is None:
+            return ""
+        cfg = self.keyed_config
+        if isinstance(seen, TransferConnectTimeout):
+            waited = f"no connection within KEYED_STORAGE_TRANSFER_TIMEOUT={cfg.transfer_timeout:g} s"
+        elif isinstance(seen, ConnectTimeoutError):
+            waited = f"no connection within KEYED_STORAGE_CONNECT_TIMEOUT={cfg.connect_timeout:g} s"
+        elif isinstance(seen, TransferTimeout):
+            waited = f"no answer within KEYED_STORAGE_TRANSFER_TIMEOUT={cfg.transfer_timeout:g} s"
+        else:
+            waited = f"no answer within KEYED_STORAGE_READ_TIMEOUT={cfg.read_timeout:g} s"
+        tries = "once" if cfg.max_attempts == 1 else f"{cfg.max_attempts} times"
+        where = self._where
+        if not cfg.endpoint_url:  # name the host that was silent
+            url = urlsplit(str(seen.kwargs.get("endpoint_url", "")))
+            where += f" at {url.scheme}://{url.netloc}" if url.netloc else ""
+        return f"{where}: {waited}, tried {tries} (KEYED_STORAGE_MAX_ATTEMPTS)."
 
     # Storage API ---------------------------------------------------------------------------
 
@@ -420,7 +483,10 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
 
     def _open(self, name: str, mode: str = "rb") -> File[Any]:
         with self._failing("open", name):
-            return super()._open(name, mode)  # type: ignore[no-any-return]  # django-storages is untyped
+            opened = super()._open(name, mode)
+        # Its bytes are fetched at the first read: errors then are translated too.
+        opened.__class__ = _KeyedS3File
+        return opened  # type: ignore[no-any-return]  # django-storages is untyped
 
     def url(
         self,
@@ -911,6 +977,74 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
             **kept,
         )
         return True
+
+
+def _is_transfer(request: AWSPreparedRequest) -> bool:
+    """Whether a request may rightly keep S3 busy longer than a read timeout: a part
+    (UploadPart, UploadPartCopy), completing a multipart upload, a server-side copy, or a PUT
+    of more than TRANSFER_BODY bytes, whose body urllib3 sends under the connect timeout."""
+    if request.method == "POST":
+        return "uploadId=" in request.url
+    if request.method != "PUT":
+        return False
+    return (
+        "uploadId=" in request.url
+        or "x-amz-copy-source" in request.headers
+        or int(request.headers.get("Content-Length") or 0) > TRANSFER_BODY
+    )
+
+
+class _Connections:
+    """The shared client's HTTP session: short requests through its own connections, long
+    transfers (_is_transfer) through those of a client that waits transfer_timeout. Retries,
+    signing, hooks and parsing stay the shared client's."""
+
+    def __init__(self, short: Any, long: Any):
+        self._short = short
+        self._long = long
+
+    def send(self, request: AWSPreparedRequest) -> AWSResponse:
+        if not _is_transfer(request):
+            return self._short.send(request)  # type: ignore[no-any-return]
+        try:
+            return self._long.send(request)  # type: ignore[no-any-return]
+        except ReadTimeoutError as error:
+            raise TransferTimeout(endpoint_url=request.url, error=error) from error
+        except ConnectTimeoutError as error:
+            raise TransferConnectTimeout(endpoint_url=request.url, error=error) from error
+
+    def close(self) -> None:
+        self._short.close()
+        self._long.close()
+
+
+def _client_config(config: Config, connect_timeout: float, read_timeout: float) -> BotoConfig:
+    return BotoConfig(
+        signature_version="s3v4",
+        s3={"addressing_style": addressing_style(config)},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        # Timeouts, dropped connections, throttling and 5xx answers are retried with backoff,
+        # each request tried at most max_attempts times in all.
+        retries={"mode": "standard", "total_max_attempts": config.max_attempts},
+    )
+
+
+class _KeyedS3File(S3File):  # type: ignore[misc]  # django-storages has no type information
+    """django-storages' S3File whose download (at the first read) fails with a StorageError.
+    A body cut short is an error (botocore checks it against Content-Length), never a
+    shorter file."""
+
+    def _get_file(self) -> Any:
+        try:
+            with self._storage._failing("read", self.name):
+                return super()._get_file()
+        except StorageError:
+            # S3File keeps what it wrote so far: forget it, or the next read would return it.
+            self._file = None
+            raise
+
+    file = property(_get_file, S3File._set_file)
 
 
 def _whole_bucket(rule: LifecycleRuleOutputTypeDef) -> bool:

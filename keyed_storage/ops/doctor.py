@@ -33,6 +33,9 @@ CACHE_SAMPLE = 5  # stored tokened objects whose Cache-Control the doctor looks 
 SAMPLE_LISTED = 200  # names listed to find them
 MAX_SKEW = 15 * 60  # seconds; S3 refuses signed requests further off than this
 GET_TIMEOUT = 15
+# An S3 answer that takes more than this share of KEYED_STORAGE_READ_TIMEOUT is a warning: a
+# little slower still, and the app's requests fail.
+SLOW_SHARE = 0.25
 
 # Replaced by tests to provoke a clock skew; the wall clock otherwise.
 clock: Callable[[], float] = time.time
@@ -70,6 +73,12 @@ def describe(cfg: config.Config) -> list[str]:
         f"Cache-Control: {cfg.cache_control!r} for uploads' tokened names ({origin}), "
         f"{cache_control(cfg, immutable=False)!r} for exact names."
     )
+    if cfg.backend == "s3":
+        lines.append(
+            f"Waiting for S3: {cfg.connect_timeout:g} s to connect, {cfg.read_timeout:g} s for an answer "
+            f"({cfg.transfer_timeout:g} s for long transfers), each request tried at most "
+            f"{cfg.max_attempts} time(s)."
+        )
     return lines
 
 
@@ -116,12 +125,13 @@ def _s3_steps(cfg: config.Config) -> Iterator[Step]:
     # The region first: S3 answers GetBucketLocation from any region with a code for each
     # failure (NoSuchBucket, AccessDenied, SignatureDoesNotMatch, ...).
     title = f"bucket {cfg.bucket} exists"
+    started = time.perf_counter()
     try:
         actual = backend.region()
     except Exception as error:
         yield Step.failed(title, explain(error, action="s3:GetBucketLocation", config=cfg))
         return
-    yield Step(True, title)
+    yield _timed(Step(True, title), started, cfg)
 
     if actual != (cfg.region or "us-east-1"):
         yield Step(
@@ -135,12 +145,13 @@ def _s3_steps(cfg: config.Config) -> Iterator[Step]:
     yield Step(True, f"bucket region: {actual}" + (" matches AWS_REGION" if cfg.region else ""))
 
     title = "list objects (the app lists a key's earlier objects to replace them)"
+    started = time.perf_counter()
     try:
         listed = backend.listing(PROBE_KEY + "/", 1)
     except Exception as error:
         yield Step.failed(title, explain(error, action="s3:ListBucket", config=cfg))
         return
-    yield Step(True, title)
+    yield _timed(Step(True, title), started, cfg)
     yield _clock_step(listed.server_time)
 
     stored = True
@@ -278,6 +289,22 @@ def _admits(origins: list[str], site: str | None) -> bool:
     return any(fnmatch.fnmatchcase(site, origin) for origin in origins)
 
 
+def _timed(step: Step, started: float, cfg: config.Config) -> Step:
+    """`step`, a warning if S3 took more than SLOW_SHARE of the read timeout since `started`."""
+    seconds = time.perf_counter() - started
+    if cfg.backend != "s3" or not step.ok or step.warning or seconds <= cfg.read_timeout * SLOW_SHARE:
+        return step
+    return Step(
+        True,
+        f"{step.title} (slow: {seconds:.1f} s)",
+        f"S3 took {seconds:.1f} s to answer, more than {SLOW_SHARE:.0%} of KEYED_STORAGE_READ_TIMEOUT="
+        f"{cfg.read_timeout:g} s: a little slower and the app's requests fail with a timeout.",
+        f"Check the network between here and {cfg.endpoint_url or 'Amazon S3'} and the service's load; "
+        "if it is slow by nature, raise KEYED_STORAGE_READ_TIMEOUT.",
+        warning=True,
+    )
+
+
 def _clock_step(server_time: datetime | None) -> Step:
     if server_time is None:
         return Step(True, "clock: the server sent no Date header to compare with")
@@ -348,12 +375,13 @@ def _probe_steps(cfg: config.Config, backend: Backend, *, fetch_link: bool = Tru
     storage = KeyedStorage()
     body = f"keyed_storage doctor probe {secrets.token_hex(16)}\n".encode()
     name = object_name(PROBE_KEY, "probe.txt")
+    started = time.perf_counter()
     try:
         name = storage.save(name, ContentFile(body))
     except Exception as error:
         yield Step.failed(f"PUT {name}", _explain_write(error, cfg))
         return
-    yield Step(True, f"PUT {name} ({len(body)} bytes)")
+    yield _timed(Step(True, f"PUT {name} ({len(body)} bytes)"), started, cfg)
     if fetch_link:
         yield _get_step(storage.url(name), body, cfg)
     else:
@@ -361,7 +389,8 @@ def _probe_steps(cfg: config.Config, backend: Backend, *, fetch_link: bool = Tru
             same = stored.read() == body
         cause = "" if same else "The bytes read back differ from those written."
         yield Step(same, f"read back {name}", cause, "" if same else "Check the disk.")
-    yield _delete_step(storage, name, cfg)
+    started = time.perf_counter()
+    yield _timed(_delete_step(storage, name, cfg), started, cfg)
     if cfg.backend == "local":
         try:
             os.rmdir(storage.path(PROBE_KEY))

@@ -55,9 +55,36 @@ def error_code(error: BaseException) -> tuple[str, str, Mapping[str, Any]]:
     return (found.group(1) if found else ""), str(error), {}
 
 
+def _timeout(error: BaseException) -> BaseException | None:
+    """The timeout behind `error` (keyed_storage's StorageError chains it), if any."""
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, (ReadTimeoutError, ConnectTimeoutError)):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
 def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
     """Why `action` (an IAM action such as s3:PutObject) failed, and what to do about it."""
     endpoint = config.endpoint_url or "Amazon S3"
+    timeout = _timeout(error)
+    tries = f"tried {config.max_attempts} time(s) (KEYED_STORAGE_MAX_ATTEMPTS)"
+    if isinstance(timeout, ConnectTimeoutError):
+        variable, seconds = "KEYED_STORAGE_CONNECT_TIMEOUT", config.connect_timeout
+        if type(timeout).__name__ == "TransferConnectTimeout":  # a long transfer's, see TransferTimeout
+            variable, seconds = "KEYED_STORAGE_TRANSFER_TIMEOUT", config.transfer_timeout
+        return Diagnosis(
+            f"No connection to the S3 endpoint ({endpoint}) within {variable}={seconds:g} s, {tries}.",
+            "Check AWS_ENDPOINT_URL_S3 (host and port) and the network or firewall between here and it.",
+        )
+    if isinstance(timeout, ReadTimeoutError):
+        variable, seconds = "KEYED_STORAGE_READ_TIMEOUT", config.read_timeout
+        if type(timeout).__name__ == "TransferTimeout":  # keyed_storage.backends.s3's, for long transfers
+            variable, seconds = "KEYED_STORAGE_TRANSFER_TIMEOUT", config.transfer_timeout
+        return Diagnosis(
+            f"The S3 endpoint ({endpoint}) accepted the connection but did not answer within "
+            f"{variable}={seconds:g} s, {tries}.",
+            f"Check that the service is up and not overloaded; if it is slow by nature, raise {variable}.",
+        )
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
         return Diagnosis(
             f"The S3 endpoint cannot be reached ({endpoint}): {error}.",

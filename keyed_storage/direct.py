@@ -263,7 +263,9 @@ def _broken(backend: backends.Backend, name: str, unreadable: ObjectUnreadable) 
         raise unreadable from None
     if still is None:  # gone since: as any upload gone mid-finish
         return UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
-    logger.error("keyed_storage: removing the direct upload %s, which storage cannot read: %s", name, unreadable)
+    logger.error(
+        "keyed_storage: removing the direct upload %s, which storage cannot read: %s", name, unreadable
+    )
     _discard(backend, name)
     return UploadBroken(
         _("The file was received but storage cannot read it back. Please upload it again."),

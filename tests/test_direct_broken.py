@@ -64,7 +64,9 @@ def reads_of(s3, name: str) -> bytes:
 def posted(s3) -> tuple[str, str]:
     """A direct upload POSTed straight to the S3 server: (its reference, its upload name)."""
     ticket = start_upload(KEY, filename="talk.wav", size=len(RECORDING), content_type="audio/wav")
-    response = requests.post(ticket.url, data=ticket.fields, files={"file": ("talk.wav", RECORDING)}, timeout=30)
+    response = requests.post(
+        ticket.url, data=ticket.fields, files={"file": ("talk.wav", RECORDING)}, timeout=30
+    )
     assert response.status_code == 204, response.text
     return ticket.reference, ticket.fields["key"]
 
@@ -170,7 +172,9 @@ def test_a_form_shows_the_refusal_as_a_field_error_and_keeps_the_other_fields(s3
     ticket = upload_directly(editor_client, session, RECORDING, "talk.wav", "audio/wav")
     upload = ticket["fields"]["key"]
     through("error", trigger=reads_of(s3, upload))
-    response = save_form(editor_client, session, title="Edited title", **{"audio-reference": ticket["reference"]})
+    response = save_form(
+        editor_client, session, title="Edited title", **{"audio-reference": ticket["reference"]}
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert "storage cannot read it back. Please upload it again." in page

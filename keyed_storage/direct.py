@@ -165,7 +165,8 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     other headers than its name and claim announced (S3 changes headers only by a copy).
 
     Raises ReferenceRefused (nothing deleted), or a FileRefused (UploadMissing, FileTooLarge,
-    FileTypeRefused) after removing the object; a StorageError after removing the upload.
+    FileTypeRefused, UploadBroken: storage has it and fails every read) after removing the
+    object; a StorageError after removing the upload (a completed multipart upload is kept).
     Finishing again, or at the same time (a form sent twice, a retried request), returns the
     same name once one finish has published it, else one of those errors; never a missing
     object's error. Set on a model field and saved, the name the first finish returned (a

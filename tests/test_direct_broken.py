@@ -9,13 +9,17 @@ server says the object exists); the test checks what is left on the server itsel
 
 from __future__ import annotations
 
+import builtins
+import errno
 import os
+from typing import Any
 
 import pytest
 import requests
 
 from events.models import Event, Session
-from keyed_storage import config
+from keyed_storage import KeyedStorage, config
+from keyed_storage.backends import local as local_backend
 from keyed_storage.direct import finish_upload, published_name, start_upload
 from keyed_storage.exceptions import StorageError, UploadBroken, UploadMissing
 from keyed_storage.multipart import part_urls
@@ -126,6 +130,47 @@ def test_the_server_answering_again_after_a_refusal_changes_nothing(s3, through)
     with pytest.raises(UploadMissing):
         finish_upload(reference, key=KEY)
     assert s3.keys() == []
+
+
+class _FailingReads:
+    """A file opened for reading whose reads fail as a disk's bad sector does."""
+
+    def __init__(self, file: Any):
+        self._file = file
+
+    def __enter__(self) -> _FailingReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def fileno(self) -> int:
+        return int(self._file.fileno())
+
+    def read(self, size: int = -1) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+def test_a_file_the_disk_cannot_read_is_removed_and_refused(local, monkeypatch):
+    ticket = start_upload(KEY, filename="talk.wav", size=len(RECORDING), content_type="audio/wav")
+    response = requests.post(
+        ticket.url, data=ticket.fields, files={"file": ("talk.wav", RECORDING)}, timeout=30
+    )
+    assert response.status_code == 204, response.text
+    path = KeyedStorage().path(ticket.fields["key"])
+
+    def opened(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = builtins.open(file, mode, *args, **kwargs)
+        return _FailingReads(handle) if file == path and mode == "rb" else handle
+
+    # The disk's fault, for this one file: the local backend's open() only.
+    monkeypatch.setattr(local_backend, "open", opened, raising=False)
+    with pytest.raises(UploadBroken) as raised:
+        finish_upload(ticket.reference, key=KEY)
+    assert_broken(raised)
+    assert not os.path.exists(path)
+    with pytest.raises(UploadMissing, match="not received"):
+        finish_upload(ticket.reference, key=KEY)
 
 
 # A server that does not answer: later, and nothing deleted -------------------------------------

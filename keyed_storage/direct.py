@@ -42,8 +42,10 @@ from .exceptions import (
     FileRefused,
     NameTaken,
     ObjectChanged,
+    ObjectUnreadable,
     ReferenceRefused,
     StorageError,
+    UploadBroken,
     UploadMissing,
 )
 from .images import DEFAULT_MAX_PIXELS, ImageRefused, displayed_size
@@ -163,7 +165,8 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     other headers than its name and claim announced (S3 changes headers only by a copy).
 
     Raises ReferenceRefused (nothing deleted), or a FileRefused (UploadMissing, FileTooLarge,
-    FileTypeRefused) after removing the object; a StorageError after removing the upload.
+    FileTypeRefused, UploadBroken: storage has it and fails every read) after removing the
+    object; a StorageError after removing the upload (a completed multipart upload is kept).
     Finishing again, or at the same time (a form sent twice, a retried request), returns the
     same name once one finish has published it, else one of those errors; never a missing
     object's error. Set on a model field and saved, the name the first finish returned (a
@@ -215,6 +218,8 @@ def _finish(backend: backends.Backend, upload: str, name: str, grant: dict[str, 
         # A finish of the same reference running at the same time published it first.
         backend.delete(upload)
         return name
+    except ObjectUnreadable as unreadable:
+        raise _broken(backend, upload, unreadable) from unreadable
     except StorageError:
         # The storage failed mid-way: the upload goes, if it can, so nothing of it is left;
         # the client uploads again.
@@ -246,6 +251,29 @@ def _discard(backend: backends.Backend, upload: str) -> None:
         logger.exception("keyed_storage: could not delete the direct upload %s", upload)
 
 
+def _broken(backend: backends.Backend, name: str, unreadable: ObjectUnreadable) -> FileRefused:
+    """The refusal of an upload that is in storage but fails every read (see ObjectUnreadable),
+    once it is removed: no later finish can do better, so it ends here, with the user told to
+    upload the file again, and every later finish of its reference finds it missing.
+
+    Only if the server still answers for it: an object it no longer answers a HEAD for, the
+    server down rather than the object broken, is left alone (`unreadable` is raised)."""
+    try:
+        still = backend.head(name)
+    except StorageError:
+        raise unreadable from None
+    if still is None:  # gone since: as any upload gone mid-finish
+        return UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
+    logger.error(
+        "keyed_storage: removing the direct upload %s, which storage cannot read: %s", name, unreadable
+    )
+    _discard(backend, name)
+    return UploadBroken(
+        _("The file was received but storage cannot read it back. Please upload it again."),
+        code="direct_broken",
+    )
+
+
 def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], current: Config) -> str:
     """finish_upload() of a multipart upload: complete it under `name` (its parts were sent for
     that name), then check the object there, as after a POST, and remove it if refused.
@@ -268,6 +296,8 @@ def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], c
     except FileRefused:
         backend.delete(name)
         raise
+    except ObjectUnreadable as unreadable:
+        raise _broken(backend, name, unreadable) from unreadable
     except ObjectChanged as changed:
         # No ticket writes `name`: only another finish of this upload, which accepted it (the
         # check is decided before anything is written) and gave it its headers or cleaned it.

@@ -39,6 +39,12 @@ class UploadMissing(FileRefused):
     """A direct upload's object is not in storage: the client never sent it, or it was removed."""
 
 
+class UploadBroken(FileRefused):
+    """A direct upload's object is in storage but cannot be read: the server answers for it
+    (its size) and fails every read of it with an error of its own (as after a crash during its
+    completion). finish_upload() removes it; the file has to be uploaded again."""
+
+
 class ReferenceRefused(ValidationError):
     """A direct-upload reference that proves nothing here: altered, expired, or issued for
     another key or another binding (see keyed_storage.direct). Nothing is deleted: what such a
@@ -47,6 +53,12 @@ class ReferenceRefused(ValidationError):
 
 class ObjectChanged(StorageError):
     """An object was replaced while it was being checked (its version is no longer the one read)."""
+
+
+class ObjectUnreadable(StorageError):
+    """The storage has the object `name` but failed to read it, every time it was asked: an
+    S3 server answered 500 to each attempt, or the disk reported an I/O error. Not raised when
+    the server is unreachable or silent (a StorageError: that may pass)."""
 
 
 class NoOrigin(ImproperlyConfigured):

@@ -4,7 +4,9 @@ Each connection is forwarded untouched until the client sends a chunk starting w
 `trigger` (b"": at once; b"GET ": at its first GET), then it is *faulted* for good:
 - "silent": what the client sends is swallowed and nothing is ever answered;
 - "slow": each chunk of the server's answer is held `delay` seconds before it is sent;
-- "cut": the first `cut_after` bytes of the answer are sent, then both sides are closed.
+- "cut": the first `cut_after` bytes of the answer are sent, then both sides are closed;
+- "error": the request is not passed on; the proxy answers it with S3's 500 InternalError, as
+  a server that has lost an object's data does, and closes the connection.
 
 `faults` counts the connections faulted: one per attempt botocore makes, since it never
 reuses a connection that timed out or was cut. The proxy, never the test, holds the clock:
@@ -19,6 +21,15 @@ from contextlib import suppress
 from urllib.parse import urlsplit
 
 CHUNK = 16 * 1024
+
+_ERROR_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+)
+INTERNAL_ERROR = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_ERROR_BODY), _ERROR_BODY)
+)
 
 
 class FaultyProxy:
@@ -78,6 +89,9 @@ class FaultyProxy:
                     faulted.set()  # before the request goes on, so its answer is faulted
                 if faulted.is_set() and self.mode == "silent":
                     continue
+                if faulted.is_set() and self.mode == "error":
+                    client.sendall(INTERNAL_ERROR)
+                    break
                 server.sendall(chunk)
         _close(client, server)
 

@@ -22,7 +22,7 @@ from django.urls import NoReverseMatch, reverse
 from ..caching import cache_control
 from ..config import Config
 from ..content import GENERIC, ContentInfo
-from ..exceptions import NameTaken, NoOrigin, ObjectChanged, StorageError
+from ..exceptions import NameTaken, NoOrigin, ObjectChanged, ObjectUnreadable, StorageError
 from ..keys import PARTS_DIRECTORY, has_token
 from ..numbers import whole_number
 from ..origin import current_origin
@@ -422,6 +422,13 @@ class LocalBackend(FileSystemStorage):
                 return file.read(length)
         except FileNotFoundError as error:
             raise ObjectChanged(f"{name!r} was removed while it was being checked.", name=name) from error
+        except OSError as error:
+            if error.errno != errno.EIO:
+                raise
+            # The disk has the file and cannot read it (a bad sector, a lost network volume).
+            raise ObjectUnreadable(
+                f"Could not read {name!r} under {self.location!r}: {error}", name=name, location=self.location
+            ) from error
 
     def publish(
         self,

@@ -26,7 +26,7 @@ from storages.backends.s3 import S3File, S3Storage
 from ..caching import cache_control
 from ..config import Config
 from ..content import GENERIC, ContentInfo
-from ..exceptions import NameTaken, ObjectChanged, StorageError
+from ..exceptions import NameTaken, ObjectChanged, ObjectUnreadable, StorageError
 from ..keys import has_token
 from ..percent import url_path
 from . import Digest, Head, Listing, Look, Part, Stored
@@ -576,7 +576,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
     def read_start(self, name: str, length: int, version: str) -> bytes:
         """The first `length` bytes of `name` (a ranged GET, never the whole object), if its
         ETag is still `version`; ObjectChanged otherwise."""
-        with self._failing("read", name), self._unchanged(name):
+        with self._failing("read", name), self._unchanged(name), self._readable(name):
             answer = self.client.get_object(
                 Bucket=self.bucket_name, Key=name, Range=f"bytes=0-{length - 1}", IfMatch=version
             )
@@ -834,6 +834,24 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                     location=self.keyed_config.bucket,
                 ) from error
             raise
+
+    @contextmanager
+    def _readable(self, name: str) -> Iterator[None]:
+        """ObjectUnreadable for 500 (InternalError), the answer botocore has retried
+        KEYED_STORAGE_MAX_ATTEMPTS times by then: the server failing to read an object it has.
+        502, 503 and 504 (a gateway, SlowDown) mean "later" and stay StorageErrors."""
+        try:
+            yield
+        except ClientError as error:
+            if error.response["ResponseMetadata"]["HTTPStatusCode"] != 500:
+                raise
+            tries = self.keyed_config.max_attempts
+            raise ObjectUnreadable(
+                f"Could not read {name!r} in {self._where}: the server failed every read of it "
+                f"(tried {tries} times, KEYED_STORAGE_MAX_ATTEMPTS): {error}",
+                name=name,
+                location=self.keyed_config.bucket,
+            ) from error
 
     # Operations: what doctor and sync ask of the bucket ------------------------------------
     # Errors are botocore's own, unwrapped: the doctor explains them (keyed_storage.ops.explain).

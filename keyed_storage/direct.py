@@ -297,6 +297,10 @@ def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], c
         backend.delete(name)
         raise
     except ObjectUnreadable as unreadable:
+        # Completed by an earlier finish, it may be a saved row's file by now (the same form
+        # sent again): only a file nobody holds is removed as broken.
+        if not completed and _claimed(name):
+            raise
         raise _broken(backend, name, unreadable) from unreadable
     except ObjectChanged as changed:
         # No ticket writes `name`: only another finish of this upload, which accepted it (the
@@ -308,6 +312,12 @@ def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], c
         return name
     # Only the finish that completed the upload owns the name (a rollback of its save removes it).
     return FinishedName(name) if completed else name
+
+
+def _claimed(name: str) -> bool:
+    from .replacement import claimed_anywhere  # the lifecycle builds on this module
+
+    return claimed_anywhere(name)
 
 
 def finished_by(name: str) -> datetime | None:

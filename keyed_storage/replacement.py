@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
 from django.db import transaction
 from django.db.models import NOT_PROVIDED, FileField, Model
 from django.db.models.fields.files import FieldFile
@@ -178,6 +179,17 @@ def claimed(field: FileField, name: str, using: str | None = None) -> bool:
     if name in default_names(field):
         return True
     return field.model._base_manager.using(using).filter(**{field.attname: name}).exists()
+
+
+def claimed_anywhere(name: str, using: str | None = None) -> bool:
+    """Whether any file field on KeyedStorage, of any installed model, claims `name` (one query
+    a field): for code that holds a name but not the field it went to (a direct upload)."""
+    return any(
+        claimed(field, name, using)
+        for model in apps.get_models()
+        if not model._meta.proxy
+        for field in _keyed_fields(model)
+    )
 
 
 def remove_unclaimed(field: FileField, name: str, using: str | None = None) -> None:

@@ -228,3 +228,23 @@ def test_a_form_shows_the_refusal_as_a_field_error_and_keeps_the_other_fields(s3
     assert published_name(upload) not in s3.keys()
     session.refresh_from_db()
     assert not session.audio and session.title == "Keynote"
+
+
+@pytest.mark.django_db
+def test_a_saved_multipart_upload_that_turns_unreadable_is_never_removed_by_a_later_finish(
+    s3, through, monkeypatch
+):
+    """The same form sent again after the first was saved: the object is a row's file by then,
+    so a read that fails is a StorageError for this request, never a removal."""
+    ticket = sent_in_parts(s3, monkeypatch)
+    name = finish_upload(ticket.reference, key=KEY)
+    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
+    Session.objects.filter(pk=session.pk).update(audio=name)
+    proxy = through("error", trigger=reads_of(s3, ticket.name))
+    with pytest.raises(StorageError) as raised:
+        finish_upload(ticket.reference, key=KEY)
+    assert not isinstance(raised.value, UploadBroken)
+    assert proxy.faults == 2
+    assert s3.keys() == [ticket.name]
+    proxy.mode = "pass"
+    assert s3.body(ticket.name) == LARGE

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from django.apps import apps
 from django.db import connection, models
+from django.db.models.signals import post_init
 from PIL import Image
 
-from keyed_storage import KeyedStorage, key_template
+from keyed_storage import KeyedStorage, key_template, replacement
 from keyed_storage.fields import KeyedImageField
 from keyed_storage.images import Variant
 
@@ -105,6 +106,10 @@ def item_model() -> Iterator[type[models.Model]]:
             app_label = "events"
             db_table = "lifecycle_item"
 
+    # As in a project, whose models are imported before keyed_storage's AppConfig.ready()
+    # connects its post_init receiver: ImageField's own (the dimension fields') run first.
+    post_init.disconnect(dispatch_uid="keyed_storage.replacement.loaded")
+    replacement.connect()
     with connection.schema_editor() as editor:
         editor.create_model(Item)
     try:

@@ -128,6 +128,8 @@ class Direct:
     ticket: Any
     key: str
     data: bytes
+    target: str  # the Item field it is for
+    size: tuple[int, int] | None
     finished: str | None = None  # the name the first finish returned
     ready: list[str] = field(default_factory=list)  # finish results not yet set on a row
     aged: bool = False  # its upload's mtime moved back past the orphans grace (local mode)
@@ -407,12 +409,20 @@ class Lifecycle(RuleBasedStateMachine):
     # Direct uploads ---------------------------------------------------------------------------
 
     @precondition(lambda self: self.items)
-    @rule(pick=picks, payload=payloads, multipart=st.sampled_from((False,) * 5 + (True,)))
-    def direct_start(self, pick: int, payload, multipart: bool):
-        """start_upload() and the client's POST (or its part PUTs) to the ticket's URLs."""
-        key = f"lifecycle/{self.item_pk(pick)}/doc"
-        data = b"direct upload\n" + payload[3]
-        if multipart:
+    @rule(
+        pick=picks,
+        into=st.sampled_from(("doc", "doc", "picture", "sketch")),
+        payload=payloads,
+        multipart=st.sampled_from((False,) * 5 + (True,)),
+    )
+    def direct_start(self, pick: int, into: str, payload, multipart: bool):
+        """start_upload() and the client's POST (or its part PUTs) to the ticket's URLs: a
+        document (a few MiB in parts, sometimes) or a picture for an image field."""
+        key = f"lifecycle/{self.item_pk(pick)}/{into}"
+        data, size = data_for(into, payload)
+        if into == "doc":
+            data = b"direct upload\n" + payload[3]
+        if multipart and into == "doc":
             data = (data * (PART // len(data) + 2))[: PART + 1000 + len(payload[3])]
         with self.faults() as fired:
             try:
@@ -430,7 +440,7 @@ class Lifecycle(RuleBasedStateMachine):
         else:
             answer = requests.post(ticket.url, data=ticket.fields, files={"file": ("direct.bin", data)}, timeout=30)
             assert answer.status_code in (200, 201, 204), f"{answer.status_code} {answer.text[:300]}"
-        self.directs.append(Direct(ticket, key, data))
+        self.directs.append(Direct(ticket, key, data, into, size))
 
     @precondition(lambda self: self.directs)
     @rule(pick=picks)
@@ -460,19 +470,30 @@ class Lifecycle(RuleBasedStateMachine):
     @precondition(lambda self: self.items and any(direct.ready for direct in self.directs))
     @rule(pick=picks, which=picks, rollback=st.booleans())
     def direct_attach(self, pick: int, which: int, rollback: bool):
-        """The finished name set on a row's field and saved, as the README shows."""
+        """The finished name set on a row's field and saved, as the README shows; for an image
+        field its variants are stored first (store_variants(), as the direct-upload form does)."""
         ready = [direct for direct in self.directs if direct.ready]
         direct = ready[which % len(ready)]
         name = direct.ready.pop(0)
-        pk = self.item_pk(pick)
+        pk, target = self.item_pk(pick), direct.target
         item = self.Item.objects.get(pk=pk)
-        item.doc.name = name
-        outcome, _, fired = self.run(item.save, rollback)
-        old = self.items[pk]["doc"]
+        setattr(item, target, name)
+
+        def attach() -> None:
+            if target in IMAGE_FIELDS:
+                getattr(item, target).store_variants()
+            item.save()
+
+        outcome, _, fired = self.run(attach, rollback)
+        old = self.items[pk][target]
         if outcome == "committed":
-            self.items[pk]["doc"] = Held(name, direct.data)
+            self.items[pk][target] = Held(name, direct.data, direct.size)
             self.unclaimed.pop(name, None)
             self.let_go([old.name if old and old.name != name else None], fired)
+        elif fired and name not in self.live_names():
+            # A failed variant write removes the original it was for; anything else may not.
+            self.unclaimed.pop(name, None)
+            self.leaked.add(name)
         elif type(name) is not str and (not old or old.name != name):
             # The first finish's name belongs to the save that sets it: a rollback removes it.
             self.unclaimed.pop(name, None)

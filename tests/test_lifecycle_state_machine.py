@@ -234,7 +234,12 @@ class Lifecycle(RuleBasedStateMachine):
         rollback=st.booleans(),
     )
     def create_item(
-        self, chosen: set[str], payload: tuple[int, int, str, bytes], kind: str, by_field_save: bool, rollback: bool
+        self,
+        chosen: set[str],
+        payload: tuple[int, int, str, bytes],
+        kind: str,
+        by_field_save: bool,
+        rollback: bool,
     ):
         """A new row with files assigned to its fields, then save(): the row is inserted
         first, for the id its keys need, then its files are stored.
@@ -268,7 +273,9 @@ class Lifecycle(RuleBasedStateMachine):
 
     @precondition(lambda self: self.items)
     @rule(pick=picks, name=st.sampled_from(FIELDS), payload=payloads, kind=kinds, rollback=st.booleans())
-    def save_file(self, pick: int, name: str, payload: tuple[int, int, str, bytes], kind: str, rollback: bool):
+    def save_file(
+        self, pick: int, name: str, payload: tuple[int, int, str, bytes], kind: str, rollback: bool
+    ):
         pk = self.item_pk(pick)
         item = self.Item.objects.get(pk=pk)
         data, size = data_for(name, payload)
@@ -312,7 +319,11 @@ class Lifecycle(RuleBasedStateMachine):
         self.settle(pk, name, getattr(item, name).name, data, size, outcome, fired)
 
     @precondition(lambda self: self.items)
-    @rule(pick=picks, name=st.sampled_from(IMAGE_FIELDS), damage=st.sampled_from(("truncated", "flipped", "checksum")))
+    @rule(
+        pick=picks,
+        name=st.sampled_from(IMAGE_FIELDS),
+        damage=st.sampled_from(("truncated", "flipped", "checksum")),
+    )
     def save_damaged_image(self, pick: int, name: str, damage: str):
         """field_file.save() of a broken picture: refused (a ValidationError) or stored as it
         is, never another exception, and the row keeps what it had when refused."""
@@ -336,10 +347,14 @@ class Lifecycle(RuleBasedStateMachine):
         data, size = data_for(name, payload)
         Form = modelform_factory(self.Item, fields=[name])
         instances = [self.Item.objects.get(pk=pk), self.Item.objects.get(pk=pk)]
-        forms = [Form({}, {name: SimpleUploadedFile(filename_for(name), data)}, instance=i) for i in instances]
+        forms = [
+            Form({}, {name: SimpleUploadedFile(filename_for(name), data)}, instance=i) for i in instances
+        ]
         assert all(form.is_valid() for form in forms)
         # The committed one first and the rolled-back one after it, or the other way round.
-        for form, instance, rollback in zip(forms, instances, (not first_commits, first_commits)):
+        for form, instance, rollback in zip(
+            forms, instances, (not first_commits, first_commits), strict=True
+        ):
             outcome, _, fired = self.run(form.save, rollback)
             self.settle(pk, name, getattr(instance, name).name, data, size, outcome, fired)
 
@@ -399,7 +414,9 @@ class Lifecycle(RuleBasedStateMachine):
         # Keys of this example's own: earlier examples' objects are not this one's to judge.
         slot = f"lifecycle-loose/{self.example}/{slot}"
         data = b"loose upload\n" + payload[3]
-        outcome, url, fired = self.run(lambda: keyed_storage.upload(content(kind, data, "loose.bin"), slot), False)
+        outcome, url, fired = self.run(
+            lambda: keyed_storage.upload(content(kind, data, "loose.bin"), slot), False
+        )
         if outcome == "committed":
             name = f"{slot}/{url.rsplit(slot + '/', 1)[1]}"
             old = self.loose.get(slot)
@@ -438,7 +455,9 @@ class Lifecycle(RuleBasedStateMachine):
                 answer = requests.put(url, data=body, timeout=60)
                 assert answer.status_code == 200, f"part {number}: {answer.status_code} {answer.text[:300]}"
         else:
-            answer = requests.post(ticket.url, data=ticket.fields, files={"file": ("direct.bin", data)}, timeout=30)
+            answer = requests.post(
+                ticket.url, data=ticket.fields, files={"file": ("direct.bin", data)}, timeout=30
+            )
             assert answer.status_code in (200, 201, 204), f"{answer.status_code} {answer.text[:300]}"
         self.directs.append(Direct(ticket, key, data, into, size))
 
@@ -499,7 +518,9 @@ class Lifecycle(RuleBasedStateMachine):
             self.unclaimed.pop(name, None)
             self.let_go([name], fired or [outcome])
 
-    @precondition(lambda self: self.mode == "local" and any(d.ticket.url and not d.finished for d in self.directs))
+    @precondition(
+        lambda self: self.mode == "local" and any(d.ticket.url and not d.finished for d in self.directs)
+    )
     @rule(pick=picks)
     def age_upload(self, pick: int):
         """A POSTed upload left unfinished for two hours (its mtime moved back)."""
@@ -607,8 +628,10 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(grace=st.sampled_from(("1h", "1h", "0")))
     def orphans(self, grace: str):
-        outcome, _, _ = self.run(
-            lambda: call_command("keyed_storage", "orphans", "--delete", "--older-than", grace, stdout=io.StringIO()),
+        self.run(
+            lambda: call_command(
+                "keyed_storage", "orphans", "--delete", "--older-than", grace, stdout=io.StringIO()
+            ),
             False,
         )
         for direct in self.directs:
@@ -633,7 +656,14 @@ class Lifecycle(RuleBasedStateMachine):
     def sync_to_disk(self):
         self.run(
             lambda: call_command(
-                "keyed_storage", "sync", "--from", "s3", "--to", "local", stdout=io.StringIO(), stderr=io.StringIO()
+                "keyed_storage",
+                "sync",
+                "--from",
+                "s3",
+                "--to",
+                "local",
+                stdout=io.StringIO(),
+                stderr=io.StringIO(),
             ),
             False,
         )
@@ -646,7 +676,8 @@ class Lifecycle(RuleBasedStateMachine):
         candidates = [pk[:cut] for pk in sorted(live) for cut in range(1, len(pk)) if pk[:cut] not in live]
         prefix = f"lifecycle/{candidates[pick % len(candidates)]}" if candidates else "lifecycle-unrelated"
         self.run(
-            lambda: call_command("keyed_storage", "delete-prefix", prefix, "--yes", stdout=io.StringIO()), False
+            lambda: call_command("keyed_storage", "delete-prefix", prefix, "--yes", stdout=io.StringIO()),
+            False,
         )
 
     # The invariant ----------------------------------------------------------------------------
@@ -684,6 +715,7 @@ class Lifecycle(RuleBasedStateMachine):
 
         assert set(self.Item.objects.values_list("pk", flat=True)) == set(self.items)
         assert set(Session.objects.values_list("pk", flat=True)) == set(self.sessions)
+
         def field_holds(instance: Any, name: str, held: Held | None, where: str) -> None:
             file = getattr(instance, name)
             if held is None:
@@ -700,7 +732,8 @@ class Lifecycle(RuleBasedStateMachine):
                 shown = (getattr(instance, width_field), getattr(instance, model_field.height_field))
                 if shown != held.size:
                     problems.append(f"{where}: width/height fields say {shown}, the image is {held.size}")
-            for variant_name, variant in (file.variants() if getattr(model_field, "variants", None) else {}).items():
+            variants = file.variants() if getattr(model_field, "variants", None) else {}
+            for variant_name, variant in variants.items():
                 try:
                     with storage.open(variant.name, "rb") as stored:
                         picture = Image.open(io.BytesIO(stored.read()))

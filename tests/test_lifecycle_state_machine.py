@@ -432,14 +432,18 @@ class Lifecycle(RuleBasedStateMachine):
         into=st.sampled_from(("doc", "doc", "picture", "sketch")),
         payload=payloads,
         multipart=st.sampled_from((False,) * 5 + (True,)),
+        damage=st.sampled_from((None, None, None, "truncated", "flipped", "checksum")),
     )
-    def direct_start(self, pick: int, into: str, payload, multipart: bool):
+    def direct_start(self, pick: int, into: str, payload, multipart: bool, damage: str | None):
         """start_upload() and the client's POST (or its part PUTs) to the ticket's URLs: a
-        document (a few MiB in parts, sometimes) or a picture for an image field."""
+        document (a few MiB in parts, sometimes) or a picture, maybe a damaged one, for an
+        image field."""
         key = f"lifecycle/{self.item_pk(pick)}/{into}"
         data, size = data_for(into, payload)
         if into == "doc":
             data = b"direct upload\n" + payload[3]
+        elif damage:
+            data, size = damaged_png(damage), None
         if multipart and into == "doc":
             data = (data * (PART // len(data) + 2))[: PART + 1000 + len(payload[3])]
         with self.faults() as fired:
@@ -504,7 +508,16 @@ class Lifecycle(RuleBasedStateMachine):
                 getattr(item, target).store_variants()
             item.save()
 
-        outcome, _, fired = self.run(attach, rollback)
+        try:
+            outcome, _, fired = self.run(attach, rollback)
+        except ValidationError:
+            # A damaged picture is refused, and store_variants() removes it, variants and all.
+            if target not in IMAGE_FIELDS or direct.size is not None:
+                raise
+            if name not in self.live_names():
+                self.unclaimed.pop(name, None)
+                self.retired.add(name)
+            return
         old = self.items[pk][target]
         if outcome == "committed":
             self.items[pk][target] = Held(name, direct.data, direct.size)

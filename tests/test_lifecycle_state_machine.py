@@ -686,7 +686,8 @@ class Lifecycle(RuleBasedStateMachine):
     def delete_prefix(self, pick: int):
         """delete-prefix of a key no row's file is under, though it is a string prefix of some:
         lifecycle/1 while lifecycle/12 holds files."""
-        live = {str(pk) for pk in self.items}
+        # Not a row's id, nor that of a row gone since a direct upload for it began.
+        live = {str(pk) for pk in self.items} | {direct.key.split("/")[1] for direct in self.directs}
         candidates = [pk[:cut] for pk in sorted(live) for cut in range(1, len(pk)) if pk[:cut] not in live]
         prefix = f"lifecycle/{candidates[pick % len(candidates)]}" if candidates else "lifecycle-unrelated"
         self.run(

@@ -33,7 +33,7 @@ endif
 INSTALL_MATRIX := 3.11:5.2 3.12:6.0 3.13:6.1
 NEWEST := py313-django61-postgres
 
-.PHONY: constraints drift demo demo-asgi demo-s3 browser-deps postgres-deps screenshots test test-peer lint typecheck bench dist-check clean
+.PHONY: constraints drift demo demo-asgi demo-s3 browser-deps postgres-deps screenshots test test-peer soak lint typecheck bench dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -147,6 +147,13 @@ test: $(VENV)/.tox browser-deps postgres-deps
 ## downloads the installed Django's sdist with pip and keeps its tests/ in build/django-tests/.
 test-peer: $(VENV)/.tox
 	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_TEST_DB=sqlite python -m pytest tests/peer --ds=tests.peer.settings
+
+## soak: the file-lifecycle state machine (tests/test_lifecycle_state_machine.py) run long, in
+## local mode and on SeaweedFS: KEYED_STORAGE_SOAK=1 gives it hundreds of examples of 40 steps
+## (`make test` runs a dozen of 15). Tens of minutes; a failure prints the shortest steps found.
+soak: $(VENV)/.tox
+	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_SOAK=1 python -m pytest tests/test_lifecycle_state_machine.py -m 'not s3'
+	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_SOAK=1 KEYED_STORAGE_TEST_S3=seaweedfs python -m pytest tests/test_lifecycle_state_machine.py -m s3
 
 lint: $(VENV)/.tox
 	$(TOX) run -e lint

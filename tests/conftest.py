@@ -47,6 +47,9 @@ def pytest_configure(config):
         "markers", "seaweedfs_only(reason): needs what SeaweedFS checks and moto does not; skipped on moto"
     )
     config.addinivalue_line(
+        "markers", "slow: long-running (the lifecycle state machine); deselect with -m 'not slow'"
+    )
+    config.addinivalue_line(
         "markers",
         "gigabyte: moves 1 GiB; runs where KEYED_STORAGE_TEST_GIGABYTE=1 (one CI entry), skipped elsewhere",
     )

@@ -179,16 +179,23 @@ class _Bounded(io.RawIOBase):
 def _after_commit(cleanup: Callable[[], object]) -> None:
     """Run `cleanup` once the surrounding transaction commits, or now outside one.
 
-    Like on_commit(robust=True), a failing cleanup is logged, never raised: the upload it
-    follows has succeeded. Outside a transaction no database connection is needed at all.
+    A failing cleanup is logged, never raised: the upload it follows has succeeded. It logs
+    for itself rather than through on_commit(robust=True), whose own logging of a failure
+    reads the callback's __qualname__, which a functools.partial lacks: the AttributeError
+    then escaped the committed atomic block and the callbacks after it never ran. Outside a
+    transaction no database connection is needed at all.
     """
+
+    def delete_earlier_objects() -> None:
+        try:
+            cleanup()
+        except Exception:
+            logger.exception("keyed_storage: could not delete the earlier objects of a key")
+
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(cleanup, robust=True)
-        return
-    try:
-        cleanup()
-    except Exception:
-        logger.exception("keyed_storage: could not delete the earlier objects of a key")
+        transaction.on_commit(delete_earlier_objects)
+    else:
+        delete_earlier_objects()
 
 
 def _delete_earlier(storage: KeyedStorage, key: str, keep: str) -> None:

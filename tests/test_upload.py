@@ -152,6 +152,26 @@ def test_a_rolled_back_transaction_keeps_the_old_object(mode, names):
     assert fetch(first) == b"first"
 
 
+def test_a_failing_clean_up_after_commit_never_fails_the_upload(mode, names, monkeypatch, caplog):
+    """Found by the lifecycle state machine: a clean-up that failed after the commit raised
+    AttributeError out of the committed block (Django's robust on_commit logs the callback's
+    __qualname__, which a functools.partial lacks), and the callbacks after it never ran."""
+    first = upload(SimpleUploadedFile("one.txt", b"first"), "users/8/cv")
+    after: list[str] = []
+
+    def refuse(self, names):
+        raise OSError("the storage refused the delete")
+
+    monkeypatch.setattr(KeyedStorage, "delete_many", refuse)
+    with transaction.atomic():
+        second = upload(SimpleUploadedFile("two.txt", b"second"), "users/8/cv")
+        transaction.on_commit(lambda: after.append("ran"))
+    assert after == ["ran"]
+    assert fetch(second) == b"second"
+    assert fetch(first) == b"first"  # kept, for `keyed_storage orphans` to find
+    assert "could not delete the earlier objects" in caplog.text
+
+
 def test_exact_stores_at_the_key_itself_and_overwrites(mode, names):
     first = upload(SimpleUploadedFile("a.txt", b"version 1"), "site/terms.txt", exact=True)
     second = upload(SimpleUploadedFile("b.txt", b"version 2"), "site/terms.txt", exact=True)

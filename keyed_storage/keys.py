@@ -318,6 +318,23 @@ class KeyNeedsValue(ValueError):
     """A key template field is empty (None or ''), so no meaningful key can be built."""
 
 
+def _no_pk_yet_hint() -> str:
+    from django.apps import apps
+
+    if not apps.is_installed("keyed_storage"):
+        return (
+            "keyed_storage fills in the primary key of a new instance by saving the row first; add "
+            "'keyed_storage' to INSTALLED_APPS so it can."
+        )
+    # Installed, yet asked for a name before the row exists: FieldFile.save() on a new row
+    # stores the file first, by Django's design, so no row id is there to hold back for.
+    return (
+        "The row has no id yet. Assign the file and save the row (row.field = file; row.save()): "
+        "keyed_storage then stores it right after the INSERT. Or save the row first, then "
+        "row.field.save(name, content)."
+    )
+
+
 @deconstructible(path="keyed_storage.keys.KeyTemplate")
 class KeyTemplate:
     """An upload_to callable that names files <key>/<token>/<filename>, the key filled from the instance.
@@ -374,10 +391,7 @@ class KeyTemplate:
                 model = type(instance).__name__
                 meta = getattr(instance, "_meta", None)
                 if meta is not None and field in ("pk", meta.pk.attname, meta.pk.name):
-                    hint = (
-                        "keyed_storage fills in the primary key of a new instance by saving the row "
-                        "first; add 'keyed_storage' to INSTALLED_APPS so it can."
-                    )
+                    hint = _no_pk_yet_hint()
                 else:
                     hint = f"Set {model}.{field} before saving the file."
                 raise KeyNeedsValue(

@@ -143,3 +143,20 @@ def test_keys_are_normalised_to_nfc():
 
 def test_percent_sequences_in_keys_are_literal():
     assert validate_key("%2e%2e/x") == "%2e%2e/x"
+
+
+@pytest.mark.django_db
+def test_saving_a_file_on_a_row_without_an_id_says_how_to_do_it(local):
+    """FieldFile.save() on a new row names the file before the row exists: the error says what
+    works instead, not that keyed_storage is missing from INSTALLED_APPS (it is installed)."""
+    from django.core.files.base import ContentFile
+
+    from events.models import Event
+
+    from .image_helpers import encode, halves
+
+    event = Event(name="Unsaved Con")
+    with pytest.raises(KeyNeedsValue, match=r"Event\.id.*Assign the file and save the row") as raised:
+        event.logo.save("logo.png", ContentFile(encode(halves(40, 30), "PNG")), save=True)
+    assert "INSTALLED_APPS" not in str(raised.value)
+    assert Event.objects.count() == 0

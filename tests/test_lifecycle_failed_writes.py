@@ -51,7 +51,8 @@ def refusing(table: str, statement: str) -> Iterator[None]:
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute(
-                f"CREATE TRIGGER ks_refuse BEFORE {statement} ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                f"CREATE TRIGGER ks_refuse BEFORE {statement} ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
             )
         else:
             cursor.execute(
@@ -59,7 +60,8 @@ def refusing(table: str, statement: str) -> Iterator[None]:
                 "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
             )
             cursor.execute(
-                f"CREATE TRIGGER ks_refuse BEFORE {statement} ON {table} FOR EACH ROW EXECUTE FUNCTION ks_refuse()"
+                f"CREATE TRIGGER ks_refuse BEFORE {statement} ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION ks_refuse()"
             )
     try:
         yield
@@ -124,7 +126,8 @@ def test_a_new_row_whose_key_needs_its_id_leaves_nothing_when_its_update_is_refu
     the UPDATE is refused, so the file (with its variants) goes, and so does the row."""
     event = Event.objects.create(name="Con")
     if kind == "file":
-        table, row = "events_session", Session(event=event, title="T", audio=SimpleUploadedFile("a.wav", wav_bytes()))
+        audio = SimpleUploadedFile("a.wav", wav_bytes())
+        table, row = "events_session", Session(event=event, title="T", audio=audio)
     else:
         table, row = "events_event", Event(name="New", logo=png("blue"))
     before = stored()

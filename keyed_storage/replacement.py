@@ -282,26 +282,41 @@ def _guarded(save_base: Callable[..., None]) -> Callable[..., None]:
         if not fields:
             return save_base(self, raw, force_insert, force_update, using, update_fields)
         using = using or router.db_for_write(type(self), instance=self)
-        stores = not raw and any(_saves(self, f, update_fields) and _brings_own_file(self, f) for f in fields)
-        with transaction.atomic(using=using, savepoint=False) if stores else contextlib.nullcontext():
+        own = [f for f in fields if not raw and _saves(self, f, update_fields) and _brings_own_file(self, f)]
+        # The files not stored yet, as they are before this save stores them (see below).
+        unstored = {
+            f.attname: (file, file.name) for f in own if not (file := getattr(self, f.attname))._committed
+        }
+        with transaction.atomic(using=using, savepoint=False) if own else contextlib.nullcontext():
             # A save of held files (signals.py) runs inside the save that inserted the row:
             # each save registers the files its own pre_save found, and the outer's are kept.
             outer = self.__dict__.pop(_STORING, None)
+            failed = True
             try:
                 save_base(self, raw, force_insert, force_update, using, update_fields)
+                failed = False
             finally:
-                _register_own_files(self, self.__dict__.pop(_STORING, set()), using)
+                registered = _register_own_files(self, self.__dict__.pop(_STORING, set()), using)
                 if outer is not None:
                     self.__dict__[_STORING] = outer
+                if failed:
+                    # The files stored go with the transaction: the instance gets its unstored
+                    # file back, so saving it again stores the file again rather than naming a
+                    # removed one (a retry after "database is locked").
+                    for attname in registered & unstored.keys():
+                        file, name = unstored[attname]
+                        file.name, file._committed = name, False
+                        self.__dict__[attname] = file
 
     guarded_save_base.keyed_storage_guard = True  # type: ignore[attr-defined]
     return guarded_save_base
 
 
-def _register_own_files(instance: Model, storing: set[str], using: str) -> None:
+def _register_own_files(instance: Model, storing: set[str], using: str) -> set[str]:
     """Have each file this save stored removed if its transaction does not commit, unless a
     committed row names it by then: a form sent twice finishes one direct upload twice, and
     the other save may have won. A file whose storing failed is not there to remove."""
+    registered = set()
     for field in _keyed_fields(type(instance)):
         if field.attname not in storing:
             continue
@@ -309,6 +324,8 @@ def _register_own_files(instance: Model, storing: set[str], using: str) -> None:
         if file and getattr(file, "_committed", False) and isinstance(file.name, str):
             remove = functools.partial(_remove_after_rollback, field, file.name, using)
             _after_commit(using, on_commit=None, on_rollback=remove)
+            registered.add(field.attname)
+    return registered
 
 
 def connect() -> None:

@@ -209,3 +209,27 @@ def test_a_save_that_finds_the_database_locked_removes_its_file(mode, stored):
         holder.join(timeout=60)
     assert stored() == before, "the save that found the database locked left its file behind"
     assert not Session.objects.get(pk=session.pk).audio
+
+
+@ATOMIC
+@pytest.mark.parametrize("kind", ["file", "image"])
+def test_saving_again_after_a_refusal_stores_the_file_again(mode, stored, in_block, kind):
+    """The refused save's file is removed, so the instance must not keep naming it: saved again
+    (a retry), it stores its file anew and the row names a file that is there."""
+    event = Event.objects.create(name="Con")
+    if kind == "file":
+        row, table, data = Session.objects.create(event=event, title="T"), "events_session", wav_bytes(1600)
+        row.audio = SimpleUploadedFile("a.wav", data)
+    else:
+        row, table, data = event, "events_event", png_bytes(color="blue")
+        row.logo = SimpleUploadedFile("blue.png", data)
+    with refusing(table, "UPDATE"):
+        failing_save(row, in_block)
+    row.save()
+    saved = type(row).objects.get(pk=row.pk)
+    file = saved.audio if kind == "file" else saved.logo
+    assert fetch(file.url) == data
+    if kind == "image":
+        assert len(stored()) == 4, stored()  # the original and its three variants, once
+        for variant in file.variants().values():
+            fetch(variant.url)

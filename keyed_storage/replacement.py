@@ -107,9 +107,15 @@ def _saving(
 
 
 def _brings_own_file(instance: Model, field: FileField) -> bool:
-    """Whether the field's value is a file this save stores, or a direct upload's finished name."""
+    """Whether the field's value is a file this save stores, or a direct upload's finished name
+    the row does not hold yet (an instance saved again still holds the FinishedName it got)."""
     file = getattr(instance, field.attname)
-    return bool(file) and (not getattr(file, "_committed", True) or isinstance(file.name, FinishedName))
+    if not file:
+        return False
+    if not getattr(file, "_committed", True):
+        return True
+    held = instance.__dict__.get(_ORIGINAL, {}).get(field.attname)
+    return isinstance(file.name, FinishedName) and file.name != held
 
 
 def _saves(instance: Model, field: FileField, update_fields: frozenset[str] | None) -> bool:

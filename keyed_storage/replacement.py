@@ -15,10 +15,21 @@ height_field, and it may already have turned the name from the database into a F
 deferred field (.only(), .defer()) is left unknown and, should it be saved or the row deleted,
 read from the database then, in one query: never through the deferred attribute, which would
 query once per field, and after a deletion find no row.
+
+A save that stores a file runs in a transaction (Model.save_base is wrapped: an atomic block
+without a savepoint, which inside an outer block adds nothing and outside one makes the save's
+statements one transaction). The rollback clean-up of the files the save stored is registered in
+that block once the save's statements have run or failed, so it is in place whatever fails: the
+INSERT or UPDATE itself (a trigger, "database is locked", an IntegrityError), the narrow UPDATE
+of a held file (signals.py), a later statement of the caller's block, or the commit. A signal
+receiver could not do it: post_save never runs when the save raises, and outside a transaction
+there is nothing to hook. The same block makes the INSERT of a row whose files wait for its pk
+and their UPDATE one transaction. Saves that store no file are left exactly as Django runs them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import weakref
@@ -26,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import NOT_PROVIDED, FileField, Model
 from django.db.models.fields.files import FieldFile
 from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_save
@@ -93,12 +104,19 @@ def _saving(
     if fields and not raw:
         original = instance.__dict__.get(_ORIGINAL, {})
         _unknown(sender, instance, [f.attname for f in fields if f.attname not in original], using)
-        instance.__dict__[_STORING] = {
-            field.attname
-            for field in fields
-            if (file := getattr(instance, field.attname))
-            and (not getattr(file, "_committed", True) or isinstance(file.name, FinishedName))
-        }
+        instance.__dict__[_STORING] = {field.attname for field in fields if _brings_own_file(instance, field)}
+
+
+def _brings_own_file(instance: Model, field: FileField) -> bool:
+    """Whether the field's value is a file this save stores, or a direct upload's finished name
+    the row does not hold yet (an instance saved again still holds the FinishedName it got)."""
+    file = getattr(instance, field.attname)
+    if not file:
+        return False
+    if not getattr(file, "_committed", True):
+        return True
+    held = instance.__dict__.get(_ORIGINAL, {}).get(field.attname)
+    return isinstance(file.name, FinishedName) and file.name != held
 
 
 def _saves(instance: Model, field: FileField, update_fields: frozenset[str] | None) -> bool:
@@ -119,7 +137,6 @@ def _saved(
     if not fields or raw:
         return
     original = instance.__dict__.get(_ORIGINAL, {})
-    storing = instance.__dict__.pop(_STORING, set())
     for field in fields:
         if not _saves(instance, field, update_fields):
             continue
@@ -127,14 +144,8 @@ def _saved(
         new = getattr(instance, field.attname).name
         if old == new:
             continue
-        stored = new if new and field.attname in storing else None
-        _after_commit(
-            using,
-            on_commit=_Deletion(field, old, using) if old else None,
-            # A rolled-back save's own file, unless a committed row names it by now: a form
-            # sent twice finishes one direct upload twice, and the other save may have won.
-            on_rollback=functools.partial(_remove_after_rollback, field, stored, using) if stored else None,
-        )
+        if old:
+            _after_commit(using, on_commit=_Deletion(field, old, using), on_rollback=None)
         original[field.attname] = new
     instance.__dict__[_ORIGINAL] = original
 
@@ -273,7 +284,71 @@ def _after_commit(
     transaction.on_commit(callback, using=using, robust=True)
 
 
+def _guarded(save_base: Callable[..., None]) -> Callable[..., None]:
+    """Model.save_base, in an atomic block when the save stores a file of ours (module docstring)."""
+
+    @functools.wraps(save_base)
+    def guarded_save_base(
+        self: Model,
+        raw: bool = False,
+        force_insert: Any = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Any = None,
+    ) -> None:
+        fields = _keyed_fields(type(self))
+        if not fields:
+            return save_base(self, raw, force_insert, force_update, using, update_fields)
+        using = using or router.db_for_write(type(self), instance=self)
+        own = [f for f in fields if not raw and _saves(self, f, update_fields) and _brings_own_file(self, f)]
+        # The files not stored yet, as they are before this save stores them (see below).
+        unstored = {
+            f.attname: (file, file.name) for f in own if not (file := getattr(self, f.attname))._committed
+        }
+        with transaction.atomic(using=using, savepoint=False) if own else contextlib.nullcontext():
+            # A save of held files (signals.py) runs inside the save that inserted the row:
+            # each save registers the files its own pre_save found, and the outer's are kept.
+            outer = self.__dict__.pop(_STORING, None)
+            failed = True
+            try:
+                save_base(self, raw, force_insert, force_update, using, update_fields)
+                failed = False
+            finally:
+                registered = _register_own_files(self, self.__dict__.pop(_STORING, set()), using)
+                if outer is not None:
+                    self.__dict__[_STORING] = outer
+                if failed:
+                    # The files stored go with the transaction: the instance gets its unstored
+                    # file back, so saving it again stores the file again rather than naming a
+                    # removed one (a retry after "database is locked").
+                    for attname in registered & unstored.keys():
+                        file, name = unstored[attname]
+                        file.name, file._committed = name, False
+                        self.__dict__[attname] = file
+
+    guarded_save_base.keyed_storage_guard = True  # type: ignore[attr-defined]
+    return guarded_save_base
+
+
+def _register_own_files(instance: Model, storing: set[str], using: str) -> set[str]:
+    """Have each file this save stored removed if its transaction does not commit, unless a
+    committed row names it by then: a form sent twice finishes one direct upload twice, and
+    the other save may have won. A file whose storing failed is not there to remove."""
+    registered = set()
+    for field in _keyed_fields(type(instance)):
+        if field.attname not in storing:
+            continue
+        file = getattr(instance, field.attname)
+        if file and getattr(file, "_committed", False) and isinstance(file.name, str):
+            remove = functools.partial(_remove_after_rollback, field, file.name, using)
+            _after_commit(using, on_commit=None, on_rollback=remove)
+            registered.add(field.attname)
+    return registered
+
+
 def connect() -> None:
+    if not getattr(Model.save_base, "keyed_storage_guard", False):
+        Model.save_base = _guarded(Model.save_base)  # type: ignore[method-assign]
     post_init.connect(_loaded, dispatch_uid="keyed_storage.replacement.loaded")
     pre_save.connect(_saving, dispatch_uid="keyed_storage.replacement.saving")
     post_save.connect(_saved, dispatch_uid="keyed_storage.replacement.saved")

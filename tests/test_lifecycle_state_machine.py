@@ -530,9 +530,7 @@ class Lifecycle(RuleBasedStateMachine):
                 assert answer.status_code == 200, f"part {number}: {answer.status_code} {answer.text[:300]}"
         else:
             url = ticket.url.replace(fired.proxy.endpoint, fired.upstream) if fired.proxy else ticket.url
-            answer = requests.post(
-                url, data=ticket.fields, files={"file": ("direct.bin", data)}, timeout=30
-            )
+            answer = requests.post(url, data=ticket.fields, files={"file": ("direct.bin", data)}, timeout=30)
             assert answer.status_code in (200, 201, 204), f"{answer.status_code} {answer.text[:300]}"
         self.directs.append(Direct(ticket, key, data, into, size))
 

@@ -40,7 +40,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.forms import modelform_factory
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -153,8 +153,8 @@ class Direct:
 
 @dataclass(frozen=True)
 class NetworkFault:
-    """For one step the storage reaches S3 through a FaultyProxy faulting requests that start
-    with `trigger`."""
+    """For a step the storage reaches S3 through a FaultyProxy faulting requests that start
+    with `trigger` (the next step that sends such a request)."""
 
     mode: str  # "silent" (a read timeout), "cut" (after `cut_after` bytes) or "error" (a 500)
     trigger: bytes
@@ -246,8 +246,6 @@ class Lifecycle(RuleBasedStateMachine):
                 config.reset()
                 if not fired and self.fault is None:
                     self.fault = method  # armed until a step sends a request it faults
-                # --hypothesis-show-statistics tells how often a network fault met a request.
-                event(f"network fault {method.mode} {'fired' if fired else 'unused'}")
             return
         backend = backends.for_config(config.current())
         real = getattr(backend, method)

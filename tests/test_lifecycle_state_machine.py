@@ -7,8 +7,9 @@ way a file enters, changes and leaves: field_file.save() with a ContentFile, a F
 temporary file or an UploadedFile; a ModelForm; the admin's forms over Django's test client;
 upload(); direct uploads, single and multipart, finished once, twice or never; clearing,
 deleting, queryset deletes; rollbacks of any of these; a form sent twice; a storage call
-failing once; and the operations (orphans with and without a grace period, variants, sync,
-delete-prefix of an unrelated key).
+failing once; in S3 mode, a step whose requests of one kind (PUT, GET, ...) time out, are
+cut mid-answer or answered 500 (tests/faulty_proxy.py); and the operations (orphans with and
+without a grace period, variants, sync, delete-prefix of an unrelated key).
 
 After every step, on-commit work having run (the transactions are real, so rollbacks are
 too), the invariant: every committed row's file and its variants exist and hold the bytes
@@ -36,7 +37,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.forms import modelform_factory
 from hypothesis import HealthCheck, settings
@@ -55,11 +56,12 @@ import keyed_storage
 from events.models import Event, Session
 from keyed_storage import KeyedStorage, backends, config
 from keyed_storage.direct import finish_upload, start_upload
-from keyed_storage.exceptions import FileRefused
+from keyed_storage.exceptions import FileRefused, StorageError
 from keyed_storage.images import is_variant_of, variants_prefix
 from keyed_storage.keys import KeyNeedsValue
 from keyed_storage.multipart import part_urls
 
+from .faulty_proxy import FaultyProxy
 from .helpers import wav_bytes
 from .lifecycle import DEFAULT, DEFAULT_BYTES, FIELDS, IMAGE_FIELDS, Held, damaged_png, item_model, png
 
@@ -84,6 +86,18 @@ PART = 5 * 1024 * 1024  # S3's smallest part: multipart tickets from this size o
 LOOSE_KEYS = ("first", "second")  # upload()'s keys (under lifecycle-loose/<example>/), no field's
 FAULTY_METHODS = ("store", "delete", "delete_many", "publish", "head", "open")
 COLORS = ("red", "teal", "navy", "gold", "white")
+# Network faults (S3 mode): which requests the proxy faults (path-style request lines), and the
+# short timeouts of tests/test_safety_timeouts.py, so a silent server costs ~1 s an attempt.
+# b"": every request of the step (an unreachable server); twice, as most steps send few kinds.
+TRIGGERS = (b"", b"", b"PUT ", b"GET ", b"POST ", b"DELETE", b"HEAD ")
+NETWORK_TIMEOUTS = {
+    "KEYED_STORAGE_CONNECT_TIMEOUT": "1",
+    "KEYED_STORAGE_READ_TIMEOUT": "1",
+    "KEYED_STORAGE_TRANSFER_TIMEOUT": "1.5",
+    "KEYED_STORAGE_MAX_ATTEMPTS": "2",
+}
+# Each costs seconds of timeouts: one an example in `make test`, as many as drawn in a soak.
+NETWORK_FAULTS_PER_EXAMPLE = 1000 if SOAK else 1
 
 picks = st.integers(min_value=0, max_value=10**6)
 kinds = st.sampled_from(("content", "tempfile", "upload"))
@@ -137,6 +151,37 @@ class Direct:
     gone: bool = False  # orphans may have removed it: finishing it may fail
 
 
+@dataclass(frozen=True)
+class NetworkFault:
+    """For a step the storage reaches S3 through a FaultyProxy faulting requests that start
+    with `trigger` (the next step that sends such a request)."""
+
+    mode: str  # "silent" (a read timeout), "cut" (after `cut_after` bytes) or "error" (a 500)
+    trigger: bytes
+    cut_after: int = 0
+
+
+class Fired(list[str]):
+    """The faults that fired in a step: a backend method's, or the network fault's once its
+    proxy faulted a request (known as soon as it did, so while the step is still failing)."""
+
+    proxy: FaultyProxy | None = None
+    upstream: str = ""  # the real S3 endpoint, behind the proxy
+
+    def __bool__(self) -> bool:
+        return len(self) > 0 or bool(self.proxy and self.proxy.faults)
+
+    def excuses(self, error: BaseException) -> bool:
+        """Whether `error` is what the fault may cause: anything for an injected OSError (the
+        library passes it on as it comes); for a network fault only what the README promises,
+        a StorageError, a refusal (FileRefused, UploadBroken: ValidationErrors), or from a
+        command the CommandError it reports a StorageError with."""
+        if not self:
+            return False
+        promised = (StorageError, ValidationError, CommandError)
+        return not (self.proxy and self.proxy.faults) or isinstance(error, promised)
+
+
 class Lifecycle(RuleBasedStateMachine):
     """Set up by test_the_file_lifecycle (class attributes), one instance per example."""
 
@@ -155,7 +200,8 @@ class Lifecycle(RuleBasedStateMachine):
         self.loose: dict[str, Held] = {}
         self.logo: Held | None = None  # the example's Event's logo
         self.directs: list[Direct] = []
-        self.fault: str | None = None
+        self.fault: str | NetworkFault | None = None
+        self.network_faults = 0  # armed in this example
         self.steps = 0
         self.example = uuid.uuid4().hex[:12]
 
@@ -173,12 +219,33 @@ class Lifecycle(RuleBasedStateMachine):
     # Helpers ---------------------------------------------------------------------------------
 
     @contextmanager
-    def faults(self) -> Iterator[list[str]]:
-        """Arm the chosen fault for one step: the backend's method raises on its next call."""
-        fired: list[str] = []
+    def faults(self) -> Iterator[Fired]:
+        """Arm the chosen fault for one step: the backend's method raises on its next call,
+        or the storage's S3 client goes through a faulty proxy (presigned URLs given to the
+        test's own requests are pointed back at the real server: the fault is the app's), and
+        again for the next step if no request met it."""
+        fired = Fired()
         method, self.fault = self.fault, None
         if method is None:
             yield fired
+            return
+        if isinstance(method, NetworkFault):
+            fired.upstream = os.environ["AWS_ENDPOINT_URL_S3"]
+            fired.proxy = FaultyProxy(
+                fired.upstream, method.mode, trigger=method.trigger, cut_after=method.cut_after
+            ).start()
+            try:
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setenv("AWS_ENDPOINT_URL_S3", fired.proxy.endpoint)
+                    for variable, value in NETWORK_TIMEOUTS.items():
+                        patch.setenv(variable, value)
+                    config.reset()
+                    yield fired
+            finally:
+                fired.proxy.stop()
+                config.reset()
+                if not fired and self.fault is None:
+                    self.fault = method  # armed until a step sends a request it faults
             return
         backend = backends.for_config(config.current())
         real = getattr(backend, method)
@@ -207,8 +274,8 @@ class Lifecycle(RuleBasedStateMachine):
                         raise Rollback
             except Rollback:
                 return "rolled back", None, fired
-            except Exception:
-                if fired:
+            except Exception as error:
+                if fired.excuses(error):
                     return "failed", None, fired
                 raise
         return "committed", result, fired
@@ -449,8 +516,8 @@ class Lifecycle(RuleBasedStateMachine):
         with self.faults() as fired:
             try:
                 ticket = start_upload(key, filename="direct.bin", size=len(data), content_type="")
-            except Exception:
-                if fired:
+            except Exception as error:
+                if fired.excuses(error):
                     return
                 raise
         if ticket.parts:
@@ -460,9 +527,8 @@ class Lifecycle(RuleBasedStateMachine):
                 answer = requests.put(url, data=body, timeout=60)
                 assert answer.status_code == 200, f"part {number}: {answer.status_code} {answer.text[:300]}"
         else:
-            answer = requests.post(
-                ticket.url, data=ticket.fields, files={"file": ("direct.bin", data)}, timeout=30
-            )
+            url = ticket.url.replace(fired.proxy.endpoint, fired.upstream) if fired.proxy else ticket.url
+            answer = requests.post(url, data=ticket.fields, files={"file": ("direct.bin", data)}, timeout=30)
             assert answer.status_code in (200, 201, 204), f"{answer.status_code} {answer.text[:300]}"
         self.directs.append(Direct(ticket, key, data, into, size))
 
@@ -480,8 +546,8 @@ class Lifecycle(RuleBasedStateMachine):
                     self.directs.remove(direct)
                     return
                 raise
-            except Exception:
-                if fired:
+            except Exception as error:
+                if fired.excuses(error):
                     self.directs.remove(direct)  # half done: no longer modelled
                     return
                 raise
@@ -554,8 +620,8 @@ class Lifecycle(RuleBasedStateMachine):
         with self.faults() as fired:
             try:
                 answer = self.client.post(url, fields)
-            except Exception:
-                if fired:
+            except Exception as error:
+                if fired.excuses(error):
                     return None, fired
                 raise
         assert answer.status_code != 500 or fired, answer.content.decode()[:2000]
@@ -639,6 +705,18 @@ class Lifecycle(RuleBasedStateMachine):
     def arm_fault(self, method: str):
         """The next step's first call of this backend method raises OSError."""
         self.fault = method
+
+    @precondition(lambda self: self.mode == "s3" and self.network_faults < NETWORK_FAULTS_PER_EXAMPLE)
+    @rule(
+        mode=st.sampled_from(("silent", "cut", "error")),
+        trigger=st.sampled_from(TRIGGERS),
+        cut_after=st.sampled_from((0, 100, 400)),
+    )
+    def arm_network_fault(self, mode: str, trigger: bytes, cut_after: int):
+        """The S3 requests starting with `trigger` of the next step that sends one time out,
+        are cut after `cut_after` bytes of the answer, or are answered 500 (every attempt)."""
+        self.network_faults += 1
+        self.fault = NetworkFault(mode, trigger, cut_after if mode == "cut" else 0)
 
     @rule(grace=st.sampled_from(("1h", "1h", "0")))
     def orphans(self, grace: str):

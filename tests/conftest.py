@@ -17,6 +17,7 @@ from keyed_storage import config
 from keyed_storage.config import VARIABLES
 
 from . import postgres, seaweedfs
+from .faulty_proxy import SHORT_TIMEOUTS, FaultyProxy
 from .helpers import TEST_KEY, TEST_SECRET, make_client, public_read_policy, s3_server_name
 
 # Variables that would let boto3 or the tests reach beyond loopback or read this machine's
@@ -230,3 +231,22 @@ def editor_client(client, editor):
     """Django's test client, signed in as `editor`."""
     client.force_login(editor)
     return client
+
+
+@pytest.fixture
+def through(s3, monkeypatch):
+    """through(mode, ...): the storage pointed at a faulty proxy in front of the test's bucket."""
+    proxies: list[FaultyProxy] = []
+
+    def start(mode: str, **options: object) -> FaultyProxy:
+        proxy = FaultyProxy(s3.endpoint, mode, **options).start()  # type: ignore[arg-type]
+        proxies.append(proxy)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
+        for name, value in SHORT_TIMEOUTS.items():
+            monkeypatch.setenv(name, value)
+        config.reset()
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()

@@ -22,6 +22,15 @@ from urllib.parse import urlsplit
 
 CHUNK = 16 * 1024
 
+# Timeouts short enough for tests that wait for them: the proxy holds a connection, botocore
+# gives up after these and tries twice in all.
+SHORT_TIMEOUTS = {
+    "KEYED_STORAGE_CONNECT_TIMEOUT": "1",
+    "KEYED_STORAGE_READ_TIMEOUT": "1",
+    "KEYED_STORAGE_TRANSFER_TIMEOUT": "1.5",
+    "KEYED_STORAGE_MAX_ATTEMPTS": "2",
+}
+
 _ERROR_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
     b"<Message>We encountered an internal error. Please try again.</Message></Error>"

@@ -24,39 +24,13 @@ from keyed_storage.direct import finish_upload, published_name, start_upload
 from keyed_storage.exceptions import StorageError, UploadBroken, UploadMissing
 from keyed_storage.multipart import part_urls
 
-from .faulty_proxy import FaultyProxy
 from .helpers import wav_bytes
 from .test_direct_forms import save_form, upload_directly
 
-TIMEOUTS = {
-    "KEYED_STORAGE_CONNECT_TIMEOUT": "1",
-    "KEYED_STORAGE_READ_TIMEOUT": "1",
-    "KEYED_STORAGE_TRANSFER_TIMEOUT": "1.5",
-    "KEYED_STORAGE_MAX_ATTEMPTS": "2",
-}
 KEY = "events/7/sessions/3/audio"
 RECORDING = wav_bytes(20_000)
 PART = 5 * 1024 * 1024
 LARGE = os.urandom(2 * PART + 1234)
-
-
-@pytest.fixture
-def through(s3, monkeypatch):
-    """through(mode, ...): the storage pointed at a faulty proxy in front of the test's bucket."""
-    proxies: list[FaultyProxy] = []
-
-    def start(mode: str, **options: object) -> FaultyProxy:
-        proxy = FaultyProxy(s3.endpoint, mode, **options).start()  # type: ignore[arg-type]
-        proxies.append(proxy)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
-        for name, value in TIMEOUTS.items():
-            monkeypatch.setenv(name, value)
-        config.reset()
-        return proxy
-
-    yield start
-    for proxy in proxies:
-        proxy.stop()
 
 
 def reads_of(s3, name: str) -> bytes:

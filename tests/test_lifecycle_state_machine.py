@@ -61,7 +61,7 @@ from keyed_storage.images import is_variant_of, variants_prefix
 from keyed_storage.keys import KeyNeedsValue
 from keyed_storage.multipart import part_urls
 
-from .faulty_proxy import FaultyProxy
+from .faulty_proxy import SHORT_TIMEOUTS, FaultyProxy
 from .helpers import wav_bytes
 from .lifecycle import DEFAULT, DEFAULT_BYTES, FIELDS, IMAGE_FIELDS, Held, damaged_png, item_model, png
 
@@ -90,12 +90,6 @@ COLORS = ("red", "teal", "navy", "gold", "white")
 # short timeouts of tests/test_safety_timeouts.py, so a silent server costs ~1 s an attempt.
 # b"": every request of the step (an unreachable server); twice, as most steps send few kinds.
 TRIGGERS = (b"", b"", b"PUT ", b"GET ", b"POST ", b"DELETE", b"HEAD ")
-NETWORK_TIMEOUTS = {
-    "KEYED_STORAGE_CONNECT_TIMEOUT": "1",
-    "KEYED_STORAGE_READ_TIMEOUT": "1",
-    "KEYED_STORAGE_TRANSFER_TIMEOUT": "1.5",
-    "KEYED_STORAGE_MAX_ATTEMPTS": "2",
-}
 # Each costs seconds of timeouts: one an example in `make test`, as many as drawn in a soak.
 NETWORK_FAULTS_PER_EXAMPLE = 1000 if SOAK else 1
 
@@ -237,7 +231,7 @@ class Lifecycle(RuleBasedStateMachine):
             try:
                 with pytest.MonkeyPatch.context() as patch:
                     patch.setenv("AWS_ENDPOINT_URL_S3", fired.proxy.endpoint)
-                    for variable, value in NETWORK_TIMEOUTS.items():
+                    for variable, value in SHORT_TIMEOUTS.items():
                         patch.setenv(variable, value)
                     config.reset()
                     yield fired

@@ -23,14 +23,6 @@ from .faulty_proxy import FaultyProxy
 from .helpers import wav_bytes
 from .ops_helpers import run
 
-TIMEOUTS = {
-    "KEYED_STORAGE_CONNECT_TIMEOUT": "1",
-    "KEYED_STORAGE_READ_TIMEOUT": "1",
-    "KEYED_STORAGE_TRANSFER_TIMEOUT": "1.5",
-    "KEYED_STORAGE_MAX_ATTEMPTS": "2",
-}
-
-
 # The variables -------------------------------------------------------------------------------
 
 
@@ -67,25 +59,6 @@ def test_a_value_that_does_not_parse_is_e005_naming_the_variable(s3, monkeypatch
     assert cfg is None
     assert [(p.id, p.variable) for p in problems] == [("keyed_storage.E005", variable)]
     assert f"{variable}={value!r}" in problems[0].message
-
-
-@pytest.fixture
-def through(s3, monkeypatch):
-    """through(mode, ...): the storage pointed at a faulty proxy in front of the test's bucket."""
-    proxies: list[FaultyProxy] = []
-
-    def start(mode: str, **options: object) -> FaultyProxy:
-        proxy = FaultyProxy(s3.endpoint, mode, **options).start()  # type: ignore[arg-type]
-        proxies.append(proxy)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
-        for name, value in TIMEOUTS.items():
-            monkeypatch.setenv(name, value)
-        config.reset()
-        return proxy
-
-    yield start
-    for proxy in proxies:
-        proxy.stop()
 
 
 def assert_timed_out(error: StorageError, proxy: FaultyProxy, s3, variable: str, value: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.parser
 import fnmatch
+import os
 import shutil
 import subprocess
 import sys
@@ -66,9 +67,9 @@ def main() -> None:
     print(f"built {sdist.name} and {wheel.name}: they hold what they must and nothing they must not")
 
 
-def run(*args: object, quiet: bool = False) -> None:
+def run(*args: object, quiet: bool = False, env: dict[str, str] | None = None) -> None:
     """Run `python ARGS`; a quiet run shows its output only if it fails."""
-    result = subprocess.run([sys.executable, *map(str, args)], capture_output=quiet, text=True)
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=quiet, text=True, env=env)
     if result.returncode:
         sys.exit(f"python {' '.join(map(str, args))} failed:\n{result.stdout or ''}{result.stderr or ''}")
 
@@ -112,7 +113,9 @@ def lowest_setuptools_builds_the_same(wheel: Path) -> list[str]:
     setuptools = next(Requirement(text) for text in requires if Requirement(text).name == "setuptools")
     lowest = next(spec.version for spec in setuptools.specifier if spec.operator == ">=")
     with tempfile.TemporaryDirectory() as scratch:
-        run("-m", "pip", "install", "--quiet", f"setuptools=={lowest}", quiet=True)
+        # The lowest bound on purpose, past constraints.txt's pin of the newest (PIP_CONSTRAINT).
+        unconstrained = {**os.environ, "PIP_CONSTRAINT": ""}
+        run("-m", "pip", "install", "--quiet", f"setuptools=={lowest}", quiet=True, env=unconstrained)
         run("-m", "build", "--wheel", "--no-isolation", "--outdir", scratch, ROOT, quiet=True)
         old = one(Path(scratch), "*.whl")
         problems = []

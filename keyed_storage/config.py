@@ -16,21 +16,6 @@ from . import variables
 from .caching import immutable_default
 from .variables import TABLE, Invalid
 
-# config's names from before the table, which other modules import from here.
-Secret = variables.Secret
-_BUCKET = variables._BUCKET
-DEFAULT_URL_EXPIRES = variables.DEFAULT_URL_EXPIRES
-MAX_URL_EXPIRES = variables.MAX_URL_EXPIRES
-DEFAULT_DIRECT_EXPIRES = variables.DEFAULT_DIRECT_EXPIRES
-DEFAULT_DIRECT_PART_THRESHOLD = variables.DEFAULT_DIRECT_PART_THRESHOLD
-DEFAULT_DIRECT_PART_SIZE = variables.DEFAULT_DIRECT_PART_SIZE
-MIN_PART_SIZE = variables.MIN_PART_SIZE
-MAX_PART_SIZE = variables.MAX_PART_SIZE
-DEFAULT_CONNECT_TIMEOUT = variables.DEFAULT_CONNECT_TIMEOUT
-DEFAULT_READ_TIMEOUT = variables.DEFAULT_READ_TIMEOUT
-DEFAULT_TRANSFER_TIMEOUT = variables.DEFAULT_TRANSFER_TIMEOUT
-DEFAULT_MAX_ATTEMPTS = variables.DEFAULT_MAX_ATTEMPTS
-
 #: Every variable keyed_storage reads, in the order the README documents them.
 VARIABLES = tuple(variable.name for variable in TABLE)
 
@@ -68,26 +53,26 @@ class Config:
     sources: tuple[tuple[str, str], ...] = ()  # (variable, "environment" | "settings")
     bucket: str = ""
     access_key: str | None = None
-    secret_key: Secret | None = field(default=None, repr=False)
+    secret_key: variables.Secret | None = field(default=None, repr=False)
     region: str | None = None
     endpoint_url: str | None = None
     custom_domain: str | None = None  # "https://cdn.example.org" or with a path prefix
     private: bool = False
     keep_metadata: bool = False  # True: images are stored with their EXIF/XMP (location included)
-    url_expires: int = DEFAULT_URL_EXPIRES
-    direct_expires: int = DEFAULT_DIRECT_EXPIRES
-    direct_part_threshold: int = DEFAULT_DIRECT_PART_THRESHOLD
-    direct_part_size: int = DEFAULT_DIRECT_PART_SIZE
+    url_expires: int = variables.DEFAULT_URL_EXPIRES
+    direct_expires: int = variables.DEFAULT_DIRECT_EXPIRES
+    direct_part_threshold: int = variables.DEFAULT_DIRECT_PART_THRESHOLD
+    direct_part_size: int = variables.DEFAULT_DIRECT_PART_SIZE
     base_url: str | None = None  # origin of local links, without a trailing slash
     media_root: str = ""
     media_url: str = ""
     # Cache-Control of objects whose bytes never change under their name (see keyed_storage.caching).
     cache_control: str = ""
     # How long to wait for S3, in seconds, and how many times to try one request.
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    transfer_timeout: float = DEFAULT_TRANSFER_TIMEOUT
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    connect_timeout: float = variables.DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = variables.DEFAULT_READ_TIMEOUT
+    transfer_timeout: float = variables.DEFAULT_TRANSFER_TIMEOUT
+    max_attempts: int = variables.DEFAULT_MAX_ATTEMPTS
 
 
 def _lookup(name: str, overrides: dict[str, Any]) -> tuple[str | None, str]:

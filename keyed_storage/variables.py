@@ -46,7 +46,7 @@ MAX_ATTEMPTS = 10
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 # A Cache-Control value (RFC 9111 §5.2): directives, each a token with an optional token or
 # quoted-string argument, separated by commas. Nothing else, so no value can smuggle a CR/LF.
@@ -106,7 +106,7 @@ def secret(name: str, value: str) -> Secret:
 
 
 def bucket(name: str, value: str) -> str:
-    if not _BUCKET.fullmatch(value):
+    if not BUCKET_PATTERN.fullmatch(value):
         raise Invalid(
             "keyed_storage.E004",
             f"{name}={value!r} is not a valid S3 bucket name.",

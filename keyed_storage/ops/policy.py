@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..config import _BUCKET
 from ..keys import validate_key
+from ..variables import BUCKET_PATTERN
 
 if TYPE_CHECKING:
     from ..backends.s3 import S3Backend
@@ -43,7 +43,7 @@ LIFECYCLE_RULE_ID = "keyed-storage-abort-incomplete-multipart-uploads"
 
 
 def check_bucket(bucket: str) -> str:
-    if not _BUCKET.fullmatch(bucket or ""):
+    if not BUCKET_PATTERN.fullmatch(bucket or ""):
         raise ValueError(
             f"{bucket!r} is not a valid S3 bucket name: use 3-63 lowercase letters, digits, dots and "
             "hyphens, starting and ending with a letter or digit."

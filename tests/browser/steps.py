@@ -17,3 +17,13 @@ def sign_in(page, base: str) -> None:
 def save_admin_form(page) -> None:
     page.click("input[name=_save]")
     page.wait_for_selector("ul.messagelist li.success")
+
+
+def open_recording_editor(page, base: str):
+    """Sign in, open a new session's change form: (the session, its recording's upload box)."""
+    from events.models import Event, Session
+
+    sign_in(page, base)
+    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
+    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
+    return session, page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))

@@ -21,7 +21,7 @@ from events.models import Event, Session
 from keyed_storage import KeyedStorage, config
 
 from ..helpers import wav_bytes
-from .steps import save_admin_form, sign_in
+from .steps import open_recording_editor, save_admin_form, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,10 +195,7 @@ DROP = """([box, data]) => {
 
 def test_a_dropped_file_uploads_and_a_refused_one_says_why(page, live_server, local):
     base = live_server.url
-    sign_in(page, base)
-    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
-    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
-    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    session, box = open_recording_editor(page, base)
     status = box.locator(".keyed-storage-status")
 
     # A web page offered as audio: the ticket view refuses it by its claimed type, before
@@ -232,10 +229,7 @@ def test_a_dropped_file_uploads_and_a_refused_one_says_why(page, live_server, lo
 def pick_on_a_session_form(page, live_server, path):
     """Sign in, open a new session's change form, pick `path` for its recording and wait for
     the box to settle: (the session, the box)."""
-    sign_in(page, live_server.url)
-    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
-    page.goto(f"{live_server.url}/admin/events/session/{session.pk}/change/")
-    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    session, box = open_recording_editor(page, live_server.url)
     page.set_input_files("#id_audio", str(path))
     page.wait_for_function(
         "box => ['plain', 'done', 'failed'].includes(box.dataset.state)", arg=box.element_handle()
@@ -307,10 +301,7 @@ def test_cancel_while_the_upload_is_prepared_sends_nothing(page, live_server, lo
     asked for: a click then stops it before a byte is sent (the ticket's answer is held here)."""
     path = tmp_path / "talk.wav"
     recording(path, 1)
-    sign_in(page, live_server.url)
-    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
-    page.goto(f"{live_server.url}/admin/events/session/{session.pk}/change/")
-    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    _, box = open_recording_editor(page, live_server.url)
     held = []
     page.route("**/keyed-storage/ticket/**", lambda route: held.append(route))
     sent = []
@@ -335,10 +326,7 @@ def test_a_form_shown_again_after_a_refused_upload_says_so_and_saves_with_a_new_
     then, not the claim): the form comes back without the refused reference and says the file
     was not kept, and a file picked then is saved with it."""
     base = live_server.url
-    sign_in(page, base)
-    session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
-    page.goto(f"{base}/admin/events/session/{session.pk}/change/")
-    box = page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+    session, box = open_recording_editor(page, base)
     status = box.locator(".keyed-storage-status")
     page.set_input_files(
         "#id_audio", {"name": "talk.wav", "mimeType": "audio/wav", "buffer": b"<!DOCTYPE html>"}

@@ -30,7 +30,7 @@ QUALITY = 80
 
 
 def variants():
-    from keyed_storage.images import Variant
+    from keyed_storage.images.variants import Variant
 
     return {name: Variant(w, h, crop=crop, quality=QUALITY) for name, (w, h, crop) in SPECS.items()}
 
@@ -132,7 +132,7 @@ def per_call_pair(
 def bench_render(data: bytes, rounds: int) -> None:
     from PIL import Image
 
-    from keyed_storage.images import render
+    from keyed_storage.images.rendering import render
 
     specs, png = variants(), _png(data)
     thumb = {"thumb": specs["thumb"]}

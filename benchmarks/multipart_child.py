@@ -24,8 +24,8 @@ def main() -> None:
     endpoint, bucket, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     os.rmdir(configure_django())  # the media directory: this process stores only in S3
     use_s3(endpoint, bucket)
-    from keyed_storage.direct import finish_upload, start_upload
-    from keyed_storage.multipart import abort_upload, part_urls
+    from keyed_storage.direct.multipart import abort_upload, part_urls
+    from keyed_storage.direct.tickets import finish_upload, start_upload
 
     # A warm-up upload, begun and aborted: the boto3 client and its service model, which any
     # Django process loads once, are not what one upload costs.

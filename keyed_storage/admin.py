@@ -12,7 +12,7 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
-from .direct_forms import DirectFileField, DirectImageField, DirectUploadWidget, unfit_for_direct_uploads
+from .direct.forms import DirectFileField, DirectImageField, DirectUploadWidget, unfit_for_direct_uploads
 from .widgets import FilePreviewWidget, render_preview
 
 # direct_upload_fields' default: every field that can take direct uploads (as ModelForm's "__all__").
@@ -34,7 +34,7 @@ class FilePreviewMixin(_AdminBase):
     A widget of your own for a field, given in formfield_overrides or by a subclass, is kept.
 
     On change forms, file fields upload from the browser straight to storage
-    (keyed_storage.direct_forms), with a progress bar: by default every field that can
+    (keyed_storage.direct.forms), with a progress bar: by default every field that can
     (on KeyedStorage, with a key template for upload_to); name some to limit it to those,
     or none to turn it off:
 

@@ -8,7 +8,8 @@ class KeyedStorageConfig(AppConfig):
     verbose_name = "Keyed storage"
 
     def ready(self) -> None:
-        from . import checks, replacement, signals  # noqa: F401  (checks registers on import)
+        from . import checks  # noqa: F401  (checks registers on import)
+        from .lifecycle import primary_keys, replacement
 
-        signals.connect()
+        primary_keys.connect()
         replacement.connect()

@@ -7,7 +7,7 @@ exact=True, or one keyed_storage did not make, can be written again with other b
 the same URL, so caches must revalidate it (and get a 304 while it is unchanged).
 
 The policy rides on the object itself: in S3 as the object's Cache-Control, sent with its PUT
-(no request of its own); on the local disk by the view that serves it (keyed_storage.responders).
+(no request of its own); on the local disk by the view that serves it (keyed_storage.serving.responses).
 """
 
 from __future__ import annotations

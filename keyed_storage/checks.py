@@ -14,10 +14,10 @@ from django.utils.module_loading import import_string
 
 from . import config
 from .keys import TOKEN_HEX_CHARS, KeyTemplate
-from .middleware import RequestOriginMiddleware
+from .serving.middleware import RequestOriginMiddleware
 from .storage import KeyedStorage
 
-MIDDLEWARE = "keyed_storage.middleware.RequestOriginMiddleware"
+MIDDLEWARE = "keyed_storage.serving.middleware.RequestOriginMiddleware"
 
 # A stored name is <key>/<token>/<filename>. To judge whether a column can hold one, each
 # placeholder of the key is taken as 10 characters (an id up to ten digits) and the filename

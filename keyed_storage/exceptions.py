@@ -68,7 +68,7 @@ class NoOrigin(ImproperlyConfigured):
         super().__init__(
             f"Cannot make an absolute link to {name!r}: KEYED_STORAGE_BASE_URL is not set and no "
             "request is being handled (this is a background job, an email or a management "
-            "command, or keyed_storage.middleware.RequestOriginMiddleware is not in MIDDLEWARE). "
+            "command, or keyed_storage.serving.middleware.RequestOriginMiddleware is not in MIDDLEWARE). "
             "Set KEYED_STORAGE_BASE_URL to this site's origin, e.g. "
             "KEYED_STORAGE_BASE_URL=https://example.org."
         )

@@ -12,22 +12,18 @@ from django.core.files.storage import Storage
 from django.db import models
 from django.db.models.fields.files import ImageFieldFile
 
-from .images import (
+from .images.rendering import Rendered, displayed_size, open_image, render, render_sized
+from .images.variants import (
     DEFAULT_MAX_PIXELS,
     ImageRefused,
-    Rendered,
     Variant,
     check_variants,
-    displayed_size,
     is_variant_of,
-    open_image,
-    render,
-    render_sized,
     variant_name,
     variants_prefix,
 )
 from .keys import FinishedName, has_token
-from .replacement import remove_unclaimed
+from .lifecycle.replacement import remove_unclaimed
 from .storage import KeyedStorage
 from .validators import ImagePixelsValidator
 

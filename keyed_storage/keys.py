@@ -307,7 +307,7 @@ class FinishedName(str):
     """A name keyed_storage.direct.finish_upload() returned: a direct upload's own new object.
 
     The save that first sets it on a model field owns it, as it owns a file it stores itself:
-    if that save rolls back, the object is removed (keyed_storage.replacement). Anywhere else
+    if that save rolls back, the object is removed (keyed_storage.lifecycle.replacement). Anywhere else
     it is the str it equals.
     """
 
@@ -341,7 +341,7 @@ class KeyTemplate:
 
     A placeholder is an attribute path of the instance ({id}, {event_id}, {event.slug}). The
     primary key of a new instance is filled in transparently: keyed_storage saves the row first,
-    then the file (see keyed_storage.signals). Any other empty value raises KeyNeedsValue.
+    then the file (see keyed_storage.lifecycle.primary_keys). Any other empty value raises KeyNeedsValue.
     """
 
     def __init__(self, pattern: str):

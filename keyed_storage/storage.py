@@ -15,8 +15,10 @@ from django.utils.deconstruct import deconstructible
 
 from . import backends, config
 from .caching import cache_control
-from .content import ContentInfo, identify
 from .exceptions import NameTaken, StorageError
+from .files.sniffing import ContentInfo, identify
+from .files.streams import peek, rewind, seekable
+from .images.privacy import strip_identifying_metadata
 from .keys import (
     alternative_name,
     claim_issued,
@@ -27,15 +29,13 @@ from .keys import (
     safe_filename,
     validate_key,
 )
-from .privacy import strip_identifying_metadata
-from .streams import peek, rewind, seekable
 
 if TYPE_CHECKING:
     from _typeshed import StrPath
 
     from .backends import Backend
 
-# The formats keyed_storage.privacy cleans: the rest are stored as they are.
+# The formats keyed_storage.images.privacy cleans: the rest are stored as they are.
 PRIVACY_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 
 # Attempts at a free name before giving up: each alternative carries 7 random characters
@@ -168,7 +168,7 @@ class KeyedStorage(Storage):
         if info.content_type not in PRIVACY_TYPES or config.current().keep_metadata:
             return self._store(name, content, info)
         # Photos lose their location and other identifying metadata before they are stored;
-        # the pixels are not touched (see keyed_storage.privacy). A stream is copied first.
+        # the pixels are not touched (see keyed_storage.images.privacy). A stream is copied first.
         readable = seekable(content)
         cleaned = strip_identifying_metadata(readable)
         try:
@@ -250,7 +250,7 @@ class KeyedStorage(Storage):
 
     def delete_prefix(self, prefix: str) -> list[str]:
         """Delete every object under `prefix` (a whole key, e.g. 'events/7'); return their names."""
-        from .prefixes import delete_prefix
+        from .ops.prefixes import delete_prefix
 
         return delete_prefix(self._impl, prefix)
 

@@ -11,9 +11,9 @@ from typing import Any
 from django.core.files import File
 from django.db import transaction
 
+from .files.streams import Readable, peek
 from .keys import object_name, validate_key
 from .storage import KeyedStorage
-from .streams import Readable, peek
 from .validators import accepted_patterns, accepted_type, refuse_size
 
 logger = logging.getLogger("keyed_storage")

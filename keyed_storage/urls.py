@@ -1,9 +1,9 @@
 """URLconf of keyed_storage's views: path("", include("keyed_storage.urls")).
 
 MEDIA_URL serves stored files and keyed-storage/direct/ and keyed-storage/part/ receive direct
-uploads and their parts (keyed_storage.endpoint), all in local mode; keyed-storage/ticket/
+uploads and their parts (keyed_storage.direct.receiver), all in local mode; keyed-storage/ticket/
 gives the direct-upload widget its tickets in either mode, and keyed-storage/parts/ the URLs,
-list and abort of a multipart upload's parts (keyed_storage.direct_views).
+list and abort of a multipart upload's parts (keyed_storage.direct.views).
 """
 
 import re
@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.urls import path, re_path
 
-from .direct_views import abort, part_urls, ticket, uploaded_parts
-from .endpoint import receive, receive_part
-from .views import serve
+from .direct.receiver import receive, receive_part
+from .direct.views import abort, part_urls, ticket, uploaded_parts
+from .serving.views import serve
 
 app_name = "keyed_storage"
 

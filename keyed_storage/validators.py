@@ -15,8 +15,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext_lazy as _
 
-from .content import SNIFF_BYTES, identify, is_active
 from .exceptions import FileTooLarge, FileTypeRefused
+from .files.sniffing import SNIFF_BYTES, identify, is_active
 
 _PATTERN = re.compile(r"(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)")
 # Names people write for types that are registered under another name.
@@ -174,7 +174,8 @@ class ImagePixelsValidator:
         self.max_pixels = max_pixels
 
     def __call__(self, value: Any) -> None:
-        from .images import ImageRefused, open_image
+        from .images.rendering import open_image
+        from .images.variants import ImageRefused
 
         file = _pending(value)
         if file is None:

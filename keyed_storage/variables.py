@@ -24,7 +24,7 @@ DEFAULT_URL_EXPIRES = 3600
 MAX_URL_EXPIRES = 7 * 24 * 3600  # SigV4 presigned links cannot live longer than a week.
 # How long a direct-upload ticket lets its upload begin (see keyed_storage.direct).
 DEFAULT_DIRECT_EXPIRES = 3600
-# Direct uploads of this many bytes or more are sent in parts (see keyed_storage.multipart),
+# Direct uploads of this many bytes or more are sent in parts (see keyed_storage.direct.multipart),
 # of this size at least. S3 refuses parts under 5 MiB (all but the last) and over 5 GiB.
 DEFAULT_DIRECT_PART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_DIRECT_PART_SIZE = 16 * 1024 * 1024

@@ -9,7 +9,7 @@ from django.contrib.admin.widgets import AdminFileWidget
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
-from .pictures import alternatives, choose, declared_variants, fit, original, srcset, variants
+from .images.markup import alternatives, choose, declared_variants, fit, original, srcset, variants
 
 # Decided from the name alone: a preview never opens the file or asks the storage anything.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".svg", ".bmp", ".ico"})

@@ -14,7 +14,7 @@ from PIL import Image, ImageCms
 
 from keyed_storage import key_template
 from keyed_storage.fields import KeyedImageField
-from keyed_storage.images import Variant
+from keyed_storage.images.variants import Variant
 
 VARIANTS = {
     "thumb": Variant(160, 160, crop=True),

@@ -20,9 +20,10 @@ from django.db import connection, models
 from django.db.models.signals import post_init
 from PIL import Image
 
-from keyed_storage import KeyedStorage, key_template, replacement
+from keyed_storage import KeyedStorage, key_template
 from keyed_storage.fields import KeyedImageField
-from keyed_storage.images import Variant
+from keyed_storage.images.variants import Variant
+from keyed_storage.lifecycle import replacement
 
 # The shared default every new Item's `shared` field names: one object many rows hold.
 DEFAULT = "lifecycle-defaults/shared.bin"

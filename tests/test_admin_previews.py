@@ -13,8 +13,8 @@ from django.test import RequestFactory
 from events.models import Event, Profile, Session, Speaker, Sponsor
 from keyed_storage import KeyedStorage
 from keyed_storage.admin import FilePreviewMixin, preview
-from keyed_storage.images import Variant
-from keyed_storage.pictures import Picture, choose, fit
+from keyed_storage.images.markup import Picture, choose, fit
+from keyed_storage.images.variants import Variant
 from keyed_storage.widgets import FilePreviewWidget, preview_kind, render_preview
 
 from .helpers import fetch, png_bytes

@@ -14,11 +14,11 @@ from django.test import Client
 from events.models import Event
 from keyed_storage import config
 from keyed_storage.exceptions import NoOrigin
-from keyed_storage.middleware import RequestOriginMiddleware
+from keyed_storage.serving.middleware import RequestOriginMiddleware
 
 from .helpers import png_bytes
 
-MIDDLEWARE = "keyed_storage.middleware.RequestOriginMiddleware"
+MIDDLEWARE = "keyed_storage.serving.middleware.RequestOriginMiddleware"
 
 
 class SiteOriginMiddleware(RequestOriginMiddleware):

@@ -84,7 +84,7 @@ def test_the_variables_that_take_any_value_are_plain_text():
 
 @ALL
 def test_the_system_checks_run_with_it(monkeypatch, settings, variable):
-    settings.MIDDLEWARE = ["keyed_storage.middleware.RequestOriginMiddleware", *settings.MIDDLEWARE]
+    settings.MIDDLEWARE = ["keyed_storage.serving.middleware.RequestOriginMiddleware", *settings.MIDDLEWARE]
     use_env(monkeypatch, valid_env(variable))
     assert [m for m in run_checks(tags=["keyed_storage"]) if m.is_serious()] == []
     if variable.invalid is not None:

@@ -11,9 +11,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from keyed_storage import KeyedStorage, upload
-from keyed_storage.content import identify
-from keyed_storage.direct import finish_upload, start_upload
+from keyed_storage.direct.tickets import finish_upload, start_upload
 from keyed_storage.exceptions import FileTypeRefused
+from keyed_storage.files.sniffing import identify
 from keyed_storage.validators import ContentTypeValidator
 
 from .test_direct import post, stored_names, uploaded

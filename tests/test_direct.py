@@ -23,7 +23,7 @@ from django.core import signing
 
 from keyed_storage import KeyedStorage, backends, config
 from keyed_storage.backends.s3 import PENDING_HEADERS
-from keyed_storage.direct import Ticket, finish_upload, start_upload
+from keyed_storage.direct.tickets import Ticket, finish_upload, start_upload
 from keyed_storage.exceptions import (
     FileRefused,
     FileTooLarge,

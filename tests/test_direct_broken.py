@@ -20,9 +20,9 @@ import requests
 from events.models import Event, Session
 from keyed_storage import KeyedStorage, config
 from keyed_storage.backends import local as local_backend
-from keyed_storage.direct import finish_upload, published_name, start_upload
+from keyed_storage.direct.multipart import part_urls
+from keyed_storage.direct.tickets import finish_upload, published_name, start_upload
 from keyed_storage.exceptions import StorageError, UploadBroken, UploadMissing
-from keyed_storage.multipart import part_urls
 
 from .helpers import wav_bytes
 from .test_direct_forms import save_form, upload_directly

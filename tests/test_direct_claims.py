@@ -16,7 +16,7 @@ from django.db import transaction
 
 from events.models import Event, Session, Speaker
 from keyed_storage import KeyedStorage, backends, config
-from keyed_storage.direct import finish_upload, published_name, start_upload
+from keyed_storage.direct.tickets import finish_upload, published_name, start_upload
 from keyed_storage.exceptions import StorageError
 from keyed_storage.keys import FinishedName
 

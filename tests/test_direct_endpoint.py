@@ -16,7 +16,7 @@ import requests
 from django.core import signing
 
 from keyed_storage import config
-from keyed_storage.direct import finish_upload, start_upload
+from keyed_storage.direct.tickets import finish_upload, start_upload
 
 from .helpers import fetch, wav_bytes
 

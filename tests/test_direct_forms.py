@@ -25,8 +25,8 @@ from django.urls import reverse
 from events.models import Event, Session, Speaker
 from keyed_storage import KeyedStorage
 from keyed_storage.admin import FilePreviewMixin
-from keyed_storage.direct import published_name
-from keyed_storage.direct_forms import TOKEN_MAX_AGE, DirectFileField, field_token
+from keyed_storage.direct.forms import TOKEN_MAX_AGE, DirectFileField, field_token
+from keyed_storage.direct.tickets import published_name
 
 from .helpers import fetch, wav_bytes
 

@@ -19,9 +19,9 @@ from PIL import Image
 
 from events.models import Event, Speaker
 from keyed_storage import KeyedStorage, backends, config
-from keyed_storage.direct import IMAGE_HEADER_READS, image_size
-from keyed_storage.direct_forms import DirectImageField, direct_key, field_token
-from keyed_storage.images import ImageRefused
+from keyed_storage.direct.forms import DirectImageField, direct_key, field_token
+from keyed_storage.direct.tickets import IMAGE_HEADER_READS, image_size
+from keyed_storage.images.variants import ImageRefused
 
 from .helpers import fetch
 from .image_helpers import encode, halves, jpeg_with_orientation

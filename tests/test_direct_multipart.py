@@ -22,16 +22,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from keyed_storage import KeyedStorage, backends, config
-from keyed_storage.direct import finish_upload, open_reference, start_upload
-from keyed_storage.exceptions import FileRefused, ReferenceRefused, UploadMissing
-from keyed_storage.keys import PARTS_DIRECTORY, validate_key
-from keyed_storage.multipart import (
+from keyed_storage.direct.multipart import (
     MAX_PARTS,
     abort_upload,
     part_size_for,
     part_urls,
     uploaded_parts,
 )
+from keyed_storage.direct.tickets import finish_upload, open_reference, start_upload
+from keyed_storage.exceptions import FileRefused, ReferenceRefused, UploadMissing
+from keyed_storage.keys import PARTS_DIRECTORY, validate_key
 
 from .helpers import fetch, wav_bytes
 

@@ -14,8 +14,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from keyed_storage import config
-from keyed_storage.direct import start_upload
-from keyed_storage.multipart import part_urls, uploaded_parts
+from keyed_storage.direct.multipart import part_urls, uploaded_parts
+from keyed_storage.direct.tickets import start_upload
 from keyed_storage.numbers import whole_number
 
 MIB = 1024 * 1024

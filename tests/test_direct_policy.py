@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from keyed_storage import KeyedStorage, backends, config
-from keyed_storage.direct import finish_upload, start_upload
+from keyed_storage.direct.tickets import finish_upload, start_upload
 from keyed_storage.exceptions import FileRefused
 from keyed_storage.keys import FinishedName
 

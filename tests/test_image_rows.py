@@ -18,9 +18,10 @@ from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from events.models import Event, Speaker
-from keyed_storage import KeyedStorage, config, key_template, replacement
+from keyed_storage import KeyedStorage, config, key_template
 from keyed_storage.fields import KeyedImageField
-from keyed_storage.images import Variant
+from keyed_storage.images.variants import Variant
+from keyed_storage.lifecycle import replacement
 
 from .helpers import fetch
 from .image_helpers import encode, halves

@@ -13,8 +13,8 @@ from django.template import Context, Template
 from django.test.utils import isolate_apps
 
 from keyed_storage import KeyedStorage, key_template
-from keyed_storage.images import Variant
-from keyed_storage.pictures import image_html
+from keyed_storage.images.markup import image_html
+from keyed_storage.images.variants import Variant
 
 from .helpers import fetch
 from .image_helpers import encode, halves, image_model

@@ -15,7 +15,8 @@ from PIL import Image, ImageOps
 
 from keyed_storage import KeyedStorage
 from keyed_storage.fields import KeyedImageField
-from keyed_storage.images import ImageRefused, Variant, render, variant_name
+from keyed_storage.images.rendering import render
+from keyed_storage.images.variants import ImageRefused, Variant, variant_name
 
 from .helpers import fetch
 from .image_helpers import (

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from events.models import Event
-from keyed_storage.images import ImageRefused, Variant, displayed_size, render
+from keyed_storage.images.rendering import displayed_size, render
+from keyed_storage.images.variants import ImageRefused, Variant
 
 from .image_helpers import encode, halves, image_model
 

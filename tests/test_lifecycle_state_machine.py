@@ -55,11 +55,11 @@ from PIL import Image
 import keyed_storage
 from events.models import Event, Session
 from keyed_storage import KeyedStorage, backends, config
-from keyed_storage.direct import finish_upload, start_upload
+from keyed_storage.direct.multipart import part_urls
+from keyed_storage.direct.tickets import finish_upload, start_upload
 from keyed_storage.exceptions import FileRefused, StorageError
-from keyed_storage.images import is_variant_of, variants_prefix
+from keyed_storage.images.variants import is_variant_of, variants_prefix
 from keyed_storage.keys import KeyNeedsValue
-from keyed_storage.multipart import part_urls
 
 from .faulty_proxy import SHORT_TIMEOUTS, FaultyProxy
 from .helpers import wav_bytes

@@ -609,7 +609,7 @@ def test_direct_uploads_never_finished_are_orphans_and_finished_ones_are_not(mod
     """A browser that uploaded and never submitted leaves its object at the upload's name; a
     ticket used again after its upload was finished leaves a stray there too. Both go; the
     published file a row holds stays."""
-    from keyed_storage.direct import finish_upload, start_upload
+    from keyed_storage.direct.tickets import finish_upload, start_upload
 
     from .test_direct import post, uploaded
 
@@ -638,7 +638,7 @@ def test_direct_uploads_never_finished_are_orphans_and_finished_ones_are_not(mod
 @pytest.fixture
 def abandoned_upload(mode, request, monkeypatch):
     """A multipart direct upload with one part of two sent, then the browser went away."""
-    from keyed_storage.direct import start_upload
+    from keyed_storage.direct.tickets import start_upload
 
     from .test_direct_multipart import PART, leftovers, send_parts
 
@@ -768,7 +768,7 @@ def test_too_few_objects_to_tell_are_deleted_without_asking(place, later):
 def test_a_direct_upload_published_now_is_young_whatever_the_uploads_age(local):
     """Published by a hard link, the file kept its upload's mtime: `orphans --older-than 1h
     --delete` removed a file finished seconds ago, before the form that finished it was saved."""
-    from keyed_storage.direct import finish_upload, start_upload
+    from keyed_storage.direct.tickets import finish_upload, start_upload
 
     from .test_direct import post, uploaded
 
@@ -789,7 +789,7 @@ def test_a_multipart_upload_completed_now_is_young_though_s3_dates_it_from_its_s
     """AWS gives a completed multipart upload the LastModified of its start: a talk sent for
     90 minutes and finished now is dated 90 minutes ago. moto dates it now, so the audit's
     clock is moved 90 minutes on instead; the upload's token bounds when it was finished."""
-    from keyed_storage.direct import finish_upload, finished_by, start_upload
+    from keyed_storage.direct.tickets import finish_upload, finished_by, start_upload
 
     from .test_direct_multipart import PART, send_parts
 

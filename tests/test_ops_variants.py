@@ -18,7 +18,7 @@ from django.core.management import call_command
 from PIL import Image
 
 from keyed_storage import KeyedStorage, backends, config
-from keyed_storage.images import Variant
+from keyed_storage.images.variants import Variant
 from keyed_storage.ops import variants as ops
 
 from .helpers import fetch

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image, ImageCms, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from keyed_storage.privacy import SPOOL_BYTES, strip_identifying_metadata
+from keyed_storage.images.privacy import SPOOL_BYTES, strip_identifying_metadata
 
 # What a phone writes, and what must not survive anywhere in the file.
 LATITUDE = (48, 1, 51, 1, 2960, 100)  # 48° 51' 29.60" N

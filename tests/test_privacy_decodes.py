@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from PIL import Image
 
-from keyed_storage import privacy
+from keyed_storage.images import privacy
 
 from .test_privacy import LATITUDE, SRGB, jpeg, mutated, phone_jpeg, picture, strip
 

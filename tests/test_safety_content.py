@@ -9,7 +9,7 @@ import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from keyed_storage import upload
-from keyed_storage.content import identify
+from keyed_storage.files.sniffing import identify
 
 from .helpers import png_bytes, wav_bytes
 

@@ -16,7 +16,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from keyed_storage import KeyedStorage, backends, config, upload
-from keyed_storage.direct import finish_upload, start_upload
+from keyed_storage.direct.tickets import finish_upload, start_upload
 from keyed_storage.exceptions import StorageError
 
 from .faulty_proxy import FaultyProxy

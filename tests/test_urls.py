@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from events.models import Event
 from keyed_storage import KeyedStorage, config, upload
+from keyed_storage.backends.percent import url_path
 from keyed_storage.exceptions import NoOrigin
 from keyed_storage.keys import validate_key
-from keyed_storage.percent import url_path
 
 from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client, png_bytes
 
@@ -94,7 +94,7 @@ def test_local_links_outside_a_request_raise_no_origin_rather_than_make_one_up()
     message = str(raised.value)
     assert "'a/b.png'" in message
     assert "KEYED_STORAGE_BASE_URL=https://example.org" in message
-    assert "keyed_storage.middleware.RequestOriginMiddleware" in message
+    assert "keyed_storage.serving.middleware.RequestOriginMiddleware" in message
 
 
 def test_an_absolute_media_url_is_used_as_it_is(settings):

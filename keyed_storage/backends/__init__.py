@@ -12,7 +12,7 @@ from ..config import Config
 if TYPE_CHECKING:
     from django.core.files import File
 
-    from ..content import ContentInfo
+    from ..files.sniffing import ContentInfo
 
 
 class Head(NamedTuple):
@@ -203,7 +203,7 @@ class Backend(Protocol):
     def refresh_cache_control(self, name: str, look: Look) -> bool:
         """Give `name` the Cache-Control its name calls for, keeping the rest; True if changed."""
 
-    # Multipart direct uploads (keyed_storage.multipart) ----------------------------------
+    # Multipart direct uploads (keyed_storage.direct.multipart) ----------------------------------
     def start_parts(
         self, name: str, info: ContentInfo | None = None, *, cache_control: str | None = None
     ) -> str:

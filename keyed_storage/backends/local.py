@@ -21,13 +21,13 @@ from django.urls import NoReverseMatch, reverse
 
 from ..caching import cache_control
 from ..config import Config
-from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, NoOrigin, ObjectChanged, ObjectUnreadable, StorageError
+from ..files.sniffing import GENERIC, ContentInfo
 from ..keys import PARTS_DIRECTORY, has_token
 from ..numbers import whole_number
-from ..origin import current_origin
-from ..percent import url_path
+from ..serving.origin import current_origin
 from . import Digest, Head, Listing, Look, Part, Stored
+from .percent import url_path
 
 TEMP_PREFIX = ".keyed-"  # in-progress writes; never listed, never a key (keys have no '.keyed-' files)
 COPY_CHUNK = 1024 * 1024
@@ -119,7 +119,7 @@ class LocalBackend(FileSystemStorage):
         write removes the directories it created, so no empty token directory stays.
 
         A file has nowhere to keep a Cache-Control, so `cache_control` is not stored: the view
-        that serves the file decides it from the name (keyed_storage.responders).
+        that serves the file decides it from the name (keyed_storage.serving.responses).
         """
         path = self.path(name)
         directory = os.path.dirname(path)
@@ -446,7 +446,7 @@ class LocalBackend(FileSystemStorage):
         the upload's arrival.
 
         Headers (Cache-Control included) need nothing here: a file's are decided from its name
-        and bytes each time it is served (keyed_storage.responders), as for any saved file."""
+        and bytes each time it is served (keyed_storage.serving.responses), as for any saved file."""
         source, target = self.path(upload), self.path(name)
         made = self._make_directory(os.path.dirname(target))
         try:
@@ -563,7 +563,7 @@ class LocalBackend(FileSystemStorage):
             raise
         _fsync_directory(directory)
 
-    # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
+    # Multipart direct uploads (keyed_storage.direct.multipart) --------------------------------------
     #
     # An upload is a directory <MEDIA_ROOT>/.keyed-storage-parts/<upload id>/ (no key can name
     # it, see keys.PARTS_DIRECTORY) holding the target's name and one file per part, each

@@ -25,11 +25,11 @@ from storages.backends.s3 import S3File, S3Storage
 
 from ..caching import cache_control
 from ..config import Config
-from ..content import GENERIC, ContentInfo
 from ..exceptions import NameTaken, ObjectChanged, ObjectUnreadable, StorageError
+from ..files.sniffing import GENERIC, ContentInfo
 from ..keys import has_token
-from ..percent import url_path
 from . import Digest, Head, Listing, Look, Part, Stored
+from .percent import url_path
 from .presign import Credentials, Presigner
 
 if TYPE_CHECKING:
@@ -530,7 +530,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
         An object completed from a multipart upload (its ETag ends in '-<parts>') is dated no
         earlier than the latest moment a direct upload of its name can have been finished: AWS
         dates it from the upload's start, and a large upload is finished hours after."""
-        from ..direct import finished_by  # direct uploads build on the backends
+        from ..direct.tickets import finished_by  # direct uploads build on the backends
 
         with self._failing("list", under or "the bucket"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -733,7 +733,7 @@ class S3Backend(S3Storage):  # type: ignore[misc]  # django-storages has no type
                 self.client.abort_multipart_upload(Bucket=self.bucket_name, Key=name, UploadId=upload_id)
             raise
 
-    # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
+    # Multipart direct uploads (keyed_storage.direct.multipart) --------------------------------------
 
     def start_parts(
         self, name: str, info: ContentInfo | None = None, *, cache_control: str | None = None

@@ -405,7 +405,7 @@ def _direct_upload_step(cfg: config.Config) -> Step:
     It proves the service takes POST uploads under a signed policy (not all S3-compatible ones
     do) with this key and clock. Browsers also need the bucket's CORS to allow the site's
     origin, which only a browser can prove."""
-    from ..direct import finish_upload, start_upload
+    from ..direct.tickets import finish_upload, start_upload
 
     title = "direct upload (keyed_storage.direct): POST to the bucket, then finish_upload()"
     body = f"keyed_storage doctor direct-upload probe {secrets.token_hex(16)}\n".encode()

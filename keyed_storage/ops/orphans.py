@@ -23,11 +23,11 @@ from django.db.models.functions import Collate, Replace
 from django.template.defaultfilters import filesizeformat
 
 from ..backends import Backend, Stored
-from ..images import VARIANT_MARK, is_variant_of
+from ..images.variants import VARIANT_MARK, is_variant_of
 from ..keys import MAX_SEGMENT_BYTES, TOKEN_HEX_CHARS, KeyTemplate, split_tokened
-from ..prefixes import whole_key
-from ..replacement import default_names
+from ..lifecycle.replacement import default_names
 from ..storage import KeyedStorage
+from .prefixes import whole_key
 
 DEFAULT_GRACE = timedelta(days=1)
 # A write in progress touches its temporary with every chunk; one untouched this long was

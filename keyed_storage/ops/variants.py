@@ -14,16 +14,8 @@ from django.db import models
 
 from ..exceptions import StorageError
 from ..fields import KeyedImageField
-from ..images import (
-    ImageRefused,
-    Rendered,
-    Variant,
-    displayed_size,
-    is_variant_of,
-    render,
-    variant_name,
-    variants_prefix,
-)
+from ..images.rendering import Rendered, displayed_size, render
+from ..images.variants import ImageRefused, Variant, is_variant_of, variant_name, variants_prefix
 from ..keys import has_token
 from ..storage import KeyedStorage
 

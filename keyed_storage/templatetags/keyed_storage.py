@@ -7,7 +7,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
-from ..pictures import image_html
+from ..images.markup import image_html
 
 register = template.Library()
 

@@ -8,7 +8,7 @@ from django.db import models
 
 from keyed_storage import key_template
 from keyed_storage.fields import KeyedImageField
-from keyed_storage.images import Variant
+from keyed_storage.images.variants import Variant
 from keyed_storage.keys import (
     event_background_key,
     event_logo_key,

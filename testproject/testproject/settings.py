@@ -25,7 +25,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Local links made while a request is handled start with its origin (WSGI and ASGI).
-    "keyed_storage.middleware.RequestOriginMiddleware",
+    "keyed_storage.serving.middleware.RequestOriginMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

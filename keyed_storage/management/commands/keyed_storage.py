@@ -18,9 +18,9 @@ from django.template.defaultfilters import filesizeformat
 
 from keyed_storage import KeyedStorage, backends, config
 from keyed_storage.ops import doctor, orphans, policy
+from keyed_storage.ops.prefixes import list_prefix
 from keyed_storage.ops.sync import Entry, Sync
 from keyed_storage.ops.variants import BuildVariants, Outcome, Report, Row, targets
-from keyed_storage.prefixes import list_prefix
 
 if TYPE_CHECKING:
     from typing import NoReturn

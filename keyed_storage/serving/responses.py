@@ -18,11 +18,11 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import http_date, parse_http_date_safe
 
-from . import config
-from .caching import cache_control
-from .content import SNIFF_BYTES, identify
-from .keys import has_token
-from .numbers import MAX_DIGITS
+from .. import config
+from ..caching import cache_control
+from ..files.sniffing import SNIFF_BYTES, identify
+from ..keys import has_token
+from ..numbers import MAX_DIGITS
 
 CHUNK_SIZE = 64 * 1024
 

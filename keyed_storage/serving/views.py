@@ -9,8 +9,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils._os import safe_join
 from django.views.decorators.csrf import csrf_exempt
 
-from . import config
-from .responders import StoredFile, plain_response, respond
+from .. import config
+from .responses import StoredFile, plain_response, respond
 
 
 @csrf_exempt  # no state changes here; a POST gets this view's 405, not the CSRF page

@@ -411,7 +411,8 @@ def _decodes(file: IO[bytes]) -> bool:
     only its header is read, as decoding it could take gigabytes."""
     from PIL import Image
 
-    from .images import DEFAULT_MAX_PIXELS, ImageRefused, decoding
+    from .rendering import decoding
+    from .variants import DEFAULT_MAX_PIXELS, ImageRefused
 
     file.seek(0)
     try:

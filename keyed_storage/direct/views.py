@@ -3,12 +3,12 @@
 POST (the site's own form, so with the session cookie and the CSRF token) token, filename,
 size and content_type; the answer is JSON {url, fields, reference}, or {error} with 400 for a
 file the field refuses (too large, a type it does not accept) and 403 for an anonymous user
-or a token not issued to this user. The token (keyed_storage.direct_forms) names the model
+or a token not issued to this user. The token (keyed_storage.direct.forms) names the model
 field and the key, so a client cannot ask for a ticket for any other place; the field's
 validators give the ticket its limits.
 
 A ticket for a file at or above KEYED_STORAGE_DIRECT_PART_THRESHOLD is a multipart one
-(keyed_storage.multipart): its answer has part_size, parts and the URLs of the three views below
+(keyed_storage.direct.multipart): its answer has part_size, parts and the URLs of the three views below
 instead of url and fields. Each of them takes the same token and the ticket's reference, and
 answers for this user's binding only: part_urls (the PUT URLs of some parts), uploaded_parts
 (which parts are stored, so a reloaded page resumes) and abort_upload (cancel: no part remains).
@@ -24,10 +24,10 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from ..numbers import whole_number
 from . import multipart
-from .direct import start_upload
-from .direct_forms import binding, fitting_filename, open_field_token, upload_limits, user_id
-from .numbers import whole_number
+from .forms import binding, fitting_filename, open_field_token, upload_limits, user_id
+from .tickets import start_upload
 
 # How many part URLs one request may ask for: a browser asks for the next few it will send.
 MAX_PART_URLS = 100

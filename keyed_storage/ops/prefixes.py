@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import SuspiciousFileOperation
 
-from .keys import validate_key
+from ..keys import validate_key
 
 if TYPE_CHECKING:
-    from .backends import Backend
+    from ..backends import Backend
 
 
 def whole_key(prefix: object) -> str:

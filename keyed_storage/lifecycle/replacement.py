@@ -42,8 +42,8 @@ from django.db.models import NOT_PROVIDED, FileField, Model
 from django.db.models.fields.files import FieldFile
 from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_save
 
-from .keys import FinishedName
-from .storage import KeyedStorage
+from ..keys import FinishedName
+from ..storage import KeyedStorage
 
 logger = logging.getLogger("keyed_storage")
 

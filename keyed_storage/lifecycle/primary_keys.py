@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import FileField, ImageField, Model
 from django.db.models.signals import post_save, pre_save
 
-from .keys import KeyTemplate
+from ..keys import KeyTemplate
 
 _HELD = "_keyed_storage_held_files"
 

@@ -2,7 +2,7 @@
 
 start_upload() issues a Ticket for one new object, <key>/<token>/<safe filename>: in S3 a
 presigned POST whose signed policy S3 enforces, in local mode a POST to keyed_storage's own
-endpoint (keyed_storage.endpoint), which enforces the same limits. Either way the client
+endpoint (keyed_storage.direct.receiver), which enforces the same limits. Either way the client
 POSTs ticket.fields and then the file, in a field named "file", to ticket.url, and hands
 ticket.reference back to the server. finish_upload(reference) checks the object as a normal
 save checks a file (its size, its type from its first bytes) and publishes it under a name
@@ -10,7 +10,7 @@ of its own (ticket.name, which no ticket can write) with the headers a save woul
 or removes it and raises a ValidationError.
 
 A POST's upload is published by a copy (in S3, server-side; bounded by the POST's size). A
-multipart upload (keyed_storage.multipart) is never copied: its parts are sent for ticket.name
+multipart upload (keyed_storage.direct.multipart) is never copied: its parts are sent for ticket.name
 itself, and once the server has completed the upload (joining the parts it listed) that upload
 id takes no more parts, so no ticket can write the name afterwards. Finishing it costs the same
 requests for 64 MiB as for 5 GiB.
@@ -33,12 +33,11 @@ from typing import Any, NoReturn
 from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
-from . import backends, config
-from .backends import Head
-from .caching import cache_control
-from .config import Config
-from .content import SNIFF_BYTES, ContentInfo, identify
-from .exceptions import (
+from .. import backends, config
+from ..backends import Head
+from ..caching import cache_control
+from ..config import Config
+from ..exceptions import (
     FileRefused,
     NameTaken,
     ObjectChanged,
@@ -48,12 +47,14 @@ from .exceptions import (
     UploadBroken,
     UploadMissing,
 )
-from .images import DEFAULT_MAX_PIXELS, ImageRefused, displayed_size
-from .keys import TOKEN_HEX_CHARS, TOKEN_TIME_HEX, FinishedName, fresh_name, split_tokened, validate_key
-from .privacy import strip_identifying_metadata
-from .storage import PRIVACY_TYPES
-from .streams import seekable
-from .validators import accepted_patterns, accepted_type, known_type, refuse_size, refuse_type, type_matches
+from ..files.sniffing import SNIFF_BYTES, ContentInfo, identify
+from ..files.streams import seekable
+from ..images.privacy import strip_identifying_metadata
+from ..images.rendering import displayed_size
+from ..images.variants import DEFAULT_MAX_PIXELS, ImageRefused
+from ..keys import TOKEN_HEX_CHARS, TOKEN_TIME_HEX, FinishedName, fresh_name, split_tokened, validate_key
+from ..storage import PRIVACY_TYPES
+from ..validators import accepted_patterns, accepted_type, known_type, refuse_size, refuse_type, type_matches
 
 logger = logging.getLogger("keyed_storage")
 
@@ -85,7 +86,7 @@ class Ticket:
     reference: str
     name: str
     expires: datetime
-    # A multipart upload (keyed_storage.multipart) has `parts` parts of `part_size` bytes (the
+    # A multipart upload (keyed_storage.direct.multipart) has `parts` parts of `part_size` bytes (the
     # last one what is left), no url and no fields: ask multipart.part_urls() for its URLs.
     part_size: int = 0
     parts: int = 0
@@ -315,7 +316,7 @@ def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], c
 
 
 def _claimed(name: str) -> bool:
-    from .replacement import claimed_anywhere  # the lifecycle builds on this module
+    from ..lifecycle.replacement import claimed_anywhere  # the lifecycle builds on this module
 
     return claimed_anywhere(name)
 

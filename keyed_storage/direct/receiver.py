@@ -19,12 +19,12 @@ from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from . import backends, config
-from .backends.local import Incoming, LocalBackend, PartRefused, TicketRefused
-from .exceptions import NameTaken, StorageError
+from .. import backends, config
+from ..backends.local import Incoming, LocalBackend, PartRefused, TicketRefused
+from ..exceptions import NameTaken, StorageError
+from ..numbers import whole_number
+from ..serving.responses import plain_response
 from .multipart import PART_URL_EXPIRES
-from .numbers import whole_number
-from .responders import plain_response
 
 logger = logging.getLogger("keyed_storage")
 

@@ -1,0 +1,142 @@
+"""Multipart direct uploads: a large file goes to storage in parts, in parallel, and resumes.
+
+At KEYED_STORAGE_DIRECT_PART_THRESHOLD bytes or more, start_upload() begins a multipart
+upload instead of issuing a POST (in S3, CreateMultipartUpload; on disk, a directory of parts
+that no key can name) for the name the file is published under (ticket.name: completing the
+upload publishes it, no byte is copied) and says so in its Ticket (`part_size`, `parts`). The client then asks
+part_urls() for the URLs of the parts it is about to send, PUTs each part's bytes, exactly, to
+its URL, and hands the reference back as for a single POST. After a dropped connection or a
+reload, uploaded_parts() tells it which parts are stored, so it sends only the others.
+finish_upload() completes the upload with the parts the server itself lists (so no client ever
+reads an ETag) once every part is there with its size, then checks the object as after a POST.
+abort_upload() drops the upload and its parts.
+
+The upload id travels in the signed reference, so, as for a POST, no database row is involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+from .. import backends, config
+from ..backends import Part
+from ..config import Config
+from ..exceptions import FileRefused, ReferenceRefused, UploadMissing
+from .tickets import open_reference, published_name
+
+# S3 takes at most this many parts in one upload.
+MAX_PARTS = 10_000
+# How long a part URL may be used to begin its PUT. Short: a client asks for a few at a time,
+# just before it sends them, and asks again for any it could not send in time.
+PART_URL_EXPIRES = 15 * 60
+# Part sizes grown past the configured one (a file too large for 10,000 parts) are whole MiB.
+_MIB = 1024 * 1024
+
+__all__ = ["MAX_PARTS", "PART_URL_EXPIRES", "abort_upload", "part_urls", "uploaded_parts"]
+
+
+def part_size_for(size: int, current: Config) -> int:
+    """The part size of an upload of `size` bytes: 0 if it is sent in one POST. The configured
+    part size, grown to whole MiB if the file would otherwise need more than MAX_PARTS parts."""
+    if size < current.direct_part_threshold:
+        return 0
+    smallest = -(-size // MAX_PARTS)
+    if smallest <= current.direct_part_size:
+        return current.direct_part_size
+    return -(-smallest // _MIB) * _MIB
+
+
+def part_count(size: int, part_size: int) -> int:
+    return max(1, -(-size // part_size))
+
+
+def part_length(number: int, size: int, part_size: int) -> int:
+    """How many bytes part `number` (from 1) has: `part_size`, but the last has what is left."""
+    return min(part_size, size - (number - 1) * part_size)
+
+
+def part_urls(reference: str, numbers: Iterable[int], *, bound_to: str = "") -> dict[int, str]:
+    """{number: URL} of a PUT for each part number (1 to the ticket's `parts`) of the upload
+    `reference` names. Each URL takes exactly that part's bytes and nothing else (in S3 the
+    Content-Length is signed), for PART_URL_EXPIRES seconds."""
+    grant = _grant(reference, bound_to)
+    size, part_size = grant["s"], grant["p"]
+    count = part_count(size, part_size)
+    wanted = []
+    for number in numbers:
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= count:
+            raise ValueError(f"Part numbers of this upload are 1 to {count}, not {number!r}.")
+        wanted.append(number)
+    backend = backends.for_config(config.current())
+    return {
+        number: backend.part_url(
+            published_name(grant["n"]),
+            grant["u"],
+            number,
+            size=part_length(number, size, part_size),
+            expires=PART_URL_EXPIRES,
+        )
+        for number in wanted
+    }
+
+
+def uploaded_parts(reference: str, *, bound_to: str = "") -> list[Part]:
+    """The parts stored so far (number, size), in order, as the storage lists them: a client
+    resuming the upload sends the others. UploadMissing if the upload was finished or aborted."""
+    grant = _grant(reference, bound_to)
+    parts = backends.for_config(config.current()).list_parts(published_name(grant["n"]), grant["u"])
+    if parts is None:
+        raise UploadMissing(
+            _("This upload was finished or cancelled. Please upload the file again."),
+            code="direct_missing",
+        )
+    return parts
+
+
+def abort_upload(reference: str, *, bound_to: str = "") -> None:
+    """Drop the upload and every part stored for it (in S3, AbortMultipartUpload, so no part
+    is left to be billed). Aborting twice, or an upload already finished, is harmless."""
+    grant = _grant(reference, bound_to)
+    backends.for_config(config.current()).abort_parts(published_name(grant["n"]), grant["u"])
+
+
+def complete(backend: backends.Backend, grant: dict[str, Any], name: str) -> bool:
+    """Join the stored parts into the object `name` (the published name the parts were sent
+    for), if every part is there with its size; called by finish_upload() before it checks the
+    object. True if this call completed it; an upload already completed is left alone."""
+    upload_id, size, part_size = grant["u"], grant["s"], grant["p"]
+    parts = backend.list_parts(name, upload_id)
+    if parts is None:
+        return False  # completed already (or aborted): finish_upload() finds the object, or not
+    count = part_count(size, part_size)
+    stored = {part.number: part.size for part in parts}
+    missing = [number for number in range(1, count + 1) if number not in stored]
+    if missing:
+        raise FileRefused(
+            _(
+                "Only part of the file was received (%(missing)d of %(count)d parts are missing). "
+                "Please upload it again."
+            ),
+            code="direct_incomplete",
+            params={"missing": len(missing), "count": count},
+        )
+    wrong = [n for n, length in stored.items() if n > count or length != part_length(n, size, part_size)]
+    if wrong:
+        raise FileRefused(
+            _("Part %(number)d of the file does not have the size it should. Please upload it again."),
+            code="direct_incomplete",
+            params={"number": wrong[0]},
+        )
+    return backend.complete_parts(name, upload_id, parts)
+
+
+def _grant(reference: str, bound_to: str) -> dict[str, Any]:
+    grant = open_reference(reference, bound_to)
+    if "u" not in grant:
+        raise ReferenceRefused(
+            _("This upload is sent in one request, not in parts."), code="direct_not_multipart"
+        )
+    return grant

@@ -1,0 +1,1 @@
+"""Serving local files: the media view, HTTP conditionals and ranges, and the request's origin."""

@@ -50,6 +50,7 @@ from .exceptions import (
 )
 from .images import DEFAULT_MAX_PIXELS, ImageRefused, displayed_size
 from .keys import TOKEN_HEX_CHARS, TOKEN_TIME_HEX, FinishedName, fresh_name, split_tokened, validate_key
+from .parts import complete, part_count, part_size_for
 from .privacy import strip_identifying_metadata
 from .storage import PRIVACY_TYPES
 from .streams import seekable
@@ -123,8 +124,6 @@ def start_upload(
     current = config.current()
     upload = fresh_name(key, filename)
     payload = {"n": upload, "k": key, "s": size, "m": max_size, "a": patterns, "c": claim}
-    from .multipart import part_count, part_size_for  # it builds on this module
-
     part_size = part_size_for(size, current)
     if part_size:
         url, fields = "", dict[str, str]()
@@ -280,9 +279,7 @@ def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], c
 
     Checked again by every finish, even once completed: a finish that stopped between the
     completion and the check (a crash, a timeout) has left an object nobody checked."""
-    from .multipart import complete  # it builds on this module
-
-    completed = complete(backend, grant, name)
+    completed = complete(backend, name, grant["u"], grant["s"], grant["p"])
     head = backend.head(name)
     if head is None:  # aborted, or refused by an earlier finish
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")

@@ -6,6 +6,9 @@ Browsers and CDNs may keep such a file for a year without asking again. A name s
 exact=True, or one keyed_storage did not make, can be written again with other bytes under
 the same URL, so caches must revalidate it (and get a 304 while it is unchanged).
 
+What tokened objects get is config.cache_control: KEYED_STORAGE_CACHE_CONTROL, or by default a
+year and immutable (variables.default_cache_control, beside the variable's row).
+
 The policy rides on the object itself: in S3 as the object's Cache-Control, sent with its PUT
 (no request of its own); on the local disk by the view that serves it (keyed_storage.serving.responses).
 """
@@ -17,21 +20,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .config import Config
 
-YEAR = 365 * 24 * 3600
-#: What tokened objects get by default; KEYED_STORAGE_CACHE_CONTROL replaces it.
-IMMUTABLE = f"public, max-age={YEAR}, immutable"
 #: Objects whose bytes can change under their name: caches keep them but ask before each use.
 REVALIDATE = "no-cache"
 #: The same for a private bucket's objects: no shared cache (CDN, proxy) may keep them at all.
 PRIVATE_REVALIDATE = "private, no-cache"
-
-
-def immutable_default(*, private: bool, url_expires: int) -> str:
-    """The default Cache-Control of tokened objects. A private object is cached by the browser
-    alone, and no longer than the presigned link that fetched it was valid."""
-    if private:
-        return f"private, max-age={url_expires}, immutable"
-    return IMMUTABLE
 
 
 def cache_control(config: Config, *, immutable: bool) -> str:

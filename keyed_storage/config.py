@@ -13,8 +13,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from . import variables
-from .caching import immutable_default
-from .variables import TABLE, Invalid
+from .variables import TABLE, Invalid, default_cache_control
 
 #: Every variable keyed_storage reads, in the order the README documents them.
 VARIABLES = tuple(variable.name for variable in TABLE)
@@ -103,7 +102,7 @@ def inspect(environ_overrides: dict[str, Any] | None = None) -> tuple[Config | N
     problems += _combination_problems(texts, values, parsed)
     if values["cache_control"] is None:
         private, expires = values["private"], values["url_expires"]
-        values["cache_control"] = immutable_default(private=private, url_expires=expires)
+        values["cache_control"] = default_cache_control(private=private, url_expires=expires)
     media_root = str(settings.MEDIA_ROOT or "")
     media_url = str(settings.MEDIA_URL or "")
     if not texts["BUCKET_NAME"]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .caching import IMMUTABLE
 from .numbers import whole_number
 
 DEFAULT_URL_EXPIRES = 3600
@@ -30,6 +29,10 @@ DEFAULT_DIRECT_PART_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_DIRECT_PART_SIZE = 16 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+# The Cache-Control tokened objects get when KEYED_STORAGE_CACHE_CONTROL is not set: their bytes
+# never change under their name (see keyed_storage.caching), so caches may keep them a year.
+YEAR = 365 * 24 * 3600
+IMMUTABLE = f"public, max-age={YEAR}, immutable"
 
 # How long to wait for S3. One request gives up after MAX_ATTEMPTS tries of at most CONNECT +
 # READ seconds each, plus botocore's backoff between them (under 1 s after the first try):
@@ -223,6 +226,14 @@ def cache_control(name: str, value: str) -> str:
             "Write directives separated by commas, e.g. 'public, max-age=31536000, immutable'.",
         )
     return value
+
+
+def default_cache_control(*, private: bool, url_expires: int) -> str:
+    """KEYED_STORAGE_CACHE_CONTROL when it is not set. A private object is cached by the browser
+    alone, and no longer than the presigned link that fetched it was valid."""
+    if private:
+        return f"private, max-age={url_expires}, immutable"
+    return IMMUTABLE
 
 
 # The table, in the README's order ------------------------------------------------------------

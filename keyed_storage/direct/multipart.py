@@ -23,39 +23,16 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import backends, config
 from ..backends import Part
-from ..config import Config
-from ..exceptions import FileRefused, ReferenceRefused, UploadMissing
+from ..exceptions import ReferenceRefused, UploadMissing
+from .parts import MAX_PARTS, part_count, part_length, part_size_for
 from .tickets import open_reference, published_name
 
-# S3 takes at most this many parts in one upload.
-MAX_PARTS = 10_000
 # How long a part URL may be used to begin its PUT. Short: a client asks for a few at a time,
 # just before it sends them, and asks again for any it could not send in time.
 PART_URL_EXPIRES = 15 * 60
-# Part sizes grown past the configured one (a file too large for 10,000 parts) are whole MiB.
-_MIB = 1024 * 1024
 
-__all__ = ["MAX_PARTS", "PART_URL_EXPIRES", "abort_upload", "part_urls", "uploaded_parts"]
-
-
-def part_size_for(size: int, current: Config) -> int:
-    """The part size of an upload of `size` bytes: 0 if it is sent in one POST. The configured
-    part size, grown to whole MiB if the file would otherwise need more than MAX_PARTS parts."""
-    if size < current.direct_part_threshold:
-        return 0
-    smallest = -(-size // MAX_PARTS)
-    if smallest <= current.direct_part_size:
-        return current.direct_part_size
-    return -(-smallest // _MIB) * _MIB
-
-
-def part_count(size: int, part_size: int) -> int:
-    return max(1, -(-size // part_size))
-
-
-def part_length(number: int, size: int, part_size: int) -> int:
-    """How many bytes part `number` (from 1) has: `part_size`, but the last has what is left."""
-    return min(part_size, size - (number - 1) * part_size)
+# MAX_PARTS and part_size_for are keyed_storage.direct.parts' (how a file is cut into parts), named here too.
+__all__ = ["MAX_PARTS", "PART_URL_EXPIRES", "abort_upload", "part_size_for", "part_urls", "uploaded_parts"]
 
 
 def part_urls(reference: str, numbers: Iterable[int], *, bound_to: str = "") -> dict[int, str]:
@@ -101,36 +78,6 @@ def abort_upload(reference: str, *, bound_to: str = "") -> None:
     is left to be billed). Aborting twice, or an upload already finished, is harmless."""
     grant = _grant(reference, bound_to)
     backends.for_config(config.current()).abort_parts(published_name(grant["n"]), grant["u"])
-
-
-def complete(backend: backends.Backend, grant: dict[str, Any], name: str) -> bool:
-    """Join the stored parts into the object `name` (the published name the parts were sent
-    for), if every part is there with its size; called by finish_upload() before it checks the
-    object. True if this call completed it; an upload already completed is left alone."""
-    upload_id, size, part_size = grant["u"], grant["s"], grant["p"]
-    parts = backend.list_parts(name, upload_id)
-    if parts is None:
-        return False  # completed already (or aborted): finish_upload() finds the object, or not
-    count = part_count(size, part_size)
-    stored = {part.number: part.size for part in parts}
-    missing = [number for number in range(1, count + 1) if number not in stored]
-    if missing:
-        raise FileRefused(
-            _(
-                "Only part of the file was received (%(missing)d of %(count)d parts are missing). "
-                "Please upload it again."
-            ),
-            code="direct_incomplete",
-            params={"missing": len(missing), "count": count},
-        )
-    wrong = [n for n, length in stored.items() if n > count or length != part_length(n, size, part_size)]
-    if wrong:
-        raise FileRefused(
-            _("Part %(number)d of the file does not have the size it should. Please upload it again."),
-            code="direct_incomplete",
-            params={"number": wrong[0]},
-        )
-    return backend.complete_parts(name, upload_id, parts)
 
 
 def _grant(reference: str, bound_to: str) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from ..images.variants import DEFAULT_MAX_PIXELS, ImageRefused
 from ..keys import TOKEN_HEX_CHARS, TOKEN_TIME_HEX, FinishedName, fresh_name, split_tokened, validate_key
 from ..storage import PRIVACY_TYPES
 from ..validators import accepted_patterns, accepted_type, known_type, refuse_size, refuse_type, type_matches
+from .parts import complete, part_count, part_size_for
 
 logger = logging.getLogger("keyed_storage")
 
@@ -124,8 +125,6 @@ def start_upload(
     current = config.current()
     upload = fresh_name(key, filename)
     payload = {"n": upload, "k": key, "s": size, "m": max_size, "a": patterns, "c": claim}
-    from .multipart import part_count, part_size_for  # it builds on this module
-
     part_size = part_size_for(size, current)
     if part_size:
         url, fields = "", dict[str, str]()
@@ -281,9 +280,7 @@ def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], c
 
     Checked again by every finish, even once completed: a finish that stopped between the
     completion and the check (a crash, a timeout) has left an object nobody checked."""
-    from .multipart import complete  # it builds on this module
-
-    completed = complete(backend, grant, name)
+    completed = complete(backend, name, grant["u"], grant["s"], grant["p"])
     head = backend.head(name)
     if head is None:  # aborted, or refused by an earlier finish
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")

@@ -66,7 +66,15 @@ def _timeout(error: BaseException) -> BaseException | None:
 def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
     """Why `action` (an IAM action such as s3:PutObject) failed, and what to do about it."""
     endpoint = config.endpoint_url or "Amazon S3"
-    timeout = _timeout(error)
+    return (
+        _explain_timeout(_timeout(error), config, endpoint)
+        or _explain_unreached(error, endpoint)
+        or _explain_refusal(error, action, config, endpoint)
+    )
+
+
+def _explain_timeout(timeout: BaseException | None, config: Config, endpoint: str) -> Diagnosis | None:
+    """A connection not made, or an answer not given, within the configured time."""
     tries = f"tried {config.max_attempts} time(s) (KEYED_STORAGE_MAX_ATTEMPTS)"
     if isinstance(timeout, ConnectTimeoutError):
         variable, seconds = "KEYED_STORAGE_CONNECT_TIMEOUT", config.connect_timeout
@@ -85,6 +93,11 @@ def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
             f"{variable}={seconds:g} s, {tries}.",
             f"Check that the service is up and not overloaded; if it is slow by nature, raise {variable}.",
         )
+    return None
+
+
+def _explain_unreached(error: BaseException, endpoint: str) -> Diagnosis | None:
+    """A request that never got an answer from S3: no connection, or no credentials to sign it."""
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
         return Diagnosis(
             f"The S3 endpoint cannot be reached ({endpoint}): {error}.",
@@ -98,6 +111,11 @@ def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
             "No AWS credentials were found.",
             "Set AWS_KEY and AWS_SECRET, or run with an IAM role (instance profile, task role).",
         )
+    return None
+
+
+def _explain_refusal(error: BaseException, action: str, config: Config, endpoint: str) -> Diagnosis:
+    """What S3 answered with an error code (or a bare status), in plain words."""
     code, message, response = error_code(error)
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     bucket = config.bucket
@@ -112,6 +130,22 @@ def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
             f"allowed {action} on {bucket!r}.",
             POLICY_FIX.format(action=action),
         )
+    if code in WRONG_REGION:
+        region = response.get("Error", {}).get("Region") or response.get("ResponseMetadata", {}).get(
+            "HTTPHeaders", {}
+        ).get("x-amz-bucket-region")
+        where = f"in {region}" if region else "in another region"
+        return Diagnosis(
+            f"The bucket {bucket!r} is {where}, but AWS_REGION={config.region or 'us-east-1 (unset)'}.",
+            f"Set AWS_REGION={region}." if region else "Set AWS_REGION to the bucket's region.",
+        )
+    return _explain_code(code, config) or Diagnosis(
+        f"S3 answered {code or type(error).__name__}: {message}", "See the message above."
+    )
+
+
+def _explain_code(code: str, config: Config) -> Diagnosis | None:
+    """The other error codes whose cause is known: keys, clock, ACLs, expired credentials."""
     if code == "InvalidAccessKeyId":
         return Diagnosis(
             f"S3 does not know the access key AWS_KEY={config.access_key}.",
@@ -124,15 +158,6 @@ def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
         )
     if code in ("RequestTimeTooSkewed", "RequestExpired"):
         return Diagnosis("This machine's clock is too far from S3's.", CLOCK_FIX)
-    if code in WRONG_REGION:
-        region = response.get("Error", {}).get("Region") or response.get("ResponseMetadata", {}).get(
-            "HTTPHeaders", {}
-        ).get("x-amz-bucket-region")
-        where = f"in {region}" if region else "in another region"
-        return Diagnosis(
-            f"The bucket {bucket!r} is {where}, but AWS_REGION={config.region or 'us-east-1 (unset)'}.",
-            f"Set AWS_REGION={region}." if region else "Set AWS_REGION to the bucket's region.",
-        )
     if code == "AccessControlListNotSupported":
         return Diagnosis(
             "Uploads send an ACL, but the bucket has ACLs disabled (Object Ownership: bucket owner "
@@ -143,7 +168,7 @@ def explain(error: BaseException, *, action: str, config: Config) -> Diagnosis:
         )
     if code in ("ExpiredToken", "TokenRefreshRequired"):
         return Diagnosis("The temporary credentials have expired.", "Renew them (or the role session).")
-    return Diagnosis(f"S3 answered {code or type(error).__name__}: {message}", "See the message above.")
+    return None
 
 
 def explain_get(status: int, code: str, config: Config) -> Diagnosis:

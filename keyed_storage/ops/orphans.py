@@ -428,6 +428,50 @@ def mismatch(report: Report) -> str | None:
     )
 
 
+class _ReferenceWalk:
+    """The database's references, in the listing's order, walked beside the listing: whether a
+    row names each stored object, and the rows whose object the listing passed without having."""
+
+    def __init__(self, refs: Iterator[Ref], report: Report, on_finding: Callable[[Finding], None]) -> None:
+        self._refs = refs
+        self._ref = next(refs, None)
+        self._report = report
+        self._on_finding = on_finding
+        self.recent = _Recent()  # referenced names passed so far that may own a variant further on
+
+    def names(self, name: str) -> bool:
+        """Whether a row names the stored object `name`; the rows passed on the way are missing."""
+        key = path_key(name)
+        while self._ref is not None and self._ref.key < key:
+            self.recent.add(self._ref.key)
+            self._missing(self._ref)
+            self._ref = next(self._refs, None)
+        self.recent.pass_to(key)
+        referenced = False
+        while self._ref is not None and self._ref.key == key:
+            if self._ref.name == name:
+                referenced = True
+                if self._ref.source is not None and self._ref.pk is not None:  # a default names no row
+                    self._report.found += 1
+            else:  # the same key, another name: one holding the stand-in for '/' itself
+                self._missing(self._ref)
+            self._ref = next(self._refs, None)
+        if referenced:
+            self.recent.add(key)
+        return referenced
+
+    def finish(self) -> None:
+        """The rows after the listing's last object: their objects are missing."""
+        while self._ref is not None:
+            self._missing(self._ref)
+            self._ref = next(self._refs, None)
+
+    def _missing(self, ref: Ref) -> None:
+        if ref.source is not None and ref.pk is not None:  # a default names no row
+            self._report.missing.count += 1
+            self._on_finding(Finding("missing", ref.name, source=ref.source, pk=ref.pk))
+
+
 class Audit:
     """One walk of the store and the database. With `delete`, orphans are deleted in batches of
     DELETE_BATCH, each name checked against the database again just before (a row saved during
@@ -482,56 +526,12 @@ class Audit:
         cutoff = started - self.grace
         temporary_cutoff = started - max(self.grace, TEMPORARY_MIN_AGE)
         report = self.report
-        refs = references(self.sources, self.chunk_size)
-        ref = next(refs, None)
-        recent = _Recent()
+        walk = _ReferenceWalk(references(self.sources, self.chunk_size), report, on_finding)
         batch: list[Stored] = []
-
-        def missing(ref: Ref) -> None:
-            if ref.source is not None and ref.pk is not None:  # a default names no row
-                report.missing.count += 1
-                on_finding(Finding("missing", ref.name, source=ref.source, pk=ref.pk))
-
         for stored in _in_order(_PathOrder(self.backend), "The storage's listing"):
             on_object(stored)
             report.listed += 1
-            key = path_key(stored.name)
-            while ref is not None and ref.key < key:
-                recent.add(ref.key)
-                missing(ref)
-                ref = next(refs, None)
-            recent.pass_to(key)
-            referenced = False
-            while ref is not None and ref.key == key:
-                if ref.name == stored.name:
-                    referenced = True
-                    if ref.source is not None and ref.pk is not None:  # a default names no row
-                        report.found += 1
-                else:  # the same key, another name: one holding the stand-in for '/' itself
-                    missing(ref)
-                ref = next(refs, None)
-            if referenced:
-                recent.add(key)
-            elif (owner := original_of(stored.name)) is not None:
-                referenced = path_key(owner) in recent or self._truncated_variant_referenced(stored.name)
-            if referenced:
-                report.referenced += 1
-                continue
-            if stored.temporary:
-                if stored.modified > temporary_cutoff:
-                    report.in_use += 1
-                    continue
-            elif not self.audited(stored.name):
-                report.not_audited += 1
-                key = _key_of(stored.name)
-                if key not in report.not_audited_keys:
-                    if len(report.not_audited_keys) < _SAMPLES:
-                        report.not_audited_keys.append(key)
-                    else:
-                        report.more_not_audited_keys = True
-                continue
-            elif stored.modified > cutoff:
-                report.recent += 1
+            if self._referenced(stored, walk) or self._spared(stored, cutoff, temporary_cutoff):
                 continue
             report.orphans.count += 1
             report.orphans.bytes += stored.size
@@ -541,13 +541,47 @@ class Audit:
                 if len(batch) >= DELETE_BATCH:
                     self._delete(batch, on_finding)
                     batch = []
-        while ref is not None:
-            missing(ref)
-            ref = next(refs, None)
+        walk.finish()
         if batch:
             self._delete(batch, on_finding)
         self._unfinished(cutoff, on_finding)
         return report
+
+    def _referenced(self, stored: Stored, walk: _ReferenceWalk) -> bool:
+        """Whether a row (or a default) names `stored`, or the original `stored` is a variant of."""
+        referenced = walk.names(stored.name)
+        if not referenced and (owner := original_of(stored.name)) is not None:
+            referenced = path_key(owner) in walk.recent or self._truncated_variant_referenced(stored.name)
+        if referenced:
+            self.report.referenced += 1
+        return referenced
+
+    def _spared(self, stored: Stored, cutoff: datetime, temporary_cutoff: datetime) -> bool:
+        """Whether an unreferenced object is left alone, counted by why: the temporary file of a
+        write that may be in progress, an object under no audited key, or one written recently.
+        An old temporary file is an orphan wherever it is."""
+        if stored.temporary:
+            if stored.modified > temporary_cutoff:
+                self.report.in_use += 1
+                return True
+            return False
+        if not self.audited(stored.name):
+            self._not_audited(stored.name)
+            return True
+        if stored.modified > cutoff:
+            self.report.recent += 1
+            return True
+        return False
+
+    def _not_audited(self, name: str) -> None:
+        report = self.report
+        report.not_audited += 1
+        key = _key_of(name)
+        if key not in report.not_audited_keys:
+            if len(report.not_audited_keys) < _SAMPLES:
+                report.not_audited_keys.append(key)
+            else:
+                report.more_not_audited_keys = True
 
     def _unfinished(self, cutoff: datetime, on_finding: Callable[[Finding], None]) -> None:
         """Multipart uploads begun before `cutoff` and never completed, aborted with `delete`

@@ -28,6 +28,130 @@ if TYPE_CHECKING:
     from _typeshed import SupportsWrite
     from tqdm import tqdm
 
+    # By name: in Command's methods' signatures `orphans` is the method.
+    from keyed_storage.ops.orphans import Audit
+    from keyed_storage.ops.orphans import Report as AuditReport
+
+
+Argument = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def argument(*flags: str, **options: Any) -> Argument:
+    """One add_argument() call, written as one."""
+    return flags, options
+
+
+@dataclasses.dataclass(frozen=True)
+class Subcommand:
+    """A subcommand's help and arguments. `verbose`, the help of -v 2, is given to the long-running
+    ones, which also take --progress/--no-progress (_progress_options)."""
+
+    name: str
+    help: str
+    arguments: tuple[Argument, ...] = ()
+    verbose: str = ""
+
+
+SUBCOMMANDS = (
+    Subcommand(
+        "policy",
+        "Print the least-privilege IAM policy (and a bucket policy).",
+        (
+            argument("--bucket", help="Bucket name; defaults to BUCKET_NAME."),
+            argument(
+                "--public-read",
+                nargs="+",
+                action="extend",
+                default=[],
+                metavar="PREFIX",
+                help="Also print a bucket policy letting anyone GET objects under these keys ('*': all).",
+            ),
+            argument(
+                "--only",
+                choices=["iam", "bucket", "lifecycle", "cors"],
+                help="Print only that policy document, e.g. for `aws iam put-user-policy --policy-document`.",
+            ),
+            argument(
+                "--origin",
+                dest="origins",
+                nargs="+",
+                action="extend",
+                default=[],
+                metavar="ORIGIN",
+                help="The site's origin(s), e.g. https://example.org, for the CORS rule that lets its pages "
+                "send direct uploads (default: KEYED_STORAGE_BASE_URL).",
+            ),
+        ),
+    ),
+    Subcommand("doctor", "Say which backend is active and why, then prove it works."),
+    Subcommand(
+        "sync",
+        "Copy every file between the local disk and S3.",
+        (
+            argument("--from", dest="source", choices=["local", "s3"], required=True),
+            argument("--to", dest="target", choices=["local", "s3"], required=True),
+            argument("--dry-run", action="store_true", help="Say what would be copied; copy nothing."),
+        ),
+        verbose="2 lists every file with its outcome.",
+    ),
+    Subcommand(
+        "delete-prefix",
+        "Delete every object under a whole key.",
+        (
+            argument("prefix", metavar="PREFIX", help="A whole key such as events/7."),
+            argument("--yes", action="store_true", help="Really delete; without it, only list."),
+        ),
+    ),
+    Subcommand(
+        "variants",
+        "Build the declared variants of images stored before them (or before a spec changed).",
+        (
+            argument("--model", metavar="APP_LABEL.MODEL", help="Only this model's KeyedImageFields."),
+            argument("--field", metavar="NAME", help="Only the KeyedImageField of this name."),
+            argument(
+                "--missing",
+                action="store_true",
+                help="Build only the variants not stored yet (one listing per file); without it, "
+                "rebuild every declared variant.",
+            ),
+            argument("--dry-run", action="store_true", help="Say what would be built; build nothing."),
+        ),
+        verbose="2 lists every variant built.",
+    ),
+    Subcommand(
+        "orphans",
+        "List (with --delete, remove) stored objects no file field references, and rows "
+        "whose file is missing.",
+        (
+            argument(
+                "--older-than",
+                default="1d",
+                metavar="DURATION",
+                help="Only objects last written longer ago than this: 90m, 12h, 2d, 1w or 0 "
+                "(default 1d, so uploads in flight are spared).",
+            ),
+            argument(
+                "--include",
+                action="append",
+                default=[],
+                metavar="PREFIX",
+                help="Also audit every object under this whole key (repeatable; '*': the whole "
+                "store), e.g. keys a field's own upload_to function writes. By default only names "
+                "some field's upload_to makes are audited.",
+            ),
+            argument("--delete", action="store_true", help="Delete the orphans found (in batches)."),
+            argument(
+                orphans.TRUST_FLAG,
+                action="store_true",
+                help="With --delete: delete even when the audit looks like one against the wrong "
+                "database (most audited objects unreferenced, or most rows' files missing), which is "
+                "refused otherwise.",
+            ),
+        ),
+        verbose="2 also lists the fields audited.",
+    ),
+)
+
 
 class Command(BaseCommand):
     help = "Operations on keyed_storage: policy, doctor, sync, delete-prefix, variants, orphans."
@@ -35,89 +159,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
-
-        p = commands.add_parser("policy", help="Print the least-privilege IAM policy (and a bucket policy).")
-        p.add_argument("--bucket", help="Bucket name; defaults to BUCKET_NAME.")
-        p.add_argument(
-            "--public-read",
-            nargs="+",
-            action="extend",
-            default=[],
-            metavar="PREFIX",
-            help="Also print a bucket policy letting anyone GET objects under these keys ('*': all).",
-        )
-        p.add_argument(
-            "--only",
-            choices=["iam", "bucket", "lifecycle", "cors"],
-            help="Print only that policy document, e.g. for `aws iam put-user-policy --policy-document`.",
-        )
-        p.add_argument(
-            "--origin",
-            dest="origins",
-            nargs="+",
-            action="extend",
-            default=[],
-            metavar="ORIGIN",
-            help="The site's origin(s), e.g. https://example.org, for the CORS rule that lets its pages "
-            "send direct uploads (default: KEYED_STORAGE_BASE_URL).",
-        )
-
-        commands.add_parser("doctor", help="Say which backend is active and why, then prove it works.")
-
-        p = commands.add_parser("sync", help="Copy every file between the local disk and S3.")
-        p.add_argument("--from", dest="source", choices=["local", "s3"], required=True)
-        p.add_argument("--to", dest="target", choices=["local", "s3"], required=True)
-        p.add_argument("--dry-run", action="store_true", help="Say what would be copied; copy nothing.")
-        _progress_options(p, "2 lists every file with its outcome.")
-
-        p = commands.add_parser("delete-prefix", help="Delete every object under a whole key.")
-        p.add_argument("prefix", metavar="PREFIX", help="A whole key such as events/7.")
-        p.add_argument("--yes", action="store_true", help="Really delete; without it, only list.")
-
-        p = commands.add_parser(
-            "variants",
-            help="Build the declared variants of images stored before them (or before a spec changed).",
-        )
-        p.add_argument("--model", metavar="APP_LABEL.MODEL", help="Only this model's KeyedImageFields.")
-        p.add_argument("--field", metavar="NAME", help="Only the KeyedImageField of this name.")
-        p.add_argument(
-            "--missing",
-            action="store_true",
-            help="Build only the variants not stored yet (one listing per file); without it, "
-            "rebuild every declared variant.",
-        )
-        p.add_argument("--dry-run", action="store_true", help="Say what would be built; build nothing.")
-        _progress_options(p, "2 lists every variant built.")
-
-        p = commands.add_parser(
-            "orphans",
-            help="List (with --delete, remove) stored objects no file field references, and rows "
-            "whose file is missing.",
-        )
-        p.add_argument(
-            "--older-than",
-            default="1d",
-            metavar="DURATION",
-            help="Only objects last written longer ago than this: 90m, 12h, 2d, 1w or 0 "
-            "(default 1d, so uploads in flight are spared).",
-        )
-        p.add_argument(
-            "--include",
-            action="append",
-            default=[],
-            metavar="PREFIX",
-            help="Also audit every object under this whole key (repeatable; '*': the whole "
-            "store), e.g. keys a field's own upload_to function writes. By default only names "
-            "some field's upload_to makes are audited.",
-        )
-        p.add_argument("--delete", action="store_true", help="Delete the orphans found (in batches).")
-        p.add_argument(
-            orphans.TRUST_FLAG,
-            action="store_true",
-            help="With --delete: delete even when the audit looks like one against the wrong database "
-            "(most audited objects unreferenced, or most rows' files missing), which is refused otherwise.",
-        )
-        _progress_options(p, "2 also lists the fields audited.")
+        for subcommand in SUBCOMMANDS:
+            p = commands.add_parser(subcommand.name, help=subcommand.help)
+            for flags, options in subcommand.arguments:
+                p.add_argument(*flags, **options)
+            if subcommand.verbose:
+                _progress_options(p, subcommand.verbose)
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         # mypy joins the four methods' signatures into a bare 'function', which no Callable accepts.
@@ -390,13 +437,38 @@ class Command(BaseCommand):
             delete=delete,
             trust_database=trust_database,
         )
-        where = f"bucket {current.bucket}" if current.backend == "s3" else f"{current.media_root} (local)"
         age = orphans.describe(grace)
+        self._announce_audit(job, current, age, delete, verbose=options["verbosity"] >= 2)
+        out, show = self._progress_output(progress)
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" objects", desc="objects", file=out, disable=not show)
+        findings = getattr(self.stdout, "_out", self.stdout)  # the stream itself: tqdm adds the newline
+        try:
+            with bar:
+                report = job.run(
+                    lambda finding: bar.write(_finding_line(finding), file=findings),
+                    on_object=lambda stored: bar.update(1),
+                )
+        except BaseException as error:
+            self.stderr.write(
+                f"Stopped after {job.report.listed} objects. {_orphans_summary(job.report, delete)}"
+            )
+            _refuse_stopped_audit(job, error)
+            raise
+        self._tell_spared(report, age, delete)
+        self.stdout.write(_orphans_summary(report, delete))
+
+    def _announce_audit(
+        self, job: Audit, current: config.Config, age: str, delete: bool, *, verbose: bool
+    ) -> None:
+        """What is audited against what: the store, the fields, and the fields it cannot read."""
+        where = f"bucket {current.bucket}" if current.backend == "s3" else f"{current.media_root} (local)"
         self.stdout.write(
             f"Auditing {where} against {len(job.sources)} file fields: objects older than {age} that "
             f"no row references{', deleted' if delete else ''}; rows whose object is missing."
         )
-        if options["verbosity"] >= 2:
+        if verbose:
             for source in job.sources:
                 self.stdout.write(f"  {source.label}: {source.pattern or '(upload_to is a function)'}")
         for source in job.unreadable:
@@ -404,48 +476,9 @@ class Command(BaseCommand):
                 f"note: {source.label}'s upload_to is a function keyed_storage cannot read: its rows "
                 "count as references, but its objects are audited only under --include."
             )
-        out, show = self._progress_output(progress)
-        from tqdm import tqdm
 
-        bar = tqdm(unit=" objects", desc="objects", file=out, disable=not show)
-        findings = getattr(self.stdout, "_out", self.stdout)  # the stream itself: tqdm adds the newline
-
-        def on_finding(finding: orphans.Finding) -> None:
-            if finding.kind == "orphan":
-                modified = f"{finding.modified:%Y-%m-%d %H:%M} UTC" if finding.modified else "?"
-                line = f"orphan: {finding.name} ({filesizeformat(finding.size)}, {modified})"
-            elif finding.kind == "missing":
-                assert finding.source is not None
-                line = (
-                    f"missing: {finding.source.model._meta.label} pk={finding.pk} "
-                    f"{finding.source.field.name}: {finding.name}"
-                )
-            elif finding.kind == "unfinished":
-                line = (
-                    f"unfinished upload: {finding.name} (begun {finding.modified:%Y-%m-%d %H:%M} UTC, "
-                    f"upload id {finding.pk})"
-                )
-            else:
-                line = f"kept, a row references it now: {finding.name}"
-            bar.write(line, file=findings)
-
-        try:
-            with bar:
-                report = job.run(on_finding, on_object=lambda stored: bar.update(1))
-        except BaseException as error:
-            self.stderr.write(
-                f"Stopped after {job.report.listed} objects. {_orphans_summary(job.report, delete)}"
-            )
-            if isinstance(error, DatabaseError):
-                raise CommandError(f"The database could not be read: {error}") from None
-            if isinstance(error, orphans.WrongDatabase):
-                deleted = job.report.orphans.deleted
-                raise CommandError(
-                    f"Refused to delete. {error} "
-                    + (f"Deleted {deleted} before it showed. " if deleted else "Nothing deleted. ")
-                    + f"If it is the right one, run again with {orphans.TRUST_FLAG}."
-                ) from None
-            raise
+    def _tell_spared(self, report: AuditReport, age: str, delete: bool) -> None:
+        """What the audit left alone and why, and a warning when --delete would refuse."""
         if report.recent:
             self.stdout.write(
                 f"Spared {_count(report.recent, 'unreferenced object')} written in the last {age}."
@@ -469,7 +502,39 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Warning: {reason} --delete would refuse to delete; {orphans.TRUST_FLAG} overrides."
             )
-        self.stdout.write(_orphans_summary(report, delete))
+
+
+def _finding_line(finding: orphans.Finding) -> str:
+    """The line `orphans` prints for one finding."""
+    if finding.kind == "orphan":
+        modified = f"{finding.modified:%Y-%m-%d %H:%M} UTC" if finding.modified else "?"
+        return f"orphan: {finding.name} ({filesizeformat(finding.size)}, {modified})"
+    if finding.kind == "missing":
+        assert finding.source is not None
+        return (
+            f"missing: {finding.source.model._meta.label} pk={finding.pk} "
+            f"{finding.source.field.name}: {finding.name}"
+        )
+    if finding.kind == "unfinished":
+        return (
+            f"unfinished upload: {finding.name} (begun {finding.modified:%Y-%m-%d %H:%M} UTC, "
+            f"upload id {finding.pk})"
+        )
+    return f"kept, a row references it now: {finding.name}"
+
+
+def _refuse_stopped_audit(job: orphans.Audit, error: BaseException) -> None:
+    """A CommandError for an audit stopped by the database, or by a refusal to delete; the
+    caller re-raises anything else as it is."""
+    if isinstance(error, DatabaseError):
+        raise CommandError(f"The database could not be read: {error}") from None
+    if isinstance(error, orphans.WrongDatabase):
+        deleted = job.report.orphans.deleted
+        raise CommandError(
+            f"Refused to delete. {error} "
+            + (f"Deleted {deleted} before it showed. " if deleted else "Nothing deleted. ")
+            + f"If it is the right one, run again with {orphans.TRUST_FLAG}."
+        ) from None
 
 
 def _count(number: int, thing: str) -> str:

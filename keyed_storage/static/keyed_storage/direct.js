@@ -24,6 +24,27 @@
   var URL_BATCH = 8; // part URLs asked for at a time (they expire after minutes)
   var MEMORY = "keyed-storage-upload:";
 
+  // The box -----------------------------------------------------------------------------------
+  // One object per .keyed-storage-direct box: its elements, and the upload it is running.
+
+  function widget(box) {
+    return {
+      box: box,
+      input: box.querySelector("input[type=file]"),
+      token: box.querySelector("input[data-keyed-storage-token]"),
+      reference: box.querySelector("input[data-keyed-storage-reference]"),
+      progress: box.querySelector("progress"),
+      cancel: box.querySelector("button.keyed-storage-cancel"),
+      status: box.querySelector(".keyed-storage-status"),
+      form: box.closest("form"),
+      running: null, // the upload in progress: {cancel: function (told)}
+      events: 0, // progress events seen for the current file
+      plain: false, // storage refused this page: files go with the form, through Django
+    };
+  }
+
+  // Requests to the site (ticket, part URLs, stored parts, abort) ------------------------------
+
   function csrfToken(form) {
     var input = form && form.querySelector("input[name=csrfmiddlewaretoken]");
     if (input) {
@@ -32,6 +53,43 @@
     var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     return match ? decodeURIComponent(match[1]) : "";
   }
+
+  function ask(w, url, fields) {
+    var body = new FormData();
+    body.append("token", w.token.value);
+    Object.keys(fields).forEach(function (name) {
+      body.append(name, fields[name]);
+    });
+    return fetch(url, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(w.form) },
+    }).then(function (response) {
+      // Not JSON: a page of the site's own (a CSRF failure, a sign-in page, an error).
+      return response
+        .json()
+        .catch(function () {
+          return {};
+        })
+        .then(function (answer) {
+          if (!response.ok) {
+            var error = new Error(answer.error || "The upload was refused (" + response.status + ").");
+            error.code = answer.code;
+            throw error;
+          }
+          return answer;
+        });
+    });
+  }
+
+  // The upload is dropped on the server, so no part is left (nor billed), and forgotten here.
+  function abandon(w, ticket, key) {
+    remember(key, null);
+    ask(w, ticket.abort, { reference: ticket.reference }).catch(function () {});
+  }
+
+  // What the page remembers of a multipart upload, to resume it (localStorage) -----------------
 
   function remembered(key) {
     try {
@@ -53,384 +111,391 @@
     }
   }
 
-  function setUp(box) {
-    var input = box.querySelector("input[type=file]");
-    var token = box.querySelector("input[data-keyed-storage-token]");
-    var reference = box.querySelector("input[data-keyed-storage-reference]");
-    var progress = box.querySelector("progress");
-    var cancel = box.querySelector("button.keyed-storage-cancel");
-    var status = box.querySelector(".keyed-storage-status");
-    var form = box.closest("form");
-    var running = null; // the upload in progress: {cancel: function}
-    var events = 0;
-    var plain = false; // storage refused this page: files go with the form, through Django
+  function memoryKey(w, file) {
+    return [MEMORY + window.location.pathname, w.token.name, file.name, file.size, file.lastModified].join(":");
+  }
 
-    function show(state, text) {
-      box.dataset.state = state;
-      status.textContent = text;
-      progress.hidden = state !== "uploading";
-      cancel.hidden = state !== "uploading";
+  // What the box shows: state, status line, progress ------------------------------------------
+
+  function show(w, state, text) {
+    w.box.dataset.state = state;
+    w.status.textContent = text;
+    w.progress.hidden = state !== "uploading";
+    w.cancel.hidden = state !== "uploading";
+  }
+
+  function fail(w, text) {
+    w.running = null;
+    w.reference.value = "";
+    w.input.value = "";
+    show(w, "failed", text);
+  }
+
+  // Storage refused the browser before any byte was sent (no CORS rule for this site, most
+  // likely): keep the file in the input, so the form sends it through Django as without
+  // this script. Later files in this box go that way at once.
+  function fallBack(w, file) {
+    w.running = null;
+    w.plain = true;
+    w.reference.value = "";
+    try {
+      var files = new DataTransfer(); // a dropped file is not in the input yet
+      files.items.add(file);
+      w.input.files = files.files;
+    } catch (error) {
+      fail(w, "This file cannot be uploaded from this page. Please pick it again.");
+      return;
     }
+    show(w, "plain", file.name + " will be uploaded when you save.");
+  }
 
-    function fail(text) {
-      running = null;
-      reference.value = "";
-      input.value = "";
-      show("failed", text);
+  function done(w, file, ticket) {
+    w.running = null;
+    w.reference.value = ticket.reference;
+    w.input.value = "";
+    show(w, "done", file.name + " is uploaded: save to keep it.");
+  }
+
+  function showProgress(w, file, loaded, total) {
+    w.events += 1;
+    w.box.dataset.progressEvents = String(w.events);
+    w.progress.max = total;
+    w.progress.value = loaded;
+    w.status.textContent = Math.floor((100 * loaded) / total) + "% of " + file.name;
+  }
+
+  // Starting an upload: resume a remembered one, or ask for a ticket ---------------------------
+
+  function upload(w, file) {
+    if (w.plain) {
+      fallBack(w, file);
+      return;
     }
-
-    // Storage refused the browser before any byte was sent (no CORS rule for this site, most
-    // likely): keep the file in the input, so the form sends it through Django as without
-    // this script. Later files in this box go that way at once.
-    function fallBack(file) {
-      running = null;
-      plain = true;
-      reference.value = "";
-      try {
-        var files = new DataTransfer(); // a dropped file is not in the input yet
-        files.items.add(file);
-        input.files = files.files;
-      } catch (error) {
-        fail("This file cannot be uploaded from this page. Please pick it again.");
-        return;
-      }
-      show("plain", file.name + " will be uploaded when you save.");
-    }
-
-    function done(file, ticket) {
-      running = null;
-      reference.value = ticket.reference;
-      input.value = "";
-      show("done", file.name + " is uploaded: save to keep it.");
-    }
-
-    function showProgress(file, loaded, total) {
-      events += 1;
-      box.dataset.progressEvents = String(events);
-      progress.max = total;
-      progress.value = loaded;
-      status.textContent = Math.floor((100 * loaded) / total) + "% of " + file.name;
-    }
-
-    function ask(url, fields) {
-      var body = new FormData();
-      body.append("token", token.value);
-      Object.keys(fields).forEach(function (name) {
-        body.append(name, fields[name]);
-      });
-      return fetch(url, {
-        method: "POST",
-        body: body,
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken(form) },
-      }).then(function (response) {
-        // Not JSON: a page of the site's own (a CSRF failure, a sign-in page, an error).
-        return response
-          .json()
-          .catch(function () {
-            return {};
-          })
-          .then(function (answer) {
-            if (!response.ok) {
-              var error = new Error(answer.error || "The upload was refused (" + response.status + ").");
-              error.code = answer.code;
-              throw error;
-            }
-            return answer;
-          });
-      });
-    }
-
-    function memoryKey(file) {
-      return [MEMORY + window.location.pathname, token.name, file.name, file.size, file.lastModified].join(":");
-    }
-
-    function upload(file) {
-      if (plain) {
-        fallBack(file);
-        return;
-      }
-      if (running) {
-        var previous = running;
-        running = null; // its end is not this upload's failure
-        previous.cancel(false);
-      }
-      reference.value = "";
-      events = 0;
-      progress.max = file.size || 1;
-      progress.value = 0;
-      show("uploading", "Preparing " + file.name + "…");
-      // Until the file is on its way, cancel stops what is being prepared: nothing is sent,
-      // and a multipart upload begun on the server for it is dropped there.
-      var attempt = { cancelled: false };
-      running = {
-        cancel: function (told) {
-          attempt.cancelled = true;
-          running = null;
-          if (told !== false) {
-            fail("Upload cancelled.");
-          }
-        },
-      };
-      var key = memoryKey(file);
-      var saved = remembered(key);
-      var resumed = saved
-        ? ask(saved.uploaded_parts, { reference: saved.reference }).then(
-            function (answer) {
-              return { ticket: saved, stored: answer.parts };
-            },
-            function () {
-              remember(key, null); // finished, cancelled or expired: start again
-              return null;
-            }
-          )
-        : Promise.resolve(null);
-      resumed
-        .then(function (found) {
-          if (found) {
-            return found;
-          }
-          return ask(box.dataset.ticketUrl, {
-            filename: file.name,
-            size: String(file.size),
-            content_type: file.type,
-          }).then(function (ticket) {
-            if (ticket.parts) {
-              remember(key, ticket);
-            } else if (!ticket.url) {
-              throw new Error("The upload was refused.");
-            }
-            return { ticket: ticket, stored: [] };
-          });
-        })
-        .then(function (found) {
-          if (attempt.cancelled) {
-            if (found.ticket.parts) {
-              remember(key, null);
-              ask(found.ticket.abort, { reference: found.ticket.reference }).catch(function () {});
-            }
-            return;
-          }
+    var attempt = prepare(w, file);
+    var key = memoryKey(w, file);
+    resume(w, key)
+      .then(function (found) {
+        return found || ticketFor(w, file, key);
+      })
+      .then(function (found) {
+        if (attempt.cancelled) {
           if (found.ticket.parts) {
-            sendParts(file, found.ticket, found.stored, key);
-          } else {
-            send(file, found.ticket);
+            abandon(w, found.ticket, key);
           }
-        })
-        .catch(function (error) {
-          if (!attempt.cancelled) {
-            fail(error.message);
-          }
-        });
-    }
-
-    function send(file, ticket) {
-      var body = new FormData();
-      Object.keys(ticket.fields).forEach(function (name) {
-        body.append(name, ticket.fields[name]);
-      });
-      body.append("file", file); // last: S3 ignores fields after the file
-      var request = new XMLHttpRequest();
-      var mine = {
-        cancel: function () {
-          request.abort();
-        },
-      };
-      running = mine;
-      var sentAll = false;
-      request.upload.addEventListener("progress", function (event) {
-        if (event.lengthComputable) {
-          sentAll = event.loaded >= event.total;
-          showProgress(file, event.loaded, event.total);
-        }
-      });
-      request.addEventListener("load", function () {
-        if (running !== mine) {
           return;
         }
-        if (request.status >= 200 && request.status < 300) {
-          done(file, ticket);
+        if (found.ticket.parts) {
+          sendParts(w, file, found.ticket, found.stored, key);
         } else {
-          fail("The upload was refused (" + request.status + "). Please try again.");
+          send(w, file, found.ticket);
+        }
+      })
+      .catch(function (error) {
+        if (!attempt.cancelled) {
+          fail(w, error.message);
+        }
+      });
+  }
+
+  // Stop the upload running, reset the box, and let cancel stop what is being prepared: until
+  // the file is on its way nothing is sent, and a multipart upload begun on the server for it
+  // is dropped there (upload() does it, seeing the attempt cancelled).
+  function prepare(w, file) {
+    if (w.running) {
+      var previous = w.running;
+      w.running = null; // its end is not this upload's failure
+      previous.cancel(false);
+    }
+    w.reference.value = "";
+    w.events = 0;
+    w.progress.max = file.size || 1;
+    w.progress.value = 0;
+    show(w, "uploading", "Preparing " + file.name + "…");
+    var attempt = { cancelled: false };
+    w.running = {
+      cancel: function (told) {
+        attempt.cancelled = true;
+        w.running = null;
+        if (told !== false) {
+          fail(w, "Upload cancelled.");
+        }
+      },
+    };
+    return attempt;
+  }
+
+  // The remembered multipart upload of this file and the parts the server has of it, or null.
+  function resume(w, key) {
+    var saved = remembered(key);
+    if (!saved) {
+      return Promise.resolve(null);
+    }
+    return ask(w, saved.uploaded_parts, { reference: saved.reference }).then(
+      function (answer) {
+        return { ticket: saved, stored: answer.parts };
+      },
+      function () {
+        remember(key, null); // finished, cancelled or expired: start again
+        return null;
+      }
+    );
+  }
+
+  function ticketFor(w, file, key) {
+    return ask(w, w.box.dataset.ticketUrl, {
+      filename: file.name,
+      size: String(file.size),
+      content_type: file.type,
+    }).then(function (ticket) {
+      if (ticket.parts) {
+        remember(key, ticket);
+      } else if (!ticket.url) {
+        throw new Error("The upload was refused.");
+      }
+      return { ticket: ticket, stored: [] };
+    });
+  }
+
+  // A small file: one POST of the ticket's fields and the file --------------------------------
+
+  function send(w, file, ticket) {
+    var request = new XMLHttpRequest();
+    var mine = {
+      cancel: function () {
+        request.abort();
+      },
+    };
+    w.running = mine;
+    var sentAll = false;
+    request.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) {
+        sentAll = event.loaded >= event.total;
+        showProgress(w, file, event.loaded, event.total);
+      }
+    });
+    request.addEventListener("load", function () {
+      if (w.running !== mine) {
+        return;
+      }
+      if (request.status >= 200 && request.status < 300) {
+        done(w, file, ticket);
+      } else {
+        fail(w, "The upload was refused (" + request.status + "). Please try again.");
+      }
+    });
+    request.addEventListener("error", function () {
+      if (w.running === mine) {
+        postFailed(w, file, ticket, sentAll);
+      }
+    });
+    request.addEventListener("abort", function () {
+      if (w.running === mine) {
+        fail(w, "Upload cancelled.");
+      }
+    });
+    request.open("POST", ticket.url);
+    request.send(postBody(ticket, file));
+    show(w, "uploading", "Uploading " + file.name + "…");
+  }
+
+  function postBody(ticket, file) {
+    var body = new FormData();
+    Object.keys(ticket.fields).forEach(function (name) {
+      body.append(name, ticket.fields[name]);
+    });
+    body.append("file", file); // last: S3 ignores fields after the file
+    return body;
+  }
+
+  function postFailed(w, file, ticket, sentAll) {
+    if (w.events === 0) {
+      fallBack(w, file); // refused before a byte went: the preflight, or no way to storage
+    } else if (sentAll) {
+      // Every byte went, but the answer may not be read here (a storage that lets the
+      // preflight through and not its answer). The server checks that the file arrived
+      // whole when the form is saved, and says so if it did not.
+      done(w, file, ticket);
+    } else {
+      fail(w, "The upload failed. Please try again.");
+    }
+  }
+
+  // A large file: its parts PUT, PARALLEL at a time, resumable ---------------------------------
+
+  function sendParts(w, file, ticket, stored, key) {
+    var job = partsJob(w, file, ticket, stored, key);
+    w.running = job.handle;
+    w.box.dataset.partsSent = "0";
+    show(w, "uploading", "Uploading " + file.name + "…");
+    partsProgress(job);
+    job.workers = Math.max(1, Math.min(PARALLEL, job.waiting.length));
+    for (var i = 0; i < job.workers; i += 1) {
+      work(job);
+    }
+  }
+
+  // Everything one multipart upload's workers share.
+  function partsJob(w, file, ticket, stored, key) {
+    var have = {};
+    var storedBytes = 0;
+    stored.forEach(function (part) {
+      have[part[0]] = true;
+      storedBytes += part[1];
+    });
+    var waiting = [];
+    for (var number = 1; number <= ticket.parts; number += 1) {
+      if (!have[number]) {
+        waiting.push(number);
+      }
+    }
+    var job = {
+      w: w,
+      file: file,
+      ticket: ticket,
+      key: key,
+      size: ticket.part_size,
+      waiting: waiting, // part numbers not yet sent
+      storedBytes: storedBytes,
+      urls: {},
+      loaded: {}, // bytes sent of each part in flight
+      requests: {},
+      workers: 0,
+      problem: null,
+      sentNothing: storedBytes === 0, // until a part's byte is acknowledged
+      refused: false, // a part refused before any byte went: fall back
+    };
+    job.handle = { cancel: cancelParts.bind(null, job) };
+    return job;
+  }
+
+  function cancelParts(job, told) {
+    job.problem = "Upload cancelled.";
+    Object.keys(job.requests).forEach(function (n) {
+      job.requests[n].abort();
+    });
+    abandon(job.w, job.ticket, job.key);
+    if (told !== false) {
+      fail(job.w, job.problem);
+    }
+  }
+
+  function partsProgress(job) {
+    var sum = job.storedBytes;
+    Object.keys(job.loaded).forEach(function (n) {
+      sum += job.loaded[n];
+    });
+    showProgress(job.w, job.file, sum, job.file.size);
+  }
+
+  // One worker: send the next waiting part, then the next, until none is left or one fails.
+  function work(job) {
+    if (job.problem || job.w.running !== job.handle || !job.waiting.length) {
+      workerDone(job);
+      return;
+    }
+    var number = job.waiting.shift();
+    partUrl(job, number)
+      .then(function (url) {
+        return putPart(job, number, url);
+      })
+      .then(
+        function () {
+          work(job);
+        },
+        function (error) {
+          delete job.loaded[number];
+          job.problem = job.problem || error.message;
+          workerDone(job);
+        }
+      );
+  }
+
+  function workerDone(job) {
+    var w = job.w;
+    job.workers -= 1;
+    if (job.workers > 0 || w.running !== job.handle) {
+      return;
+    }
+    if (job.refused && job.sentNothing) {
+      // Nothing of the file reached storage: drop the upload there and send it with the form.
+      abandon(w, job.ticket, job.key);
+      fallBack(w, job.file);
+    } else if (job.problem) {
+      // The parts stored so far stay: picking the same file again sends only the rest.
+      fail(w, job.problem + " Pick the same file again to resume.");
+    } else {
+      remember(job.key, null);
+      done(w, job.file, job.ticket);
+    }
+  }
+
+  // The URL of part `number`, asked for with the next few waiting parts' URLs.
+  function partUrl(job, number) {
+    if (job.urls[number]) {
+      return Promise.resolve(job.urls[number]);
+    }
+    var batch = [number].concat(
+      job.waiting.filter(function (n) {
+        return !job.urls[n];
+      }).slice(0, URL_BATCH - 1)
+    );
+    var fields = { reference: job.ticket.reference, numbers: batch.join(",") };
+    return ask(job.w, job.ticket.part_urls, fields).then(function (answer) {
+      Object.keys(answer.urls).forEach(function (n) {
+        job.urls[n] = answer.urls[n];
+      });
+      return job.urls[number];
+    });
+  }
+
+  function putPart(job, number, url) {
+    return new Promise(function (resolve, reject) {
+      var start = (number - 1) * job.size;
+      var end = Math.min(start + job.size, job.file.size);
+      var request = new XMLHttpRequest();
+      job.requests[number] = request;
+      job.loaded[number] = 0;
+      request.upload.addEventListener("progress", function (event) {
+        if (event.loaded > 0) {
+          job.sentNothing = false;
+        }
+        job.loaded[number] = event.loaded;
+        partsProgress(job);
+      });
+      request.addEventListener("load", function () {
+        delete job.requests[number];
+        if (request.status >= 200 && request.status < 300) {
+          delete job.loaded[number];
+          job.storedBytes += end - start;
+          job.w.box.dataset.partsSent = String(Number(job.w.box.dataset.partsSent) + 1);
+          partsProgress(job);
+          resolve();
+        } else {
+          reject(new Error("Part " + number + " was refused (" + request.status + ")."));
         }
       });
       request.addEventListener("error", function () {
-        if (running !== mine) {
-          return;
-        }
-        if (events === 0) {
-          fallBack(file); // refused before a byte went: the preflight, or no way to storage
-        } else if (sentAll) {
-          // Every byte went, but the answer may not be read here (a storage that lets the
-          // preflight through and not its answer). The server checks that the file arrived
-          // whole when the form is saved, and says so if it did not.
-          done(file, ticket);
-        } else {
-          fail("The upload failed. Please try again.");
-        }
+        delete job.requests[number];
+        job.refused = job.refused || job.sentNothing;
+        reject(new Error("The connection was lost."));
       });
       request.addEventListener("abort", function () {
-        if (running === mine) {
-          fail("Upload cancelled.");
-        }
+        delete job.requests[number];
+        reject(new Error("Upload cancelled."));
       });
-      request.open("POST", ticket.url);
-      request.send(body);
-      show("uploading", "Uploading " + file.name + "…");
-    }
+      request.open("PUT", url);
+      // A slice is read from disk as it is sent: the page never holds the file.
+      request.send(job.file.slice(start, end));
+    });
+  }
 
-    function sendParts(file, ticket, stored, key) {
-      var size = ticket.part_size;
-      var have = {};
-      var storedBytes = 0;
-      stored.forEach(function (part) {
-        have[part[0]] = true;
-        storedBytes += part[1];
-      });
-      var waiting = [];
-      for (var number = 1; number <= ticket.parts; number += 1) {
-        if (!have[number]) {
-          waiting.push(number);
-        }
-      }
-      var urls = {};
-      var loaded = {}; // bytes sent of each part in flight
-      var requests = {};
-      var workers = 0;
-      var problem = null;
-      var sentNothing = storedBytes === 0; // until a part's byte is acknowledged
-      var refused = false; // a part refused before any byte went: fall back
-      var mine = {
-        cancel: function (told) {
-          problem = "Upload cancelled.";
-          Object.keys(requests).forEach(function (n) {
-            requests[n].abort();
-          });
-          remember(key, null);
-          // The upload is dropped on the server too, so no part is left (nor billed).
-          ask(ticket.abort, { reference: ticket.reference }).catch(function () {});
-          if (told !== false) {
-            fail(problem);
-          }
-        },
-      };
-      running = mine;
-      box.dataset.partsSent = "0";
+  // Wiring: pick, drop, cancel, and a form that waits for its upload ---------------------------
 
-      function update() {
-        var sum = storedBytes;
-        Object.keys(loaded).forEach(function (n) {
-          sum += loaded[n];
-        });
-        showProgress(file, sum, file.size);
-      }
-
-      function urlFor(number) {
-        if (urls[number]) {
-          return Promise.resolve(urls[number]);
-        }
-        var batch = [number].concat(
-          waiting.filter(function (n) {
-            return !urls[n];
-          }).slice(0, URL_BATCH - 1)
-        );
-        return ask(ticket.part_urls, { reference: ticket.reference, numbers: batch.join(",") }).then(
-          function (answer) {
-            Object.keys(answer.urls).forEach(function (n) {
-              urls[n] = answer.urls[n];
-            });
-            return urls[number];
-          }
-        );
-      }
-
-      function put(number, url) {
-        return new Promise(function (resolve, reject) {
-          var start = (number - 1) * size;
-          var request = new XMLHttpRequest();
-          requests[number] = request;
-          loaded[number] = 0;
-          request.upload.addEventListener("progress", function (event) {
-            if (event.loaded > 0) {
-              sentNothing = false;
-            }
-            loaded[number] = event.loaded;
-            update();
-          });
-          request.addEventListener("load", function () {
-            delete requests[number];
-            if (request.status >= 200 && request.status < 300) {
-              delete loaded[number];
-              storedBytes += Math.min(size, file.size - start);
-              box.dataset.partsSent = String(Number(box.dataset.partsSent) + 1);
-              update();
-              resolve();
-            } else {
-              reject(new Error("Part " + number + " was refused (" + request.status + ")."));
-            }
-          });
-          request.addEventListener("error", function () {
-            delete requests[number];
-            refused = refused || sentNothing;
-            reject(new Error("The connection was lost."));
-          });
-          request.addEventListener("abort", function () {
-            delete requests[number];
-            reject(new Error("Upload cancelled."));
-          });
-          request.open("PUT", url);
-          // A slice is read from disk as it is sent: the page never holds the file.
-          request.send(file.slice(start, Math.min(start + size, file.size)));
-        });
-      }
-
-      function finished() {
-        workers -= 1;
-        if (workers > 0 || running !== mine) {
-          return;
-        }
-        if (refused && sentNothing) {
-          // Nothing of the file reached storage: drop the upload there and send it with the form.
-          remember(key, null);
-          ask(ticket.abort, { reference: ticket.reference }).catch(function () {});
-          fallBack(file);
-        } else if (problem) {
-          // The parts stored so far stay: picking the same file again sends only the rest.
-          fail(problem + " Pick the same file again to resume.");
-        } else {
-          remember(key, null);
-          done(file, ticket);
-        }
-      }
-
-      function work() {
-        if (problem || running !== mine || !waiting.length) {
-          finished();
-          return;
-        }
-        var number = waiting.shift();
-        urlFor(number)
-          .then(function (url) {
-            return put(number, url);
-          })
-          .then(work, function (error) {
-            delete loaded[number];
-            problem = problem || error.message;
-            finished();
-          });
-      }
-
-      show("uploading", "Uploading " + file.name + "…");
-      update();
-      workers = Math.max(1, Math.min(PARALLEL, waiting.length));
-      for (var i = 0; i < workers; i += 1) {
-        work();
-      }
-    }
-
-    input.addEventListener("change", function () {
-      if (input.files.length) {
-        upload(input.files[0]);
+  function setUp(box) {
+    var w = widget(box);
+    w.input.addEventListener("change", function () {
+      if (w.input.files.length) {
+        upload(w, w.input.files[0]);
       }
     });
     box.addEventListener("dragover", function (event) {
@@ -439,19 +504,19 @@
     box.addEventListener("drop", function (event) {
       event.preventDefault();
       if (event.dataTransfer.files.length) {
-        upload(event.dataTransfer.files[0]);
+        upload(w, event.dataTransfer.files[0]);
       }
     });
-    cancel.addEventListener("click", function () {
-      if (running) {
-        running.cancel();
+    w.cancel.addEventListener("click", function () {
+      if (w.running) {
+        w.running.cancel();
       }
     });
-    if (form) {
-      form.addEventListener("submit", function (event) {
-        if (running) {
+    if (w.form) {
+      w.form.addEventListener("submit", function (event) {
+        if (w.running) {
           event.preventDefault();
-          status.textContent = "Wait for the upload to finish, or cancel it, before saving.";
+          w.status.textContent = "Wait for the upload to finish, or cancel it, before saving.";
         }
       });
     }

@@ -74,13 +74,12 @@ def test_the_demos_builders_name_what_the_old_ones_did():
     """The move changed no key and no migration: the demo's builder of each name is the old one."""
     from events import keys as demo_keys
 
-    moved = [name for name, _, _ in MOVED_BUILDERS if hasattr(demo_keys, name)]
+    moved = [(name, instance, key) for name, instance, key in MOVED_BUILDERS if hasattr(demo_keys, name)]
     assert len(moved) == 6  # user_avatar_key and session_video_key: the demo has no such field
-    for name in moved:
-        with pytest.warns(DeprecationWarning):
-            old = getattr(keys, name)
-        assert getattr(demo_keys, name) == old
-        assert getattr(demo_keys, name).deconstruct() == old.deconstruct()
+    for name, instance, key in moved:
+        builder = getattr(demo_keys, name)
+        assert builder.key(instance) == key
+        assert builder.deconstruct() == ("keyed_storage.keys.KeyTemplate", (builder.pattern,), {})
 
 
 def test_key_template_reads_dotted_paths():
@@ -222,7 +221,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Poster",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("logo", models.FileField(max_length=255, upload_to=keyed_storage.keys.event_logo_key)),
             ],
         ),
@@ -250,6 +249,7 @@ from keyed_storage import key_template
 
 
 class Poster(models.Model):
+    id = models.BigAutoField(primary_key=True)
     logo = models.FileField(max_length=255, upload_to=key_template("events/{id}/logo"))
 """,
     "oldsite_settings.py": """

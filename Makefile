@@ -91,6 +91,8 @@ demo-asgi: $(VENV)/.demo-asgi
 ## SIGTERM for a while, so SIGKILL follows) or when this shell dies (a parent-death signal).
 ## -volume.max=0: as many 64 MB volumes as the disk holds (weed's default, 8, filled up after
 ## about 300 MB, and a talk's recording is that large).
+## Before the site starts it prints the environment to paste into a second shell, where the
+## operations commands (manage.py keyed_storage doctor, orphans, ...) then see the same bucket and rows.
 demo-s3: $(VENV)/.demo-s3
 	mkdir -p .demo/seaweedfs
 	printf '{"identities": [{"name": "admin", "credentials": [{"accessKey": "demo-key", "secretKey": "demo-secret"}], "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}\n' >.demo/s3.json
@@ -112,6 +114,9 @@ demo-s3: $(VENV)/.demo-s3
 	cd testproject && ../$(PY) manage.py demo_bucket --wait 60 --origin http://$(DEMO_ADDR) && \
 	../$(PY) manage.py migrate --noinput && \
 	../$(PY) manage.py demo_data && \
+	printf '\nThe operations commands (doctor, orphans, sync, ...) need the same environment: in a second shell,\n\n%s\n%s\n\n' \
+		"  export BUCKET_NAME=$$BUCKET_NAME AWS_KEY=$$AWS_KEY AWS_SECRET=$$AWS_SECRET AWS_ENDPOINT_URL_S3=$$AWS_ENDPOINT_URL_S3 DEMO_DB=$$DEMO_DB" \
+		"  cd $(CURDIR)/testproject && ../$(PY) manage.py keyed_storage doctor" && \
 	../$(PY) manage.py runserver $(DEMO_ADDR)
 
 ## browser-deps: Debian's Chromium for the browser tests (Playwright's own download cannot work here)

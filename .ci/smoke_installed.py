@@ -1,7 +1,9 @@
 """Use an installed keyed_storage outside the checkout: configure Django, store a file, read it back."""
 
+import re
 import sys
 import tempfile
+import types
 
 import django
 from django.conf import settings
@@ -19,14 +21,15 @@ settings.configure(
 django.setup()
 
 import keyed_storage  # noqa: E402
-from keyed_storage import KeyedStorage, upload  # noqa: E402
-from keyed_storage.keys import event_logo_key  # noqa: E402
+from keyed_storage import KeyedStorage, key_template, upload  # noqa: E402
 
 assert keyed_storage.__file__.find("/site-packages/") > 0, keyed_storage.__file__
 assert KeyedStorage().backend == "local"
 url = upload(open(__file__, "rb"), "ci/smoke/file")
 assert url.startswith("https://smoke.example.org/media/ci/smoke/file/"), url
-assert event_logo_key.pattern == "events/{id}/logo"
+# A key template names a file under its key, a fresh token and the safe filename.
+name = key_template("events/{id}/logo")(types.SimpleNamespace(id=7), "Logo Final.png")
+assert re.fullmatch(r"events/7/logo/[0-9a-f]{32}/Logo_Final\.png", name), name
 
 # The management command ships in the wheel and runs: the IAM policy for a bucket.
 import io  # noqa: E402

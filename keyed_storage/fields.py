@@ -230,7 +230,7 @@ class KeyedImageField(models.ImageField):
     """An ImageField on KeyedStorage() whose variants are made and stored with each new file.
 
         photo = KeyedImageField(
-            upload_to=speaker_photo_key,
+            upload_to=key_template("events/{event_id}/speakers/{id}/photo"),
             variants={"thumb": Variant(160, 160, crop=True), "card": Variant(640, None)},
             width_field="photo_width", height_field="photo_height",
         )

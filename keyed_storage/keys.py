@@ -1,4 +1,4 @@
-"""Keys: validation, object names (<key>/<token>/<filename>), key_template and the ready builders."""
+"""Keys: validation, object names (<key>/<token>/<filename>) and key_template."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import string
 import threading
 import time
 import unicodedata
+import warnings
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import SuspiciousFileOperation
@@ -424,11 +425,47 @@ def key_template(pattern: str) -> KeyTemplate:
     return KeyTemplate(pattern)
 
 
-user_avatar_key = key_template("users/{id}/avatar")
-event_logo_key = key_template("events/{id}/logo")
-event_background_key = key_template("events/{id}/background")
-session_audio_key = key_template("events/{event_id}/sessions/{id}/audio")
-session_video_key = key_template("events/{event_id}/sessions/{id}/video")
-session_slides_key = key_template("events/{event_id}/sessions/{id}/slides")
-speaker_photo_key = key_template("events/{event_id}/speakers/{id}/photo")
-sponsor_logo_key = key_template("events/{event_id}/sponsors/{id}/logo")
+# The builders for an event site that keyed_storage once shipped here. They named the demo's
+# files, not anything generic, and now live with it (testproject/events/keys.py); a project
+# that imported them keeps working, warned, until it defines its own. Each is given back as
+# the KeyTemplate it always was: it works as upload_to unchanged, and it deconstructs as every
+# migration already records it (keyed_storage.keys.KeyTemplate('events/{id}/logo')), so no
+# migration names the old builder and replacing it with the project's own key_template() of
+# the same pattern changes no migration.
+_MOVED_BUILDERS = {
+    "user_avatar_key": "users/{id}/avatar",
+    "event_logo_key": "events/{id}/logo",
+    "event_background_key": "events/{id}/background",
+    "session_audio_key": "events/{event_id}/sessions/{id}/audio",
+    "session_video_key": "events/{event_id}/sessions/{id}/video",
+    "session_slides_key": "events/{event_id}/sessions/{id}/slides",
+    "speaker_photo_key": "events/{event_id}/speakers/{id}/photo",
+    "sponsor_logo_key": "events/{event_id}/sponsors/{id}/logo",
+}
+
+if TYPE_CHECKING:
+    # Declared for type checkers only: at run time each comes from __getattr__ with its warning.
+    user_avatar_key: KeyTemplate
+    event_logo_key: KeyTemplate
+    event_background_key: KeyTemplate
+    session_audio_key: KeyTemplate
+    session_video_key: KeyTemplate
+    session_slides_key: KeyTemplate
+    speaker_photo_key: KeyTemplate
+    sponsor_logo_key: KeyTemplate
+else:
+
+    def __getattr__(name: str) -> KeyTemplate:
+        """The moved builders (PEP 562): each access warns and returns the builder it was."""
+        pattern = _MOVED_BUILDERS.get(name)
+        if pattern is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        warnings.warn(
+            f"keyed_storage.keys.{name} is deprecated and will be removed: it was the demo site's "
+            f"builder. Define it in your project instead: {name} = key_template({pattern!r}) "
+            "(from keyed_storage import key_template). Migrations record the same "
+            f"keyed_storage.keys.KeyTemplate({pattern!r}) either way, so none changes.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return KeyTemplate(pattern)

@@ -14,10 +14,11 @@ from django.test.utils import isolate_apps
 
 from keyed_storage import KeyedStorage, key_template
 from keyed_storage.checks import likely_name_length
-from keyed_storage.keys import session_audio_key, user_avatar_key
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEW_IDS = ("keyed_storage.E010", "keyed_storage.W002", "keyed_storage.W003")
+session_audio_key = key_template("events/{event_id}/sessions/{id}/audio")
+user_avatar_key = key_template("users/{id}/avatar")
 
 
 @pytest.fixture

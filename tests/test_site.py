@@ -3,6 +3,7 @@ both ways, sample data that is real."""
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import wave
@@ -18,7 +19,7 @@ from PIL import Image
 from events.models import Event, Profile, Session, Speaker, Sponsor
 from keyed_storage.keys import TOKEN_HEX_CHARS
 
-from .helpers import fetch, png_bytes
+from .helpers import TEST_KEY, TEST_SECRET, fetch, png_bytes
 from .image_helpers import encode, halves
 from .site_helpers import attribute_values, img_tags, pixel_size, srcset_entries, storage_untouched
 
@@ -219,3 +220,44 @@ def test_demo_data_makes_real_images_and_audio(mode):
         with wave.open(io.BytesIO(fetch(session.audio.url))) as recording:
             assert recording.getnframes() / recording.getframerate() == 6.0
         assert fetch(session.slides.url).startswith(b"%PDF-")
+
+
+def about_this_demo(client) -> tuple[str, str]:
+    """The home page's "About this demo" section: its HTML, and its text as a reader sees it."""
+    page = client.get("/").content.decode()
+    start = page.index('<section class="about" id="about-this-demo">')
+    section = page[start : page.index("</section>", start)]
+    return section, " ".join(html.unescape(re.sub(r"<[^>]+>", "", section)).split())
+
+
+def test_the_home_page_says_where_files_go_how_to_sign_in_and_what_to_try(client, mode, request, settings):
+    section, text = about_this_demo(client)
+    if mode == "s3":
+        s3 = request.getfixturevalue("s3")
+        assert f"Files are stored in S3: bucket {s3.bucket} at {s3.endpoint}." in text
+        assert "local disk" not in text
+        # The environment's key pair stays out of the page.
+        assert TEST_KEY not in section and TEST_SECRET not in section
+        assert "in a second shell with the environment that make demo-s3 printed:" in text
+    else:
+        assert f"Files are stored on the local disk, in {settings.MEDIA_ROOT}, and served at /media/" in text
+        assert "bucket" not in text
+    # The credentials are named once demo_data has made them, and then they work.
+    assert "No admin user yet: python manage.py demo_data creates admin / admin" in text
+    call_command("demo_data", stdout=io.StringIO())
+    section, text = about_this_demo(client)
+    assert "The admin: /admin/, user admin, password admin (made by manage.py demo_data" in text
+    assert client.login(username="admin", password="admin")
+    # What to try: the admin's upload pages, the avatar page and the operations commands.
+    links = attribute_values(section, "a", "href")
+    assert links == [
+        "/admin/",
+        "/admin/events/event/add/",
+        "/admin/events/event/",
+        "/admin/events/session/",
+        "/avatar/",
+    ]
+    for link in links:
+        assert client.get(link).status_code == 200, link
+    assert "manage.py keyed_storage doctor" in text
+    assert "manage.py keyed_storage orphans --older-than 0" in text

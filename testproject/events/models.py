@@ -6,18 +6,19 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from keyed_storage import key_template
 from keyed_storage.fields import KeyedImageField
-from keyed_storage.images.variants import Variant
-from keyed_storage.keys import (
+from keyed_storage.images import Variant
+from keyed_storage.validators import ContentTypeValidator, FileSizeValidator
+
+from .keys import (
     event_background_key,
     event_logo_key,
+    profile_avatar_key,
     session_audio_key,
     session_slides_key,
     speaker_photo_key,
     sponsor_logo_key,
 )
-from keyed_storage.validators import ContentTypeValidator, FileSizeValidator
 
 Validator = Callable[[Any], None]
 
@@ -137,11 +138,8 @@ class Sponsor(models.Model):
 
 class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    # keyed_storage.keys.user_avatar_key is "users/{id}/avatar", for a custom User model that
-    # holds the avatar itself. On a separate Profile row that {id} would be the profile's,
-    # so the key is built from the user's id instead: users/<user id>/avatar.
     avatar = KeyedImageField(
-        upload_to=key_template("users/{user_id}/avatar"),
+        upload_to=profile_avatar_key,  # users/<user id>/avatar (see keys.py)
         # Squares only: previews show these crops too, rather than fetch the original.
         variants={"thumb": Variant(128, 128, crop=True), "thumb_2x": Variant(256, 256, crop=True)},
         width_field="avatar_width",

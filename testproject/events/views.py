@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from keyed_storage import upload
 from keyed_storage.exceptions import FileRefused
 
+from .about import about_this_demo
 from .forms import AvatarForm
 from .models import Event, Profile
 
@@ -16,7 +17,8 @@ AVATAR_MAX = 5 * 1024 * 1024
 
 
 def event_list(request):
-    return render(request, "events/event_list.html", {"events": Event.objects.all()})
+    context = {"events": Event.objects.all(), "about": about_this_demo()}
+    return render(request, "events/event_list.html", context)
 
 
 def event_detail(request, pk):

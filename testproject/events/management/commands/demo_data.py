@@ -10,9 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from PIL import Image, ImageDraw
 
+from events.about import ADMIN_PASSWORD, ADMIN_USER
 from events.models import Event, Session, Speaker, Sponsor
-
-ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 
 EVENTS = [
     {

@@ -231,7 +231,7 @@ def _rendered(
 
 
 class KeyedImageField(models.ImageField):
-    """An ImageField on KeyedStorage() whose variants are made and stored with each new file.
+    """An ImageField on KeyedStorage() whose variants are made and stored with each new file::
 
         photo = KeyedImageField(
             upload_to=speaker_photo_key,

@@ -130,7 +130,7 @@ postgres-deps:
 		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
 	@ls -d /usr/lib/postgresql/*/bin 2>/dev/null || command -v initdb || echo "$$KEYED_STORAGE_PG_BIN"
 
-## screenshots: with the demo running (make demo), retake the README's pictures in docs/
+## screenshots: with the demo running (make demo), retake the documentation's pictures in docs/
 screenshots: $(VENV)/.test
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 

@@ -32,7 +32,7 @@ import keyed_storage  # noqa: E402
 
 project = "keyed_storage"
 author = "keyed_storage developers"
-copyright = "keyed_storage developers"  # noqa: A001 (Sphinx's name for it)
+copyright = "keyed_storage developers"
 release = keyed_storage.__version__
 version = release
 

@@ -513,7 +513,8 @@ def test_a_binding_is_a_string(local):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_finished_name_saved_on_a_row_replaces_its_old_file(mode):
-    """The example of docs/howto/direct-uploads.rst: the name goes on a model field, whose replacement does the rest."""
+    """The example of docs/howto/direct-uploads.rst: the name goes on a model field, whose
+    replacement does the rest."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from events.models import Event, Session

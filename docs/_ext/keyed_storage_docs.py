@@ -22,7 +22,9 @@ class VariablesTable(SphinxDirective):
         from keyed_storage.variables import rst_table
 
         container = nodes.container()
-        self.state.nested_parse(StringList(rst_table().splitlines(), "keyed_storage/variables.py"), 0, container)
+        self.state.nested_parse(
+            StringList(rst_table().splitlines(), "keyed_storage/variables.py"), 0, container
+        )
         return container.children
 
 

@@ -55,7 +55,7 @@ autodoc_default_options = {"members": True, "undoc-members": False}
 # Every doctest group starts from an empty database with the tables created, and a fresh
 # temporary MEDIA_ROOT is made once per build by docsite.settings.
 doctest_global_setup = """
-from docsite.setup import fresh_database
+from docsite.doctest_setup import fresh_database
 fresh_database()
 """
 doctest_test_doctest_blocks = ""

@@ -33,7 +33,7 @@ endif
 INSTALL_MATRIX := 3.11:5.2 3.12:6.0 3.13:6.1
 NEWEST := py313-django61-postgres
 
-.PHONY: constraints drift demo demo-asgi demo-s3 browser-deps postgres-deps screenshots test test-peer soak lint typecheck bench dist-check clean
+.PHONY: constraints drift demo demo-asgi demo-s3 browser-deps postgres-deps screenshots test test-peer soak lint typecheck docs bench dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -135,7 +135,7 @@ postgres-deps:
 		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
 	@ls -d /usr/lib/postgresql/*/bin 2>/dev/null || command -v initdb || echo "$$KEYED_STORAGE_PG_BIN"
 
-## screenshots: with the demo running (make demo), retake the README's pictures in docs/
+## screenshots: with the demo running (make demo), retake the documentation's pictures in docs/
 screenshots: $(VENV)/.test
 	$(PY) docs/screenshots.py http://$(DEMO_ADDR)
 
@@ -166,6 +166,13 @@ lint: $(VENV)/.tox
 ## typecheck: mypy --strict on keyed_storage/ (configured in pyproject.toml: django-stubs, boto3-stubs)
 typecheck: $(VENV)/.tox
 	$(TOX) run -e typecheck
+
+## docs: build the documentation into docs/_build/html/ with Sphinx (warnings are errors, every
+## page still built so all are reported) and run its examples (sphinx.ext.doctest), against the
+## local disk in a temporary MEDIA_ROOT and an in-memory SQLite; tox's `docs` entry, which
+## `make test` runs too
+docs: $(VENV)/.tox
+	$(TOX) run -e docs
 
 ## bench: keyed_storage against django-storages, boto3 and the floor, one table (not pass/fail);
 ## its image rows load the demo's pages in Chromium with Playwright, from the test extra
@@ -198,9 +205,9 @@ constraints: | $(PY)
 	rm -rf build/constraints-venv
 	$(PYTHON) -m venv build/constraints-venv
 	build/constraints-venv/bin/pip install --quiet --upgrade pip
-	build/constraints-venv/bin/pip install --quiet '.[test]' tox --group lint --group dist
+	build/constraints-venv/bin/pip install --quiet '.[test]' tox --group lint --group dist --group docs
 	build/constraints-venv/bin/python .ci/constraints.py
 	rm -rf build/constraints-venv
 
 clean:
-	rm -rf $(VENV) .tox dist build *.egg-info testproject/db.sqlite3 testproject/media .demo test-artifacts
+	rm -rf $(VENV) .tox dist build docs/_build *.egg-info testproject/db.sqlite3 testproject/media .demo test-artifacts

@@ -42,8 +42,8 @@ RUNTIME = {
 }
 
 HEADER = """\
-# The test toolchain, pinned: every tool `make test`, `make lint`, `make typecheck`
-# and `make dist-check` install, at the release last tried here. pip reads it through
+# The test toolchain, pinned: every tool `make test`, `make lint`, `make typecheck`,
+# `make docs` and `make dist-check` install, at the release last tried here. pip reads it through
 # PIP_CONSTRAINT (setup.cfg) and `-c` (Makefile), so a release published tomorrow cannot change
 # what a fresh clone runs. Written by `make constraints` (.ci/constraints.py); `make drift` tries
 # the newest releases and reports what differs, without blocking anything. The package's own

@@ -24,7 +24,7 @@ from benchmarks.common import free_port, row, us, use_local, use_s3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = os.environ.get("KEYED_STORAGE_CHROMIUM", "/usr/bin/chromium")
-# The specs of the README's Speaker example: a thumbnail, a card and a hero.
+# The specs of the Speaker example of docs/howto/images.rst: a thumbnail, a card and a hero.
 SPECS = {"thumb": (160, 160, True), "card": (640, 360, True), "hero": (1600, None, False)}
 QUALITY = 80
 

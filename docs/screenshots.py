@@ -1,4 +1,4 @@
-"""Take the README's screenshots from a running demo: python docs/screenshots.py http://127.0.0.1:8000
+"""Take the documentation's screenshots from a running demo: python docs/screenshots.py http://127.0.0.1:8000
 
 Uses Debian's Chromium through Playwright, like the browser tests, and signs in as the demo
 admin (admin / admin) for the admin pictures. Name pictures after the URL to take only those:

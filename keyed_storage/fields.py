@@ -227,7 +227,7 @@ def _rendered(
 
 
 class KeyedImageField(models.ImageField):
-    """An ImageField on KeyedStorage() whose variants are made and stored with each new file.
+    """An ImageField on KeyedStorage() whose variants are made and stored with each new file::
 
         photo = KeyedImageField(
             upload_to=key_template("events/{event_id}/speakers/{id}/photo"),

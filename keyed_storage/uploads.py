@@ -100,18 +100,18 @@ def upload(
     accept: str | Iterable[str] | None = None,
     max_size: int | None = None,
 ) -> str:
-    """Store `file` under `key` and return its absolute URL.
+    """Store ``file`` under ``key`` and return its absolute URL.
 
-    By default the object is named <key>/<token>/<filename> with a fresh random token, and
+    By default the object is named ``<key>/<token>/<filename>`` with a fresh random token, and
     once the upload has succeeded (and the surrounding database transaction, if any, has
     committed) the key's earlier objects are deleted. Objects of longer keys nested under
-    `key` are never touched. With exact=True the object is stored at exactly `key`,
+    ``key`` are never touched. With ``exact=True`` the object is stored at exactly ``key``,
     replacing whatever is there.
 
-    `accept` is one MIME pattern or a list of them, as in HTML ("image/*", "audio/mpeg",
-    "application/pdf"), checked against the type told from the file's bytes; `max_size` is
-    the largest size in bytes. A refused file raises FileTypeRefused or FileTooLarge (both
-    ValidationErrors) before anything is stored or deleted.
+    ``accept`` is one MIME pattern or a list of them, as in HTML (``"image/*"``, ``"audio/mpeg"``,
+    ``"application/pdf"``), checked against the type told from the file's bytes; ``max_size`` is
+    the largest size in bytes. A refused file raises ``FileTypeRefused`` or ``FileTooLarge`` (both
+    ``ValidationError``) before anything is stored or deleted.
     """
     content = _as_file(file)
     key = validate_key(key)

@@ -1,7 +1,7 @@
 """What a file may be: its type told from its bytes (MIME patterns as in HTML's accept) and its size.
 
-The same checks serve upload(accept=..., max_size=...) and model or form fields
-(validators=[ContentTypeValidator("image/*"), FileSizeValidator(5 * 1024 * 1024)]).
+The same checks serve ``upload(accept=..., max_size=...)`` and model or form fields
+(``validators=[ContentTypeValidator("image/*"), FileSizeValidator(5 * 1024 * 1024)]``).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _read_head(file: Any) -> bytes:
 
 @deconstructible(path="keyed_storage.validators.ContentTypeValidator")
 class ContentTypeValidator:
-    """Accept only files whose bytes are of one of the given types: ContentTypeValidator("image/*").
+    """Accept only files whose bytes are of one of the given types: ``ContentTypeValidator("image/*")``.
 
     The type is read from the file's first bytes, never from its name or the browser's claim,
     so a text file renamed 'avatar.png' is refused with a message the form and admin show.

@@ -513,7 +513,8 @@ def test_a_binding_is_a_string(local):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_finished_name_saved_on_a_row_replaces_its_old_file(mode):
-    """The README's example: the name goes on a model field, whose replacement does the rest."""
+    """The example of docs/howto/direct-uploads.rst: the name goes on a model field, whose
+    replacement does the rest."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from events.models import Event, Session
@@ -527,7 +528,7 @@ def test_a_finished_name_saved_on_a_row_replaces_its_old_file(mode):
     key = f"events/{event.pk}/sessions/{session.pk}/audio"
     ticket = start_upload(key, filename="new.wav", size=len(data), content_type="audio/wav", accept="audio/*")
     assert post(ticket, data).status_code == 204
-    session.audio.name = finish_upload(ticket.reference, key=key)  # as the README does
+    session.audio.name = finish_upload(ticket.reference, key=key)  # as the docs do
     session.save()
     assert Session.objects.get(pk=session.pk).audio.name == ticket.name
     assert fetch(session.audio.url) == data

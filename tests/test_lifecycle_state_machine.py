@@ -167,7 +167,7 @@ class Fired(list[str]):
 
     def excuses(self, error: BaseException) -> bool:
         """Whether `error` is what the fault may cause: anything for an injected OSError (the
-        library passes it on as it comes); for a network fault only what the README promises,
+        library passes it on as it comes); for a network fault only what the docs promise,
         a StorageError, a refusal (FileRefused, UploadBroken: ValidationErrors), or from a
         command the CommandError it reports a StorageError with."""
         if not self:
@@ -554,7 +554,7 @@ class Lifecycle(RuleBasedStateMachine):
     @precondition(lambda self: self.items and any(direct.ready for direct in self.directs))
     @rule(pick=picks, which=picks, rollback=st.booleans())
     def direct_attach(self, pick: int, which: int, rollback: bool):
-        """The finished name set on a row's field and saved, as the README shows; for an image
+        """The finished name set on a row's field and saved, as the docs show; for an image
         field its variants are stored first (store_variants(), as the direct-upload form does)."""
         ready = [direct for direct in self.directs if direct.ready]
         direct = ready[which % len(ready)]

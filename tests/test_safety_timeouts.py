@@ -29,7 +29,8 @@ from .ops_helpers import run
 def test_the_defaults_end_a_request_inside_a_30_second_proxy(s3):
     cfg = config.current()
     assert (cfg.connect_timeout, cfg.read_timeout, cfg.transfer_timeout, cfg.max_attempts) == (3, 10, 120, 2)
-    # The README's arithmetic: every try may use both timeouts, plus under 1 s of backoff.
+    # The docs' arithmetic (reference/configuration.rst, When S3 misbehaves): every try may use
+    # both timeouts, plus under 1 s of backoff.
     assert cfg.max_attempts * (cfg.connect_timeout + cfg.read_timeout) + 1 < 30
 
 

@@ -1,4 +1,4 @@
-"""Settings of the demo event site. Storage is chosen by the environment alone (see README)."""
+"""Settings of the demo event site. Storage is chosen by the environment alone (docs: Configuration)."""
 
 import os
 import tempfile

@@ -4,7 +4,7 @@ DIFFERENCES maps "<peer class>.<test method>" (as collected in tests/peer) to th
 test fails on purpose. Each listed test runs as an expected failure, reported as XFAIL with
 its reason; if it starts passing, the run fails ("Unexpected success"), so the list stays
 true. A failing test that is not listed is a bug to fix; never add one here without a reason
-the README backs.
+the documentation backs.
 
 Where only the set-up differs, the test is adapted instead, so all its assertions still run:
 
@@ -27,13 +27,13 @@ Where only the set-up differs, the test is adapted instead, so all its assertion
 
 _ABSOLUTE_URLS = (
     "Links are absolute and come from the configuration (KEYED_STORAGE_BASE_URL or the request's "
-    "origin, then MEDIA_URL; README 'Links'): there is no base_url to set, and no relative "
+    "origin, then MEDIA_URL; docs 'Links'): there is no base_url to set, and no relative "
     "'/test_media_url/...' link."
 )
 _FILE_URL = (
-    "url() is absolute (http://testserver/test_media_url/test.file, README 'Links'), "
+    "url() is absolute (http://testserver/test_media_url/test.file, docs 'Links'), "
     "percent-encodes !*'() as well, and refuses names that are not keys (NUL, backslashes, a "
-    "leading '/', README 'Safety') instead of rewriting them into a link."
+    "leading '/', docs 'Safety') instead of rewriting them into a link."
 )
 _NO_ARGUMENTS = (
     "KeyedStorage() takes no arguments: MEDIA_ROOT, MEDIA_URL and the upload permissions are read "
@@ -52,7 +52,7 @@ _READ_NOT_CHUNKS = (
 )
 _ABSOLUTE_NAMES = (
     "Names are keys, and a key is relative: an absolute path is refused with "
-    "SuspiciousFileOperation even when it lies inside MEDIA_ROOT (README 'Safety'), where "
+    "SuspiciousFileOperation even when it lies inside MEDIA_ROOT (docs 'Safety'), where "
     "FileSystemStorage.delete() accepts it."
 )
 _EXACT_NAME_NOT_SHORTENED = (
@@ -62,12 +62,12 @@ _EXACT_NAME_NOT_SHORTENED = (
 )
 _EMPTY_FILENAME_IS_FILE = (
     "get_valid_name() sanitises a client's filename, and one that sanitises to nothing ('..', "
-    "'.', '', '???', '$.$.$') becomes 'file' (README 'Filenames are sanitised') instead of "
+    "'.', '', '???', '$.$.$') becomes 'file' (docs 'Safety', filenames) instead of "
     "raising, so generate_filename() does not raise for them. As keys such names are still "
     "refused: get_available_name() and save() raise SuspiciousFileOperation."
 )
 _REPLACED_FILE_DELETED = (
-    "Once the transaction commits, a FileField's replaced file is deleted (README 'Safety': "
+    "Once the transaction commits, a FileField's replaced file is deleted (docs 'Safety': "
     "Replacing a file never loses the live one); Django keeps it, so listdir() here shows only "
     "the new file."
 )

@@ -67,8 +67,8 @@ class Command(BaseCommand):
                 break
         client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
         # What a bucket needs before browsers may POST direct uploads to it, and PUT the parts
-        # of large ones (README, "In forms and the admin", "Resumable uploads"). A preflight
-        # is sent because the widget listens to upload progress.
+        # of large ones (docs/howto/direct-uploads.rst, "In forms and the admin", "Resumable
+        # uploads"). A preflight is sent because the widget listens to upload progress.
         rule = {"AllowedOrigins": [origin], "AllowedMethods": ["POST", "PUT"], "AllowedHeaders": ["*"]}
         client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
         self._wait_until_readable(client, bucket, deadline)

@@ -83,7 +83,7 @@ class KeyedStorage(Storage):
             raise TypeError(
                 f"KeyedStorage() takes no arguments (got {given}): where files go comes from the "
                 "environment (BUCKET_NAME, AWS_KEY, AWS_SECRET, ...) and the MEDIA_ROOT and "
-                "MEDIA_URL settings. See the Configuration section of keyed_storage's README."
+                "MEDIA_URL settings. See the configuration reference in keyed_storage's documentation."
             )
 
     @property

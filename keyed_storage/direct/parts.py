@@ -1,7 +1,7 @@
 """How a multipart direct upload is cut into parts, and how its stored parts are joined again.
 
 start_upload() (keyed_storage.direct) asks part_size_for() whether a file goes in parts and of
-which size; part_urls() (keyed_storage.multipart) sizes each part's URL with part_length();
+which size; part_urls() (keyed_storage.direct.multipart) sizes each part's URL with part_length();
 finish_upload() joins the parts with complete(). Beneath both, so neither imports the other
 for it; it knows nothing of tickets or references.
 """

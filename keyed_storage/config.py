@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from . import variables
 from .variables import TABLE, Invalid, default_cache_control
 
-#: Every variable keyed_storage reads, in the order the README documents them.
+#: Every variable keyed_storage reads, in the order the docs list them.
 VARIABLES = tuple(variable.name for variable in TABLE)
 
 # Variables that only mean something for S3 and are keyed_storage's own: set without

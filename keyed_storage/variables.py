@@ -1,10 +1,10 @@
-"""The one table of the variables keyed_storage reads: config parses it, doctor shows it, README lists it.
+"""The one table of the variables keyed_storage reads: config parses it, doctor shows it, the docs list it.
 
 Each row says everything about one variable: its name, the Config attribute it fills, how its
 text is parsed, its default, where it means something (S3, the local disk or both), whether it
-is a secret, and its description for the README. To add a variable, add a row to TABLE and the
-attribute to config.Config; `python -m keyed_storage variables` prints the README's table
-again, and tests/test_config_variables.py fails until config, checks, doctor and the README
+is a secret, and its description for the docs. To add a variable, add a row to TABLE and the
+attribute to config.Config; `python -m keyed_storage variables` prints the docs' table
+again, and tests/test_config_variables.py fails until config, checks, doctor and the docs
 all know the new variable.
 """
 
@@ -88,7 +88,7 @@ class Variable:
     parse: Parser  # raises Invalid
     default: Any  # what the attribute holds when the variable is unset
     mode: Mode  # where it means something
-    description: str  # reStructuredText, for the README's table
+    description: str  # reStructuredText, for the docs' table
     example: str  # a value that parses: the tests set it, with the variables it needs
     invalid: str | None  # a value that does not parse; None when any text is accepted
     secret: bool = False  # never shown: doctor prints "(set, not shown)"
@@ -236,7 +236,7 @@ def default_cache_control(*, private: bool, url_expires: int) -> str:
     return IMMUTABLE
 
 
-# The table, in the README's order ------------------------------------------------------------
+# The table, in the docs' order --------------------------------------------------------------
 
 TABLE: tuple[Variable, ...] = (
     Variable(
@@ -347,14 +347,14 @@ TABLE: tuple[Variable, ...] = (
 BY_NAME = {variable.name: variable for variable in TABLE}
 
 
-# The README's table -----------------------------------------------------------------------------
+# The docs' table -------------------------------------------------------------------------------
 
 _MODES = {"s3": "S3", "local": "local", "both": "both"}
 _MEANING_WIDTH = 66
 
 
 def rst_table() -> str:
-    """The README's table of variables (section *Configuration*), as reStructuredText."""
+    """The table of variables (the docs' configuration reference), as reStructuredText."""
     name_width = max(len(f"``{variable.name}``") for variable in TABLE)
     widths = (name_width, len("local"), _MEANING_WIDTH)
     rule = "  ".join("=" * width for width in widths)

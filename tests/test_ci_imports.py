@@ -114,3 +114,19 @@ def test_private_names_taken_from_another_module_are_refused(imports, tmp_path, 
         "fake/d.py:1: private name _inner taken from fake.sub",
         "fake: 0 import cycle(s), 3 private name(s) taken across modules (7 modules, 5 imports)",
     ]
+
+
+# The function-length check beside it (.ci/lengths.py) ----------------------------------------
+
+LENGTHS = SCRIPT.with_name("lengths.py")
+
+
+def test_a_function_over_the_limit_is_named_with_its_length(tmp_path):
+    spec = importlib.util.spec_from_file_location("ci_lengths", LENGTHS)
+    assert spec is not None and spec.loader is not None
+    lengths = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lengths)
+    body = "".join(f"    x{n} = {n}\n" for n in range(60))  # def line + 60 = 61 lines
+    fake = package(tmp_path, {"a.py": f"def short():\n    return 1\n\n\nasync def long():\n{body}"})
+    assert lengths.long_functions(fake) == [f"{fake / 'a.py'}:5: long has 61 lines (limit 60)"]
+    assert lengths.long_functions(fake, limit=61) == []

@@ -17,7 +17,6 @@ The upload id travels in the signed reference, so, as for a POST, no database ro
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
@@ -26,6 +25,7 @@ from .backends import Part
 from .config import Config
 from .direct import open_reference, published_name
 from .exceptions import FileRefused, ReferenceRefused, UploadMissing
+from .signed import UploadReference
 
 # S3 takes at most this many parts in one upload.
 MAX_PARTS = 10_000
@@ -63,18 +63,18 @@ def part_urls(reference: str, numbers: Iterable[int], *, bound_to: str = "") -> 
     `reference` names. Each URL takes exactly that part's bytes and nothing else (in S3 the
     Content-Length is signed), for PART_URL_EXPIRES seconds."""
     grant = _grant(reference, bound_to)
-    size, part_size = grant["s"], grant["p"]
+    (upload_id, part_size), size = _in_parts(grant), grant.size
     count = part_count(size, part_size)
     wanted = []
     for number in numbers:
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= count:
             raise ValueError(f"Part numbers of this upload are 1 to {count}, not {number!r}.")
         wanted.append(number)
-    backend = backends.for_config(config.current())
+    backend = backends.multipart_backend(config.current())
     return {
         number: backend.part_url(
-            published_name(grant["n"]),
-            grant["u"],
+            published_name(grant.upload),
+            upload_id,
             number,
             size=part_length(number, size, part_size),
             expires=PART_URL_EXPIRES,
@@ -87,7 +87,9 @@ def uploaded_parts(reference: str, *, bound_to: str = "") -> list[Part]:
     """The parts stored so far (number, size), in order, as the storage lists them: a client
     resuming the upload sends the others. UploadMissing if the upload was finished or aborted."""
     grant = _grant(reference, bound_to)
-    parts = backends.for_config(config.current()).list_parts(published_name(grant["n"]), grant["u"])
+    parts = backends.multipart_backend(config.current()).list_parts(
+        published_name(grant.upload), _in_parts(grant)[0]
+    )
     if parts is None:
         raise UploadMissing(
             _("This upload was finished or cancelled. Please upload the file again."),
@@ -100,14 +102,16 @@ def abort_upload(reference: str, *, bound_to: str = "") -> None:
     """Drop the upload and every part stored for it (in S3, AbortMultipartUpload, so no part
     is left to be billed). Aborting twice, or an upload already finished, is harmless."""
     grant = _grant(reference, bound_to)
-    backends.for_config(config.current()).abort_parts(published_name(grant["n"]), grant["u"])
+    backends.multipart_backend(config.current()).abort_parts(
+        published_name(grant.upload), _in_parts(grant)[0]
+    )
 
 
-def complete(backend: backends.Backend, grant: dict[str, Any], name: str) -> bool:
+def complete(backend: backends.MultipartBackend, grant: UploadReference, name: str) -> bool:
     """Join the stored parts into the object `name` (the published name the parts were sent
     for), if every part is there with its size; called by finish_upload() before it checks the
     object. True if this call completed it; an upload already completed is left alone."""
-    upload_id, size, part_size = grant["u"], grant["s"], grant["p"]
+    (upload_id, part_size), size = _in_parts(grant), grant.size
     parts = backend.list_parts(name, upload_id)
     if parts is None:
         return False  # completed already (or aborted): finish_upload() finds the object, or not
@@ -133,10 +137,19 @@ def complete(backend: backends.Backend, grant: dict[str, Any], name: str) -> boo
     return backend.complete_parts(name, upload_id, parts)
 
 
-def _grant(reference: str, bound_to: str) -> dict[str, Any]:
+def _grant(reference: str, bound_to: str) -> UploadReference:
     grant = open_reference(reference, bound_to)
-    if "u" not in grant:
+    if grant.upload_id is None:
         raise ReferenceRefused(
             _("This upload is sent in one request, not in parts."), code="direct_not_multipart"
         )
     return grant
+
+
+def _in_parts(grant: UploadReference) -> tuple[str, int]:
+    """(upload id, part size) of a multipart upload's reference (as _grant() admits them)."""
+    if grant.upload_id is None or grant.part_size is None:
+        raise ReferenceRefused(
+            _("This upload is sent in one request, not in parts."), code="direct_not_multipart"
+        )
+    return grant.upload_id, grant.part_size

@@ -11,11 +11,11 @@ every capability writes with the same modes and the same atomic placing.
 from __future__ import annotations
 
 from .base import TEMP_PREFIX, TicketRefused
-from .direct import Grant, Incoming, LocalDirect
-from .multipart import LocalMultipart, PartGrant, PartRefused
+from .direct import Incoming, LocalDirect
+from .multipart import LocalMultipart, PartRefused
 from .operations import LocalOperations
 
-__all__ = ["TEMP_PREFIX", "Grant", "Incoming", "LocalBackend", "PartGrant", "PartRefused", "TicketRefused"]
+__all__ = ["TEMP_PREFIX", "Incoming", "LocalBackend", "PartRefused", "TicketRefused"]
 
 
 # LocalStoring (storage.py) comes in through LocalDirect and LocalOperations, which build on it.

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import IO, NamedTuple
-
-from django.core import signing
+from typing import IO
 
 from ...content import ContentInfo
 from ...exceptions import NameTaken, ObjectChanged, ObjectUnreadable
+from ...signed import DiskTicket, Expired, Invalid
 from .base import (
     TicketRefused,
     endpoint_path,
@@ -20,20 +19,10 @@ from .base import (
 )
 from .storage import LocalStoring
 
-# Direct-upload tickets of the local endpoint are signed with this salt, so no other signed
-# value of the site (a session, a password-reset token, a direct-upload reference) is one.
-TICKET_SALT = "keyed_storage.backends.local.direct-ticket"
-
-
-class Grant(NamedTuple):
-    """What a valid local direct-upload ticket allows: one new file, `name`, of exactly `size` bytes."""
-
-    name: str
-    size: int
-
 
 class LocalDirect(LocalStoring):
-    # Direct uploads ------------------------------------------------------------------------
+    """Direct uploads to the disk: a POST to keyed_storage's endpoint carrying a signed ticket
+    (keyed_storage.signed.DiskTicket), received into a temporary, published by a hard link."""
 
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
         """(url, fields) of a POST to keyed_storage's endpoint that may create `name` once, with
@@ -42,19 +31,18 @@ class LocalDirect(LocalStoring):
         The grant is signed into the URL itself, so the endpoint refuses a request before reading
         a byte of its body. `expires` is checked by open_ticket(), given the same lifetime.
         """
-        ticket = signing.dumps({"n": name, "s": size}, salt=TICKET_SALT, compress=True)
+        ticket = DiskTicket(name, size).sign()
         return self.origin(name) + endpoint_path("keyed_storage:direct-upload", ticket), {"key": name}
 
     @staticmethod
-    def open_ticket(ticket: str, expires: int) -> Grant:
+    def open_ticket(ticket: str, expires: int) -> DiskTicket:
         """The grant a ticket made by direct_ticket() carries; TicketRefused if it is not one,
         was altered, or is older than `expires` seconds."""
         try:
-            payload = signing.loads(ticket, salt=TICKET_SALT, max_age=expires)
-            return Grant(str(payload["n"]), int(payload["s"]))
-        except signing.SignatureExpired as error:
+            return DiskTicket.open(ticket, max_age=expires)
+        except Expired as error:
             raise TicketRefused("This upload ticket has expired.") from error
-        except (signing.BadSignature, KeyError, TypeError, ValueError) as error:
+        except Invalid as error:
             raise TicketRefused("This is not a valid upload ticket.") from error
 
     def incoming(self, name: str) -> Incoming:

@@ -10,14 +10,13 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import IO, NamedTuple
-
-from django.core import signing
+from typing import IO
 
 from ...content import ContentInfo
 from ...exceptions import NameTaken
 from ...keys import PARTS_DIRECTORY
 from ...numbers import whole_number
+from ...signed import DiskPartTicket, Expired, Invalid
 from ..protocols import Part
 from .base import (
     COPY_CHUNK,
@@ -30,22 +29,11 @@ from .base import (
     remove_file,
 )
 
-# Part URLs of multipart direct uploads are signed with their own salt: no ticket is one.
-PART_SALT = "keyed_storage.backends.local.direct-part"
 # In a multipart upload's directory: the name of the file it will create.
 TARGET_FILE = "name"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 # What copy_file_range() answers where the kernel or the file system cannot do it.
 _NO_COPY_FILE_RANGE = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP)
-
-
-class PartGrant(NamedTuple):
-    """What a valid local part URL allows: part `number` of upload `upload_id` of `name`, `size` bytes."""
-
-    name: str
-    upload_id: str
-    number: int
-    size: int
 
 
 class PartRefused(Exception):
@@ -99,25 +87,23 @@ class LocalMultipart(LocalBase):
     def part_url(self, name: str, upload_id: str, number: int, *, size: int, expires: int) -> str:
         """A PUT to keyed_storage's endpoint, the grant signed into the URL (as a ticket is);
         `expires` is checked by open_part_ticket(), given the same lifetime."""
-        grant = {"n": name, "u": upload_id, "i": number, "s": size}
-        ticket = signing.dumps(grant, salt=PART_SALT, compress=True)
+        ticket = DiskPartTicket(name, upload_id, number, size).sign()
         path = endpoint_path("keyed_storage:direct-part", ticket)
         # partNumber as in S3's part URLs, for logs and tools; the signed ticket alone decides.
         return f"{self.origin(name)}{path}?partNumber={number}"
 
     @staticmethod
-    def open_part_ticket(ticket: str, expires: int) -> PartGrant:
+    def open_part_ticket(ticket: str, expires: int) -> DiskPartTicket:
         """The grant a part URL made by part_url() carries; TicketRefused if it is not one,
         was altered, or is older than `expires` seconds."""
         try:
-            payload = signing.loads(ticket, salt=PART_SALT, max_age=expires)
-            return PartGrant(str(payload["n"]), str(payload["u"]), int(payload["i"]), int(payload["s"]))
-        except signing.SignatureExpired as error:
+            return DiskPartTicket.open(ticket, max_age=expires)
+        except Expired as error:
             raise TicketRefused("This part URL has expired: ask for a new one.") from error
-        except (signing.BadSignature, KeyError, TypeError, ValueError) as error:
+        except Invalid as error:
             raise TicketRefused("This is not a valid part URL.") from error
 
-    def receive_part(self, grant: PartGrant, chunks: Iterable[bytes]) -> None:
+    def receive_part(self, grant: DiskPartTicket, chunks: Iterable[bytes]) -> None:
         """Store one part from `chunks` (a request body, read a chunk at a time), replacing an
         earlier copy of it only once the new one is whole and exactly `grant.size` bytes."""
         directory = self._upload_of(grant.name, grant.upload_id)

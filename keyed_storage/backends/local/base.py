@@ -24,6 +24,9 @@ class TicketRefused(Exception):
 
 
 class LocalBase(FileSystemStorage):
+    """Django's FileSystemStorage under MEDIA_ROOT with what every capability of LocalBackend
+    (keyed_storage.backends.local) builds on: directories made and removed, temporaries."""
+
     backend = "local"
     # FileSystemStorage computes it with os.path.abspath(), so it is a str, never a Path.
     location: str

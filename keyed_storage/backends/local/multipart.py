@@ -45,8 +45,9 @@ class PartRefused(Exception):
 
 
 class LocalMultipart(LocalBase):
-    # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
-    #
+    """Multipart direct uploads (keyed_storage.multipart) on the disk, parts sent to
+    keyed_storage's endpoint with a signed part ticket (keyed_storage.signed.DiskPartTicket)."""
+
     # An upload is a directory <MEDIA_ROOT>/.keyed-storage-parts/<upload id>/ (no key can name
     # it, see keys.PARTS_DIRECTORY) holding the target's name and one file per part, each
     # written to a temporary and renamed, so a part is whole or absent. Completing copies the

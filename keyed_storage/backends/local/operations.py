@@ -21,7 +21,7 @@ from .storage import LocalStoring
 
 
 class LocalOperations(LocalStoring):
-    # Operations: what doctor and sync ask of the disk -------------------------------------
+    """What doctor, sync and orphans ask of the disk."""
 
     def identity(self) -> str:
         """Files are read and written as the user the site runs as."""

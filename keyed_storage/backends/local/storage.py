@@ -26,6 +26,8 @@ from .base import (
 
 
 class LocalStoring(LocalBase):
+    """Storing, reading, listing, deleting and linking files: what KeyedStorage asks."""
+
     # Narrower than Storage.url(name: str | None): KeyedStorage.url() turns None into '' first.
     def url(self, name: str) -> str:  # type: ignore[override]
         if self._absolute_media_url:

@@ -24,7 +24,8 @@ MAX_COPY_PARTS = 10_000
 
 
 class S3Direct(S3Storing):
-    # Direct uploads ------------------------------------------------------------------------
+    """Direct uploads (keyed_storage.direct) to the bucket: presigned POSTs, and a checked
+    upload published by a server-side copy."""
 
     def direct_ticket(self, name: str, *, size: int, expires: int) -> tuple[str, dict[str, str]]:
         """(url, fields) of a presigned POST (S3's browser upload) that may store `name` and

@@ -18,7 +18,8 @@ from .base import PENDING_HEADERS, S3Base, name_taken, object_params
 
 
 class S3Multipart(S3Base):
-    # Multipart direct uploads (keyed_storage.multipart) --------------------------------------
+    """Multipart direct uploads (keyed_storage.multipart): S3's own multipart uploads, parts
+    sent by the browser to presigned PUTs."""
 
     def start_parts(
         self, name: str, info: ContentInfo | None = None, *, cache_control: str | None = None

@@ -39,7 +39,8 @@ _MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-[0-9]+")
 
 
 class S3Operations(S3Storing):
-    # Operations: what doctor and sync ask of the bucket ------------------------------------
+    """What doctor, sync and orphans ask of the bucket."""
+
     # Errors are botocore's own, unwrapped: the doctor explains them (keyed_storage.ops.explain).
 
     def identity(self) -> str | None:
@@ -182,6 +183,8 @@ class S3Operations(S3Storing):
         )
         return True
 
+    # Listings (sync, orphans): their errors are StorageErrors, as storage's are. ---------------
+
     def inventory(self) -> Iterator[tuple[str, int]]:
         """(name, size) of every object in the bucket, in S3's (name) order, 1000 per listing;
         a console's "folder" marker (a name ending in '/') is no file and is left out."""
@@ -190,8 +193,6 @@ class S3Operations(S3Storing):
                 for entry in page.get("Contents", ()):
                     if not entry["Key"].endswith("/"):
                         yield entry["Key"], entry["Size"]
-
-    # Every stored object with its time (keyed_storage.ops.orphans) ----------------------------
 
     def stored_objects(self, under: str = "") -> Iterator[Stored]:
         """Every object with its size and LastModified, in the server's order (the names' UTF-8

@@ -25,7 +25,7 @@ DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys in one request
 
 
 class S3Storing(S3Base):
-    # Storage API ---------------------------------------------------------------------------
+    """Storing, reading, listing, deleting and linking objects: what KeyedStorage asks."""
 
     def store(
         self,

@@ -62,8 +62,8 @@ def part_urls(reference: str, numbers: Iterable[int], *, bound_to: str = "") -> 
     """{number: URL} of a PUT for each part number (1 to the ticket's `parts`) of the upload
     `reference` names. Each URL takes exactly that part's bytes and nothing else (in S3 the
     Content-Length is signed), for PART_URL_EXPIRES seconds."""
-    grant = _grant(reference, bound_to)
-    (upload_id, part_size), size = _in_parts(grant), grant.size
+    grant, upload_id, part_size = _grant(reference, bound_to)
+    size = grant.size
     count = part_count(size, part_size)
     wanted = []
     for number in numbers:
@@ -86,10 +86,8 @@ def part_urls(reference: str, numbers: Iterable[int], *, bound_to: str = "") -> 
 def uploaded_parts(reference: str, *, bound_to: str = "") -> list[Part]:
     """The parts stored so far (number, size), in order, as the storage lists them: a client
     resuming the upload sends the others. UploadMissing if the upload was finished or aborted."""
-    grant = _grant(reference, bound_to)
-    parts = backends.multipart_backend(config.current()).list_parts(
-        published_name(grant.upload), _in_parts(grant)[0]
-    )
+    grant, upload_id = _grant(reference, bound_to)[:2]
+    parts = backends.multipart_backend(config.current()).list_parts(published_name(grant.upload), upload_id)
     if parts is None:
         raise UploadMissing(
             _("This upload was finished or cancelled. Please upload the file again."),
@@ -101,10 +99,8 @@ def uploaded_parts(reference: str, *, bound_to: str = "") -> list[Part]:
 def abort_upload(reference: str, *, bound_to: str = "") -> None:
     """Drop the upload and every part stored for it (in S3, AbortMultipartUpload, so no part
     is left to be billed). Aborting twice, or an upload already finished, is harmless."""
-    grant = _grant(reference, bound_to)
-    backends.multipart_backend(config.current()).abort_parts(
-        published_name(grant.upload), _in_parts(grant)[0]
-    )
+    grant, upload_id = _grant(reference, bound_to)[:2]
+    backends.multipart_backend(config.current()).abort_parts(published_name(grant.upload), upload_id)
 
 
 def complete(backend: backends.MultipartBackend, grant: UploadReference, name: str) -> bool:
@@ -137,17 +133,15 @@ def complete(backend: backends.MultipartBackend, grant: UploadReference, name: s
     return backend.complete_parts(name, upload_id, parts)
 
 
-def _grant(reference: str, bound_to: str) -> UploadReference:
+def _grant(reference: str, bound_to: str) -> tuple[UploadReference, str, int]:
+    """The reference's grant, upload id and part size; ReferenceRefused if it is not a
+    reference of a multipart upload."""
     grant = open_reference(reference, bound_to)
-    if grant.upload_id is None:
-        raise ReferenceRefused(
-            _("This upload is sent in one request, not in parts."), code="direct_not_multipart"
-        )
-    return grant
+    return (grant, *_in_parts(grant))
 
 
 def _in_parts(grant: UploadReference) -> tuple[str, int]:
-    """(upload id, part size) of a multipart upload's reference (as _grant() admits them)."""
+    """(upload id, part size) of a multipart upload's reference."""
     if grant.upload_id is None or grant.part_size is None:
         raise ReferenceRefused(
             _("This upload is sent in one request, not in parts."), code="direct_not_multipart"

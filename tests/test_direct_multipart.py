@@ -375,7 +375,7 @@ def test_s3_checks_what_a_part_url_was_signed_for(s3):
     ticket = start()
     other = start()
     url = part_urls(ticket.reference, [1])[1]
-    other_id = open_reference(other.reference, "")["u"]
+    other_id = open_reference(other.reference, "").upload_id
     body = part_of(DATA, 1)
     refused = {
         "another upload": _with_query(url, uploadId=other_id),

@@ -33,7 +33,7 @@ from .keys import (
 if TYPE_CHECKING:
     from _typeshed import StrPath
 
-    from .backends import Backend
+    from .backends import StorageBackend
 
 # The formats keyed_storage.images.privacy cleans: the rest are stored as they are.
 PRIVACY_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
@@ -87,7 +87,7 @@ class KeyedStorage(Storage):
             )
 
     @property
-    def _impl(self) -> Backend:
+    def _impl(self) -> StorageBackend:
         return backends.for_config(config.current())
 
     @property

@@ -41,7 +41,9 @@ OPERATIONS = (
 def protocol_methods() -> list[str]:
     return sorted(
         name
-        for name, value in vars(Backend).items()
+        for protocol in Backend.__mro__  # the capabilities it is made of (backends/protocols.py)
+        if protocol.__module__ == Backend.__module__
+        for name, value in vars(protocol).items()
         if inspect.isfunction(value) and not name.startswith("_")
     )
 

@@ -138,7 +138,7 @@ def test_a_file_the_disk_cannot_read_is_removed_and_refused(local, monkeypatch):
         return _FailingReads(handle) if file == path and mode == "rb" else handle
 
     # The disk's fault, for this one file: the local backend's open() only.
-    monkeypatch.setattr(local_backend, "open", opened, raising=False)
+    monkeypatch.setattr(local_backend.direct, "open", opened, raising=False)
     with pytest.raises(UploadBroken) as raised:
         finish_upload(ticket.reference, key=KEY)
     assert_broken(raised)

@@ -138,7 +138,7 @@ def test_the_parts_are_sent_for_the_published_name_with_its_headers(s3):
     ticket = start()
     grant = open_reference(ticket.reference, "")
     (upload,) = s3.client.list_multipart_uploads(Bucket=s3.bucket)["Uploads"]
-    assert (upload["Key"], upload["UploadId"]) == (ticket.name, grant["u"])
+    assert (upload["Key"], upload["UploadId"]) == (ticket.name, grant.upload_id)
     send_parts(ticket, [1, 2, 3])
     assert finish_upload(ticket.reference, key=KEY) == ticket.name
     assert s3.keys() == [ticket.name]
@@ -314,7 +314,7 @@ def test_incomplete_uploads_are_listed_for_an_audit(mode):
     backend = backends.for_config(config.current())
     ticket = start()
     (found,) = list(backend.incomplete_uploads())
-    assert found[:2] == (ticket.name, open_reference(ticket.reference, "")["u"])
+    assert found[:2] == (ticket.name, open_reference(ticket.reference, "").upload_id)
     abort_upload(ticket.reference)
     assert list(backend.incomplete_uploads()) == []
 
@@ -375,7 +375,7 @@ def test_s3_checks_what_a_part_url_was_signed_for(s3):
     ticket = start()
     other = start()
     url = part_urls(ticket.reference, [1])[1]
-    other_id = open_reference(other.reference, "")["u"]
+    other_id = open_reference(other.reference, "").upload_id
     body = part_of(DATA, 1)
     refused = {
         "another upload": _with_query(url, uploadId=other_id),
@@ -606,8 +606,8 @@ def test_headers_of_an_object_beyond_copyobject_s_limit_are_changed_by_a_multipa
     The limit is lowered here so that 11 MiB crosses it."""
     from keyed_storage.backends import s3 as s3_backend
 
-    monkeypatch.setattr(s3_backend, "COPY_LIMIT", PART)
-    monkeypatch.setattr(s3_backend, "COPY_PART", PART)
+    monkeypatch.setattr(s3_backend.direct, "COPY_LIMIT", PART)
+    monkeypatch.setattr(s3_backend.direct, "COPY_PART", PART)
     data = b"%PDF-1.7\n" + DATA[9:]  # a PDF called talk.mp4
     ticket = start(data)
     send_parts(ticket, [1, 2, 3], data)

@@ -21,7 +21,6 @@ from typing import Any
 
 from django import forms
 from django.apps import apps
-from django.core import signing
 from django.core.exceptions import (
     FieldDoesNotExist,
     PermissionDenied,
@@ -36,6 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from ..fields import KeyedImageFieldFile, KeyedImageFormField
 from ..keys import FinishedName, KeyNeedsValue, KeyTemplate, fit_name, fresh_name, validate_key
 from ..lifecycle.replacement import remove_unclaimed
+from ..signed import FieldToken, Invalid
 from ..storage import KeyedStorage
 from ..validators import ContentTypeValidator, FileSizeValidator
 from ..widgets import FilePreviewWidget
@@ -43,9 +43,6 @@ from .tickets import finish_upload, image_size
 
 logger = logging.getLogger("keyed_storage")
 
-# Field tokens are signed with this salt and the user's id, so no other value the site signs
-# (a session, a direct-upload reference) can pass for one, nor one user's token for another's.
-TOKEN_SALT = "keyed_storage.direct.field"
 # A form may stay open over a working day before its file is picked.
 TOKEN_MAX_AGE = 12 * 60 * 60
 
@@ -129,18 +126,18 @@ def direct_key(field: FileField, instance: Model | None) -> str | None:
 
 def field_token(field: FileField, key: str, user_id: str) -> str:
     """The signed token a page carries for direct uploads to `field` under `key` by one user."""
-    return signing.dumps({"f": field_label(field), "k": key}, salt=f"{TOKEN_SALT}:{user_id}")
+    return FieldToken(field_label(field), key).sign(binding=user_id)
 
 
 def open_field_token(token: str, user_id: str) -> FieldGrant:
     """The field and key `token` grants to this user; PermissionDenied for any other token."""
     try:
-        payload = signing.loads(token, salt=f"{TOKEN_SALT}:{user_id}", max_age=TOKEN_MAX_AGE)
-        app_label, model_name, field_name = payload["f"].split(".")
+        payload = FieldToken.open(token, max_age=TOKEN_MAX_AGE, binding=user_id)
+        app_label, model_name, field_name = payload.field.split(".")
         field = apps.get_model(app_label, model_name)._meta.get_field(field_name)
-        key = validate_key(payload["k"])
+        key = validate_key(payload.key)
     except (
-        signing.BadSignature,
+        Invalid,
         KeyError,
         TypeError,
         ValueError,

@@ -17,13 +17,13 @@ The upload id travels in the signed reference, so, as for a POST, no database ro
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
 from .. import backends, config
 from ..backends import Part
 from ..exceptions import ReferenceRefused, UploadMissing
+from ..signed import UploadReference
 from .parts import MAX_PARTS, part_count, part_length, part_size_for
 from .tickets import open_reference, published_name
 
@@ -39,19 +39,19 @@ def part_urls(reference: str, numbers: Iterable[int], *, bound_to: str = "") -> 
     """{number: URL} of a PUT for each part number (1 to the ticket's `parts`) of the upload
     `reference` names. Each URL takes exactly that part's bytes and nothing else (in S3 the
     Content-Length is signed), for PART_URL_EXPIRES seconds."""
-    grant = _grant(reference, bound_to)
-    size, part_size = grant["s"], grant["p"]
+    grant, upload_id, part_size = _grant(reference, bound_to)
+    size = grant.size
     count = part_count(size, part_size)
     wanted = []
     for number in numbers:
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= count:
             raise ValueError(f"Part numbers of this upload are 1 to {count}, not {number!r}.")
         wanted.append(number)
-    backend = backends.for_config(config.current())
+    backend = backends.multipart_backend(config.current())
     return {
         number: backend.part_url(
-            published_name(grant["n"]),
-            grant["u"],
+            published_name(grant.upload),
+            upload_id,
             number,
             size=part_length(number, size, part_size),
             expires=PART_URL_EXPIRES,
@@ -63,8 +63,8 @@ def part_urls(reference: str, numbers: Iterable[int], *, bound_to: str = "") -> 
 def uploaded_parts(reference: str, *, bound_to: str = "") -> list[Part]:
     """The parts stored so far (number, size), in order, as the storage lists them: a client
     resuming the upload sends the others. UploadMissing if the upload was finished or aborted."""
-    grant = _grant(reference, bound_to)
-    parts = backends.for_config(config.current()).list_parts(published_name(grant["n"]), grant["u"])
+    grant, upload_id = _grant(reference, bound_to)[:2]
+    parts = backends.multipart_backend(config.current()).list_parts(published_name(grant.upload), upload_id)
     if parts is None:
         raise UploadMissing(
             _("This upload was finished or cancelled. Please upload the file again."),
@@ -76,14 +76,21 @@ def uploaded_parts(reference: str, *, bound_to: str = "") -> list[Part]:
 def abort_upload(reference: str, *, bound_to: str = "") -> None:
     """Drop the upload and every part stored for it (in S3, AbortMultipartUpload, so no part
     is left to be billed). Aborting twice, or an upload already finished, is harmless."""
-    grant = _grant(reference, bound_to)
-    backends.for_config(config.current()).abort_parts(published_name(grant["n"]), grant["u"])
+    grant, upload_id = _grant(reference, bound_to)[:2]
+    backends.multipart_backend(config.current()).abort_parts(published_name(grant.upload), upload_id)
 
 
-def _grant(reference: str, bound_to: str) -> dict[str, Any]:
+def _grant(reference: str, bound_to: str) -> tuple[UploadReference, str, int]:
+    """The reference's grant, upload id and part size; ReferenceRefused if it is not a
+    reference of a multipart upload."""
     grant = open_reference(reference, bound_to)
-    if "u" not in grant:
+    return (grant, *_in_parts(grant))
+
+
+def _in_parts(grant: UploadReference) -> tuple[str, int]:
+    """(upload id, part size) of a multipart upload's reference."""
+    if grant.upload_id is None or grant.part_size is None:
         raise ReferenceRefused(
             _("This upload is sent in one request, not in parts."), code="direct_not_multipart"
         )
-    return grant
+    return grant.upload_id, grant.part_size

@@ -15,7 +15,7 @@ itself, and once the server has completed the upload (joining the parts it liste
 id takes no more parts, so no ticket can write the name afterwards. Finishing it costs the same
 requests for 64 MiB as for 5 GiB.
 
-The reference is signed (django.core.signing, with SECRET_KEY) and carries everything the
+The reference is signed (keyed_storage.signed, with SECRET_KEY) and carries everything the
 check needs, so no database row or cache entry is involved: any process of the site can
 finish an upload another one started.
 """
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
 from .. import backends, config
@@ -53,15 +52,12 @@ from ..images.privacy import strip_identifying_metadata
 from ..images.rendering import displayed_size
 from ..images.variants import DEFAULT_MAX_PIXELS, ImageRefused
 from ..keys import TOKEN_HEX_CHARS, TOKEN_TIME_HEX, FinishedName, fresh_name, split_tokened, validate_key
+from ..signed import REFERENCE_SALT, Expired, Invalid, UploadReference
 from ..storage import PRIVACY_TYPES
 from ..validators import accepted_patterns, accepted_type, known_type, refuse_size, refuse_type, type_matches
 from .parts import complete, part_count, part_size_for
 
 logger = logging.getLogger("keyed_storage")
-
-# References are signed with this salt (plus the binding), so no other value the site signs
-# (a session, a password-reset token, the local endpoint's ticket) can pass for one.
-SALT = "keyed_storage.direct.reference"
 
 # How much of a stored picture image_size() may read, in turn, to find its size.
 IMAGE_HEADER_READS = (64 * 1024, 1024 * 1024)
@@ -124,26 +120,27 @@ def start_upload(
         raise refuse_type(claim, patterns)
     current = config.current()
     upload = fresh_name(key, filename)
-    payload = {"n": upload, "k": key, "s": size, "m": max_size, "a": patterns, "c": claim}
     part_size = part_size_for(size, current)
+    upload_id = None  # a multipart upload's, once started
     if part_size:
         url, fields = "", dict[str, str]()
         # The parts go to the published name itself, with the headers the file is expected to
         # need (finish_upload() checks them against its bytes): completing publishes it, no copy.
-        payload["u"] = backends.for_config(current).start_parts(
+        upload_id = backends.multipart_backend(current).start_parts(
             published_name(upload),
             identify(b"", upload, claim),
             cache_control=cache_control(current, immutable=True),
         )
-        payload["p"] = part_size
     else:
-        url, fields = backends.for_config(current).direct_ticket(
+        url, fields = backends.direct_backend(current).direct_ticket(
             upload, size=size, expires=current.direct_expires
         )
     return Ticket(
         url=url,
         fields=fields,
-        reference=signing.dumps(payload, salt=_salt(bound_to), compress=True),
+        reference=UploadReference(
+            upload, key, size, max_size, patterns, claim, upload_id, part_size or None
+        ).sign(binding=_binding(bound_to)),
         name=published_name(upload),
         expires=datetime.now(UTC) + timedelta(seconds=current.direct_expires),
         part_size=part_size,
@@ -174,16 +171,16 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
     by then. The same name returned by any other finish is never that finish's own.
     """
     grant = open_reference(reference, bound_to)
-    if key is not None and validate_key(key) != grant["k"]:
+    if key is not None and validate_key(key) != grant.key:
         raise ReferenceRefused(
             _("This upload was made for another place and cannot be used here."), code="direct_key"
         )
-    upload = validate_key(grant["n"])
+    upload = validate_key(grant.upload)
     name = published_name(upload)
     current = config.current()
     backend = backends.for_config(current)
-    if "u" in grant:
-        return _finish_parts(backend, name, grant, current)
+    if grant.upload_id is not None and grant.part_size is not None:  # signed together
+        return _finish_parts(backend, name, grant, (grant.upload_id, grant.part_size), current)
     if backend.head(name) is not None:
         # Finished before. Anything at the upload's name now was sent since, with the same
         # ticket, and is never looked at: it goes.
@@ -200,7 +197,9 @@ def finish_upload(reference: str, *, key: str | None = None, bound_to: str = "")
         raise
 
 
-def _finish(backend: backends.Backend, upload: str, name: str, grant: dict[str, Any], current: Config) -> str:
+def _finish(
+    backend: backends.DirectBackend, upload: str, name: str, grant: UploadReference, current: Config
+) -> str:
     head = backend.head(upload)
     if head is None:
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
@@ -237,21 +236,21 @@ def _lost_upload(failure: Exception) -> bool:
     return isinstance(failure, OSError)  # a StorageError, or a file gone from under open()
 
 
-def _published(backend: backends.Backend, name: str) -> bool:
+def _published(backend: backends.DirectBackend, name: str) -> bool:
     try:
         return backend.head(name) is not None
     except StorageError:
         return False  # the error being handled says more
 
 
-def _discard(backend: backends.Backend, upload: str) -> None:
+def _discard(backend: backends.DirectBackend, upload: str) -> None:
     try:
         backend.delete(upload)
     except StorageError:
         logger.exception("keyed_storage: could not delete the direct upload %s", upload)
 
 
-def _broken(backend: backends.Backend, name: str, unreadable: ObjectUnreadable) -> FileRefused:
+def _broken(backend: backends.DirectBackend, name: str, unreadable: ObjectUnreadable) -> FileRefused:
     """The refusal of an upload that is in storage but fails every read (see ObjectUnreadable),
     once it is removed: no later finish can do better, so it ends here, with the user told to
     upload the file again, and every later finish of its reference finds it missing.
@@ -274,13 +273,16 @@ def _broken(backend: backends.Backend, name: str, unreadable: ObjectUnreadable) 
     )
 
 
-def _finish_parts(backend: backends.Backend, name: str, grant: dict[str, Any], current: Config) -> str:
+def _finish_parts(
+    backend: backends.Backend, name: str, grant: UploadReference, parts: tuple[str, int], current: Config
+) -> str:
     """finish_upload() of a multipart upload: complete it under `name` (its parts were sent for
     that name), then check the object there, as after a POST, and remove it if refused.
 
     Checked again by every finish, even once completed: a finish that stopped between the
     completion and the check (a crash, a timeout) has left an object nobody checked."""
-    completed = complete(backend, name, grant["u"], grant["s"], grant["p"])
+    (upload_id, part_size), size = parts, grant.size
+    completed = complete(backend, name, upload_id, size, part_size)
     head = backend.head(name)
     if head is None:  # aborted, or refused by an earlier finish
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
@@ -337,7 +339,7 @@ def published_name(upload: str) -> str:
     A ticket may write its upload's name until it expires; it can never write this one, so
     what finish_upload() checked is what stays under it."""
     key, token, filename = split_tokened(upload) or _not_an_upload(upload)
-    digest = hashlib.sha256(f"{SALT}:published:{token}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{REFERENCE_SALT}:published:{token}".encode()).hexdigest()
     return f"{key}/{token[:TOKEN_TIME_HEX]}{digest[: TOKEN_HEX_CHARS - TOKEN_TIME_HEX]}/{filename}"
 
 
@@ -346,7 +348,12 @@ def _not_an_upload(name: str) -> NoReturn:
 
 
 def _publish(
-    backend: backends.Backend, upload: str, name: str, head: Head, grant: dict[str, Any], current: Config
+    backend: backends.DirectBackend,
+    upload: str,
+    name: str,
+    head: Head,
+    grant: UploadReference,
+    current: Config,
 ) -> None:
     info = _checked(backend, upload, head, grant)
     # A fresh <key>/<token>/<filename>, never written twice: cached as an upload's name is.
@@ -357,10 +364,10 @@ def _publish(
         backend.publish(upload, name, info, head.version, cache_control=caching, size=head.size)
 
 
-def _checked(backend: backends.Backend, upload: str, head: Head, grant: dict[str, Any]) -> ContentInfo:
+def _checked(backend: backends.DirectBackend, upload: str, head: Head, grant: UploadReference) -> ContentInfo:
     """What the stored object `upload` is, told from its first bytes, once its size and type
     are those the ticket allows (else a FileRefused)."""
-    declared, max_size = grant["s"], grant["m"]
+    declared, max_size = grant.size, grant.max_size
     if max_size is not None and head.size > max_size:
         raise refuse_size(head.size, max_size)
     if head.size > declared:
@@ -372,14 +379,14 @@ def _checked(backend: backends.Backend, upload: str, head: Head, grant: dict[str
             params={"received": head.size, "size": declared},
         )
     start = backend.read_start(upload, SNIFF_BYTES, head.version) if head.size else b""
-    if grant["a"] is not None:
-        accepted_type(start, upload, tuple(grant["a"]))
+    if grant.accept is not None:
+        accepted_type(start, upload, grant.accept)
     # The upload's name and the published one end in the same filename.
-    return identify(start, upload, grant["c"])
+    return identify(start, upload, grant.claim)
 
 
 def _store_cleaned(
-    backend: backends.Backend, upload: str, name: str, head: Head, info: ContentInfo, caching: str
+    backend: backends.DirectBackend, upload: str, name: str, head: Head, info: ContentInfo, caching: str
 ) -> None:
     """Store the photo under `name` cleaned of its identifying metadata, exactly as a save
     cleans it, then delete the upload. Photos are small: this is their only full read.
@@ -412,7 +419,7 @@ def image_size(name: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tup
     more. ImageRefused if it is not a picture Pillow reads, has more than `max_pixels`
     pixels, or its header does not end within 1 MiB.
     """
-    backend = backends.for_config(config.current())
+    backend = backends.direct_backend(config.current())
     head = backend.head(name)
     if head is None:
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")
@@ -430,33 +437,30 @@ def image_size(name: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tup
     )
 
 
-def open_reference(reference: str, bound_to: str) -> dict[str, Any]:
+def open_reference(reference: str, bound_to: str) -> UploadReference:
     """The grant a reference carries (what start_upload() signed); ReferenceRefused if it
     is not one of this site's, was altered, is bound elsewhere or has expired."""
     lifetime = config.current().direct_expires * REFERENCE_LIFETIMES
     if not isinstance(reference, str):  # a form's missing value, say
         raise ReferenceRefused(_("This upload reference is not valid here."), code="direct_reference")
     try:
-        grant = signing.loads(reference, salt=_salt(bound_to), max_age=lifetime)
-    except signing.SignatureExpired as error:
+        return UploadReference.open(reference, max_age=lifetime, binding=_binding(bound_to))
+    except Expired as error:
         raise ReferenceRefused(
             _("This upload has expired. Please upload the file again."), code="direct_expired"
         ) from error
-    except signing.BadSignature as error:
+    except Invalid as error:
         raise ReferenceRefused(
             _("This upload reference is not valid here."), code="direct_reference"
         ) from error
-    if not isinstance(grant, dict):
-        raise ReferenceRefused(_("This upload reference is not valid here."), code="direct_reference")
-    return grant
 
 
-def _salt(bound_to: str) -> str:
+def _binding(bound_to: str) -> str:
     if not isinstance(bound_to, str):
         raise TypeError(f"bound_to is a str (e.g. a form name and a user id), not {type(bound_to).__name__}.")
     # The binding is part of the key the signature is made with, never written into the
     # reference: a reference bound elsewhere fails like an altered one, and shows nothing.
-    return f"{SALT}:{bound_to}"
+    return bound_to
 
 
 def _bytes(argument: str, value: Any) -> int:

@@ -25,7 +25,7 @@ from . import policy
 from .explain import POLICY_FIX, Diagnosis, error_code, explain, explain_get
 
 if TYPE_CHECKING:
-    from ..backends import Backend
+    from ..backends import Backend, OperationsBackend
     from ..storage import KeyedStorage
 
 PROBE_KEY = "keyed-storage-doctor"
@@ -165,7 +165,7 @@ def _s3_steps(cfg: config.Config) -> Iterator[Step]:
         yield _direct_upload_step(cfg)
 
 
-def _stored_cache_step(cfg: config.Config, backend: Backend) -> Step:
+def _stored_cache_step(cfg: config.Config, backend: OperationsBackend) -> Step:
     """Whether a sample of the bucket's tokened objects carry the Cache-Control they should.
 
     Objects stored before keyed_storage set it (or under another KEYED_STORAGE_CACHE_CONTROL)
@@ -200,7 +200,7 @@ def _stored_cache_step(cfg: config.Config, backend: Backend) -> Step:
     )
 
 
-def _abandoned_uploads_step(cfg: config.Config, backend: Backend) -> Step:
+def _abandoned_uploads_step(cfg: config.Config, backend: OperationsBackend) -> Step:
     """Whether the bucket removes the parts of multipart uploads nobody finished (a large save
     whose process was killed, a direct upload abandoned midway): S3 keeps them, invisible to
     any listing of objects, and bills them until a lifecycle rule aborts the upload.
@@ -245,7 +245,7 @@ def _unread_step(title: str, what: str, error: Exception, action: str, fix: str,
     )
 
 
-def _browser_uploads_step(cfg: config.Config, backend: Backend) -> Step:
+def _browser_uploads_step(cfg: config.Config, backend: OperationsBackend) -> Step:
     """Whether the bucket's CORS rules let the site's pages send direct uploads to it.
 
     A warning, not a failure: without them the admin's file inputs still work, through Django
@@ -432,7 +432,7 @@ def _direct_upload_step(cfg: config.Config) -> Step:
         return Step.failed(title, explain(error, action="s3:GetObject", config=cfg))
     finally:
         try:
-            backends.for_config(cfg).delete(ticket.name)
+            backends.storage_backend(cfg).delete(ticket.name)
         except Exception:
             pass  # the probe's own failure is the one to report
     return Step(True, f"{title}: {status}, checked and presented")

@@ -22,7 +22,7 @@ from django.db.models import F, FileField, Model, QuerySet, Value
 from django.db.models.functions import Collate, Replace
 from django.template.defaultfilters import filesizeformat
 
-from ..backends import Backend, Stored
+from ..backends import Backend, OperationsBackend, Stored
 from ..images.variants import VARIANT_MARK, is_variant_of
 from ..keys import MAX_SEGMENT_BYTES, TOKEN_HEX_CHARS, KeyTemplate, split_tokened
 from ..lifecycle.replacement import default_names
@@ -215,7 +215,7 @@ class _PathOrder:
     neighbours waiting.
     """
 
-    def __init__(self, backend: Backend, hold_limit: int | None = None) -> None:
+    def __init__(self, backend: OperationsBackend, hold_limit: int | None = None) -> None:
         self.backend = backend
         self.hold_limit = HOLD_LIMIT if hold_limit is None else hold_limit
         self.most_held = 0

@@ -9,7 +9,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from ..keys import validate_key
 
 if TYPE_CHECKING:
-    from ..backends import Backend
+    from ..backends import StorageBackend
 
 
 def whole_key(prefix: object) -> str:
@@ -30,12 +30,12 @@ def whole_key(prefix: object) -> str:
         ) from None
 
 
-def list_prefix(backend: Backend, prefix: str) -> list[str]:
+def list_prefix(backend: StorageBackend, prefix: str) -> list[str]:
     """Names of every object under the whole key `prefix`: 'prefix' itself and 'prefix/...', sorted."""
     return backend.names_of_prefix(whole_key(prefix))
 
 
-def delete_prefix(backend: Backend, prefix: str) -> list[str]:
+def delete_prefix(backend: StorageBackend, prefix: str) -> list[str]:
     """Delete every object under the whole key `prefix` and return their names, sorted.
 
     'events/7' covers the object named exactly 'events/7' and everything named 'events/7/...',

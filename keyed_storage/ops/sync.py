@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import SuspiciousFileOperation
 
 from .. import config
-from ..backends import Backend, Digest, Look
+from ..backends import Digest, Look, OperationsBackend
 from ..keys import validate_key
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def file_chunks(path: str) -> Iterator[bytes]:
             yield chunk
 
 
-def backends_for(cfg: config.Config) -> tuple[LocalBackend, Backend]:
+def backends_for(cfg: config.Config) -> tuple[LocalBackend, OperationsBackend]:
     """The local and the S3 backend of one configuration, both at once."""
     from ..backends.local import LocalBackend
     from ..backends.s3 import S3Backend
@@ -143,7 +143,7 @@ class LocalSide:
 class S3Side:
     """The bucket's side, asked only what every backend answers."""
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: OperationsBackend):
         self.backend = backend
 
     def entries(self) -> Iterator[Entry]:

@@ -348,7 +348,7 @@ class Command(BaseCommand):
         storage = KeyedStorage()
         where = f"in bucket {config.current().bucket}" if storage.backend == "s3" else "on the local disk"
         if not yes:
-            names = list_prefix(backends.for_config(config.current()), prefix)
+            names = list_prefix(backends.storage_backend(config.current()), prefix)
             for name in names:
                 self.stdout.write(f"would delete {name}")
             self.stdout.write(f"{len(names)} objects under {prefix!r} {where}. Nothing deleted: add --yes.")

@@ -13,6 +13,7 @@ from pathlib import Path
 import django.test.testcases
 import hypothesis
 import pytest
+from django.test import override_settings
 from moto.server import ThreadedMotoServer
 
 from keyed_storage import config
@@ -127,6 +128,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         return
     with postgres.throwaway_cluster() as cluster:
         database.update(cluster.django_settings())
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """Passwords hashed with MD5, as Django's own test settings do. The default (PBKDF2) takes
+    about half a second a user on purpose, and a few hundred tests make an editor; none of
+    them is about how passwords are stored."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
 
 

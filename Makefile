@@ -153,7 +153,7 @@ quick: $(VENV)/.test
 ## pytest process with their own settings, on the newest entry's Django. The first run
 ## downloads the installed Django's sdist with pip and keeps its tests/ in build/django-tests/.
 test-peer: $(VENV)/.tox
-	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_TEST_DB=sqlite python -m pytest tests/peer --ds=tests.peer.settings
+	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_TEST_DB=sqlite python -m pytest -n auto --dist worksteal tests/peer --ds=tests.peer.settings
 
 ## soak: the file-lifecycle state machine (tests/test_lifecycle_state_machine.py) run long, in
 ## local mode and on SeaweedFS: KEYED_STORAGE_SOAK=1 gives it hundreds of examples of 40 steps

@@ -166,9 +166,7 @@ def test_a_large_upload_resumes_after_a_cut_and_a_reload_without_resending_parts
     assert stored_digest(session.audio.name) == expected
 
 
-def test_cancel_aborts_a_multipart_upload_and_leaves_no_part(
-    page, live_server, mode, tmp_path, request, env
-):
+def test_cancel_aborts_a_multipart_upload_and_leaves_no_part(page, live_server, mode, tmp_path, request, env):
     small_parts(env)
     s3 = request.getfixturevalue("s3") if mode == "s3" else None
     if s3 is not None:

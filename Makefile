@@ -33,7 +33,7 @@ endif
 INSTALL_MATRIX := 3.11:5.2 3.12:6.0 3.13:6.1
 NEWEST := py313-django61-postgres
 
-.PHONY: constraints drift demo demo-asgi demo-s3 browser-deps postgres-deps screenshots test test-peer soak lint typecheck docs bench dist-check clean
+.PHONY: constraints drift demo demo-asgi demo-s3 browser-deps postgres-deps screenshots test quick test-peer soak lint typecheck docs bench dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -147,11 +147,18 @@ screenshots: $(VENV)/.test
 test: $(VENV)/.tox browser-deps postgres-deps
 	$(TOX) run $(TOX_ARGS)
 
+## quick: the edit-test loop, a few minutes on two cores: the suite in .venv (SQLite, moto) on
+## every core, without the slow and the browser tests (markers `slow`, `browser`), each property
+## test with a few examples (hypothesis profile `quick`). `make test` still runs all of it.
+## Narrow it further with PYTEST_ARGS, e.g. make quick PYTEST_ARGS=tests/test_keys.py
+quick: $(VENV)/.test
+	$(PY) -m pytest -n auto --dist worksteal -m 'not slow and not browser' --hypothesis-profile=quick $(PYTEST_ARGS)
+
 ## test-peer: Django's own storage, FileField and ImageField tests run on KeyedStorage, in a
 ## pytest process with their own settings, on the newest entry's Django. The first run
 ## downloads the installed Django's sdist with pip and keeps its tests/ in build/django-tests/.
 test-peer: $(VENV)/.tox
-	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_TEST_DB=sqlite python -m pytest tests/peer --ds=tests.peer.settings
+	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_TEST_DB=sqlite python -m pytest -n auto --dist worksteal tests/peer --ds=tests.peer.settings
 
 ## soak: the file-lifecycle state machine (tests/test_lifecycle_state_machine.py) run long, in
 ## local mode and on SeaweedFS: KEYED_STORAGE_SOAK=1 gives it hundreds of examples of 40 steps

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import django.test.testcases
+import hypothesis
 import pytest
+from django.test import override_settings
 from moto.server import ThreadedMotoServer
 
 from keyed_storage import config
@@ -19,6 +22,11 @@ from keyed_storage.config import VARIABLES
 from . import postgres, seaweedfs
 from .faulty_proxy import SHORT_TIMEOUTS, FaultyProxy
 from .helpers import TEST_KEY, TEST_SECRET, make_client, public_read_policy, s3_server_name
+
+# The edit-test loop's profile (`make quick`: --hypothesis-profile=quick): a few examples of
+# each property, enough to catch a broken one. Counts written in a test's own @settings go
+# through helpers.examples(), which lowers them under this profile; `make test` runs them all.
+hypothesis.settings.register_profile("quick", max_examples=10)
 
 # Variables that would let boto3 or the tests reach beyond loopback or read this machine's
 # own AWS set-up. Cleared for the whole run; tests set what they need.
@@ -51,6 +59,9 @@ def pytest_configure(config):
         "markers", "slow: long-running (the lifecycle state machine); deselect with -m 'not slow'"
     )
     config.addinivalue_line(
+        "markers", "browser: drives Chromium (everything in tests/browser); deselect with -m 'not browser'"
+    )
+    config.addinivalue_line(
         "markers",
         "gigabyte: moves 1 GiB; runs where KEYED_STORAGE_TEST_GIGABYTE=1 (one CI entry), skipped elsewhere",
     )
@@ -75,13 +86,17 @@ def pytest_report_header(config):
 
 
 _S3_FIXTURES = {"s3", "s3_endpoint"}
+_BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark the S3-mode tests `s3`, so `-m s3` runs exactly those (e.g. against SeaweedFS); and
-    skip a test marked for one S3 server on the others, with its reason in the summary."""
+    """Mark the S3-mode tests `s3`, so `-m s3` runs exactly those (e.g. against SeaweedFS), and
+    tests/browser's `browser`; skip a test marked for one S3 server on the others, with its
+    reason in the summary."""
     server = s3_server_name()
     for item in items:
+        if _BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.browser)
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "mode" in params:
             in_s3_mode = params["mode"] == "s3"
@@ -116,6 +131,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """Passwords hashed with MD5, as Django's own test settings do. The default (PBKDF2) takes
+    about half a second a user on purpose, and a few hundred tests make an editor; none of
+    them is about how passwords are stored."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, settings, tmp_path):
     """Each test starts in local mode with its own MEDIA_ROOT and no keyed_storage variables."""
@@ -126,6 +150,23 @@ def isolated(monkeypatch, settings, tmp_path):
     config.reset()
     yield
     config.reset()
+
+
+@pytest.fixture
+def env(monkeypatch) -> Callable[..., None]:
+    """env(NAME="value", OTHER=None): set (a string) or unset (None) environment variables, then
+    have keyed_storage read its configuration again. Undone after the test, as monkeypatch is,
+    and the configuration read afresh (`isolated`)."""
+
+    def set_variables(**variables: str | None) -> None:
+        for name, value in variables.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        config.reset()
+
+    return set_variables
 
 
 @pytest.fixture(scope="session")
@@ -159,19 +200,20 @@ class S3:
 
 
 @pytest.fixture
-def s3(s3_endpoint, monkeypatch) -> Iterator[S3]:
+def s3(s3_endpoint, env) -> Iterator[S3]:
     """S3 mode: a fresh bucket on the S3 server, selected through the environment only."""
     client = make_client(s3_endpoint)
     bucket = f"ks-{uuid.uuid4().hex[:20]}"
     client.create_bucket(Bucket=bucket)
     # As a public site's bucket would be set up: ACLs off, anonymous reads by bucket policy.
     client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
-    monkeypatch.setenv("BUCKET_NAME", bucket)
-    monkeypatch.setenv("AWS_KEY", TEST_KEY)
-    monkeypatch.setenv("AWS_SECRET", TEST_SECRET)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    config.reset()
+    env(
+        BUCKET_NAME=bucket,
+        AWS_KEY=TEST_KEY,
+        AWS_SECRET=TEST_SECRET,
+        AWS_ENDPOINT_URL_S3=s3_endpoint,
+        AWS_REGION="us-east-1",
+    )
     yield S3(s3_endpoint, bucket, client)
     if s3_server_name() == "seaweedfs":
         # Each bucket is a collection with a volume of its own, held in SeaweedFS's memory
@@ -197,14 +239,13 @@ def live_server(request):
 
 
 @pytest.fixture
-def local(live_server, monkeypatch, request):
+def local(live_server, env, request):
     """Local mode with links pointing at the live server, so every URL can be fetched."""
     # The live server's thread runs Django's request signals, which touch its database
     # connection once an earlier test has opened one; so local tests get database access.
     if "transactional_db" not in request.fixturenames and not _is_transactional(request):
         request.getfixturevalue("db")
-    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", live_server.url)
-    config.reset()
+    env(KEYED_STORAGE_BASE_URL=live_server.url)
     return live_server
 
 
@@ -234,17 +275,14 @@ def editor_client(client, editor):
 
 
 @pytest.fixture
-def through(s3, monkeypatch):
+def through(s3, env):
     """through(mode, ...): the storage pointed at a faulty proxy in front of the test's bucket."""
     proxies: list[FaultyProxy] = []
 
     def start(mode: str, **options: object) -> FaultyProxy:
         proxy = FaultyProxy(s3.endpoint, mode, **options).start()  # type: ignore[arg-type]
         proxies.append(proxy)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
-        for name, value in SHORT_TIMEOUTS.items():
-            monkeypatch.setenv(name, value)
-        config.reset()
+        env(AWS_ENDPOINT_URL_S3=proxy.endpoint, **SHORT_TIMEOUTS)
         return proxy
 
     yield start

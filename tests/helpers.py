@@ -6,6 +6,7 @@ import json
 import os
 
 import boto3
+import hypothesis
 import requests
 
 TEST_KEY = "AKIAKEYEDSTORAGETEST"
@@ -22,6 +23,16 @@ def s3_server_name() -> str:
     if name not in S3_SERVERS:
         raise ValueError(f"KEYED_STORAGE_TEST_S3={name!r}: choose one of {', '.join(S3_SERVERS)}")
     return name
+
+
+def examples(full: int) -> int:
+    """A property test's number of examples: `full`, or at most the quick profile's (make quick).
+
+    A count given to @settings overrides the loaded profile, so tests pass theirs through here.
+    """
+    if hypothesis.settings.get_current_profile_name() == "quick":
+        return min(full, hypothesis.settings.default.max_examples)
+    return full
 
 
 def make_client(endpoint: str):

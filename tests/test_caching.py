@@ -41,12 +41,6 @@ def name_of(url: str, s3) -> str:
     return unquote(urlsplit(url).path).removeprefix(f"/{s3.bucket}/")
 
 
-def set_env(monkeypatch, **variables: str) -> None:
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
-
-
 # S3: what each kind of object is stored with ---------------------------------------------------
 
 
@@ -93,9 +87,9 @@ def test_a_multipart_upload_carries_it_too(s3):
     assert served_cache_control(url) == IMMUTABLE
 
 
-def test_a_private_buckets_objects_are_private_for_no_longer_than_a_link_lives(s3, monkeypatch):
+def test_a_private_buckets_objects_are_private_for_no_longer_than_a_link_lives(s3, env):
     s3.client.delete_bucket_policy(Bucket=s3.bucket)
-    set_env(monkeypatch, KEYED_STORAGE_PRIVATE="1", KEYED_STORAGE_URL_EXPIRES="600")
+    env(KEYED_STORAGE_PRIVATE="1", KEYED_STORAGE_URL_EXPIRES="600")
     url = upload(SimpleUploadedFile("a.png", png_bytes()), "users/1/avatar")
     exact = upload(SimpleUploadedFile("t.pdf", b"%PDF"), "site/terms.pdf", exact=True)
     assert "X-Amz-Signature=" in url
@@ -103,8 +97,8 @@ def test_a_private_buckets_objects_are_private_for_no_longer_than_a_link_lives(s
     assert served_cache_control(exact) == "private, no-cache"
 
 
-def test_the_variable_sets_the_long_policy(s3, monkeypatch):
-    set_env(monkeypatch, KEYED_STORAGE_CACHE_CONTROL="public, max-age=86400")
+def test_the_variable_sets_the_long_policy(s3, env):
+    env(KEYED_STORAGE_CACHE_CONTROL="public, max-age=86400")
     url = upload(SimpleUploadedFile("a.png", png_bytes()), "users/1/avatar")
     exact = upload(SimpleUploadedFile("t.pdf", b"%PDF"), "site/terms.pdf", exact=True)
     assert served_cache_control(url) == "public, max-age=86400"
@@ -125,9 +119,9 @@ def test_the_settings_dict_sets_it_too(s3, settings):
 
 
 @pytest.mark.parametrize("variable", [None, "public, max-age=86400"])
-def test_both_places_give_a_link_the_same_cache_control(mode, monkeypatch, variable):
+def test_both_places_give_a_link_the_same_cache_control(mode, env, variable):
     if variable:
-        set_env(monkeypatch, KEYED_STORAGE_CACHE_CONTROL=variable)
+        env(KEYED_STORAGE_CACHE_CONTROL=variable)
     tokened = upload(SimpleUploadedFile("talk 12+Grüße.mp3", wav_bytes()), "events/7/sessions/3/audio")
     exact = upload(SimpleUploadedFile("t.pdf", b"%PDF"), "site/terms.pdf", exact=True)
     assert served_cache_control(tokened) == (variable or IMMUTABLE)
@@ -149,26 +143,26 @@ def test_both_places_give_a_link_the_same_cache_control(mode, monkeypatch, varia
         "public, max-âge=60",
     ],
 )
-def test_a_bad_value_is_refused_naming_the_variable(s3, monkeypatch, value):
-    set_env(monkeypatch, KEYED_STORAGE_CACHE_CONTROL=value)
+def test_a_bad_value_is_refused_naming_the_variable(s3, env, value):
+    env(KEYED_STORAGE_CACHE_CONTROL=value)
     with pytest.raises(ImproperlyConfigured, match=r"KEYED_STORAGE_CACHE_CONTROL=.* is not a Cache-Control"):
         config.current()
     _, problems = config.inspect()
     assert [(p.id, p.variable) for p in problems] == [("keyed_storage.E005", "KEYED_STORAGE_CACHE_CONTROL")]
 
 
-def test_public_caching_of_a_private_bucket_is_refused(s3, monkeypatch):
-    set_env(monkeypatch, KEYED_STORAGE_PRIVATE="1", KEYED_STORAGE_CACHE_CONTROL="public, max-age=60")
+def test_public_caching_of_a_private_bucket_is_refused(s3, env):
+    env(KEYED_STORAGE_PRIVATE="1", KEYED_STORAGE_CACHE_CONTROL="public, max-age=60")
     _, problems = config.inspect()
     assert [(p.id, p.variable) for p in problems] == [("keyed_storage.E011", "KEYED_STORAGE_CACHE_CONTROL")]
     assert "shared caches" in problems[0].message
 
 
-def test_manage_py_check_fails_on_a_bad_value(monkeypatch):
+def test_manage_py_check_fails_on_a_bad_value(env):
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
 
-    set_env(monkeypatch, KEYED_STORAGE_CACHE_CONTROL="max-age=1\nX: y")
+    env(KEYED_STORAGE_CACHE_CONTROL="max-age=1\nX: y")
     with pytest.raises(SystemCheckError, match="KEYED_STORAGE_CACHE_CONTROL"):
         call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
 
@@ -242,8 +236,8 @@ def test_doctor_reports_uploads_stored_without_it(s3):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_doctor_names_the_variable_and_checks_the_probe_against_it(s3, monkeypatch):
-    set_env(monkeypatch, KEYED_STORAGE_CACHE_CONTROL="public, max-age=600", KEYED_STORAGE_KEEP_METADATA="1")
+def test_doctor_names_the_variable_and_checks_the_probe_against_it(s3, env):
+    env(KEYED_STORAGE_CACHE_CONTROL="public, max-age=600", KEYED_STORAGE_KEEP_METADATA="1")
     out, _, code = run("doctor")
     assert code == 0, out
     assert "KEYED_STORAGE_CACHE_CONTROL=public, max-age=600  (environment)" in out

@@ -12,7 +12,6 @@ from django.core.management.base import SystemCheckError
 from django.test import Client
 
 from events.models import Event
-from keyed_storage import config
 from keyed_storage.exceptions import NoOrigin
 from keyed_storage.serving.middleware import RequestOriginMiddleware
 
@@ -58,14 +57,12 @@ def test_a_subclass_of_the_middleware_counts(settings, without_middleware):
 
 
 @pytest.mark.parametrize(
-    "env",
+    "variables",
     [{"KEYED_STORAGE_BASE_URL": "https://example.org"}, {"BUCKET_NAME": "media-bucket"}],
     ids=["base-url", "s3"],
 )
-def test_the_middleware_is_not_needed_when_links_do_not_use_requests(without_middleware, monkeypatch, env):
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
+def test_the_middleware_is_not_needed_when_links_do_not_use_requests(without_middleware, env, variables):
+    env(**variables)
     assert check_ids() == []
 
 
@@ -91,21 +88,19 @@ def test_named_hosts_and_subdomain_patterns_do_not_warn(settings, hosts):
     assert "keyed_storage.W002" not in check_ids()
 
 
-def test_any_host_with_a_base_url_does_not_warn(settings, monkeypatch):
+def test_any_host_with_a_base_url_does_not_warn(settings, env):
     settings.ALLOWED_HOSTS = ["*"]
-    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://example.org")
-    config.reset()
+    env(KEYED_STORAGE_BASE_URL="https://example.org")
     assert check_ids() == []
 
 
 @pytest.mark.django_db
-def test_what_w002_warns_of_a_forged_host_reaches_the_links_and_a_base_url_stops_it(settings, monkeypatch):
+def test_what_w002_warns_of_a_forged_host_reaches_the_links_and_a_base_url_stops_it(settings, env):
     settings.ALLOWED_HOSTS = ["*"]
     event = Event.objects.create(name="Forged Con", logo=SimpleUploadedFile("logo.png", png_bytes()))
     page = Client().get(f"/events/{event.pk}/", headers={"host": "evil.example"}).content.decode()
     assert 'src="http://evil.example/media/events/' in page
-    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://example.org")
-    config.reset()
+    env(KEYED_STORAGE_BASE_URL="https://example.org")
     page = Client().get(f"/events/{event.pk}/", headers={"host": "evil.example"}).content.decode()
     assert "evil.example/media" not in page
     assert 'src="https://example.org/media/events/' in page

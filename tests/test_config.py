@@ -21,12 +21,6 @@ from .helpers import TEST_KEY, TEST_SECRET, fetch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def use_env(monkeypatch, **values):
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
-
-
 def check_errors():
     return [m for m in run_checks(tags=["keyed_storage"]) if m.is_serious()]
 
@@ -45,14 +39,10 @@ def test_bucket_and_key_pair_means_s3(s3):
     assert s3.body(name) == b"s3 bytes"
 
 
-def test_bucket_alone_uses_the_default_credential_chain(s3, monkeypatch):
+def test_bucket_alone_uses_the_default_credential_chain(s3, env):
     # No AWS_KEY/AWS_SECRET: boto3 finds credentials itself, as with an IAM role. The
     # standard AWS_* variables stand in for the role here.
-    monkeypatch.delenv("AWS_KEY")
-    monkeypatch.delenv("AWS_SECRET")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
-    config.reset()
+    env(AWS_KEY=None, AWS_SECRET=None, AWS_ACCESS_KEY_ID=TEST_KEY, AWS_SECRET_ACCESS_KEY=TEST_SECRET)
     current = config.current()
     assert current.backend == "s3" and current.access_key is None and current.secret_key is None
     url = upload(io.BytesIO(b"via role"), "roles/1/file", exact=True)
@@ -120,10 +110,8 @@ HALF_CONFIGURATIONS = [
 
 
 @pytest.mark.parametrize(("variables", "named", "check_id"), HALF_CONFIGURATIONS)
-def test_half_configuration_fails_the_system_check_naming_the_variable(
-    monkeypatch, variables, named, check_id
-):
-    use_env(monkeypatch, **variables)
+def test_half_configuration_fails_the_system_check_naming_the_variable(env, variables, named, check_id):
+    env(**variables)
     errors = check_errors()
     assert [e.id for e in errors] == [check_id]
     assert named in errors[0].msg
@@ -134,9 +122,9 @@ def test_half_configuration_fails_the_system_check_naming_the_variable(
 
 @pytest.mark.parametrize(("variables", "named", "check_id"), HALF_CONFIGURATIONS)
 def test_half_configuration_fails_at_first_use_and_never_falls_back(
-    monkeypatch, settings, variables, named, check_id
+    env, settings, variables, named, check_id
 ):
-    use_env(monkeypatch, **variables)
+    env(**variables)
     storage = KeyedStorage()  # construction reads nothing
     with pytest.raises(ImproperlyConfigured, match=named):
         storage.backend  # noqa: B018
@@ -148,8 +136,8 @@ def test_half_configuration_fails_at_first_use_and_never_falls_back(
     assert not os.path.exists(settings.MEDIA_ROOT) or not os.listdir(settings.MEDIA_ROOT)
 
 
-def test_every_problem_is_reported_at_once(monkeypatch):
-    use_env(monkeypatch, AWS_KEY="k", KEYED_STORAGE_PRIVATE="perhaps")
+def test_every_problem_is_reported_at_once(env):
+    env(AWS_KEY="k", KEYED_STORAGE_PRIVATE="perhaps")
     names = {error.obj for error in check_errors()}
     assert {"AWS_SECRET", "BUCKET_NAME", "KEYED_STORAGE_PRIVATE"} <= names
 
@@ -162,25 +150,25 @@ def test_local_mode_needs_media_root_and_media_url(settings):
         KeyedStorage().backend  # noqa: B018
 
 
-def test_blank_values_count_as_unset(monkeypatch):
-    use_env(monkeypatch, BUCKET_NAME="  ", AWS_KEY="", AWS_SECRET="")
+def test_blank_values_count_as_unset(env):
+    env(BUCKET_NAME="  ", AWS_KEY="", AWS_SECRET="")
     assert check_errors() == []
     assert KeyedStorage().backend == "local"
 
 
-def test_aws_region_alone_does_not_select_s3(monkeypatch):
+def test_aws_region_alone_does_not_select_s3(env):
     # Hosting platforms set AWS_REGION for their own reasons; it says nothing about storage.
-    use_env(monkeypatch, AWS_REGION="eu-west-1", AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")
+    env(AWS_REGION="eu-west-1", AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")
     assert check_errors() == []
     assert KeyedStorage().backend == "local"
 
 
-def test_django_settings_are_used_when_the_environment_is_silent(settings, monkeypatch):
+def test_django_settings_are_used_when_the_environment_is_silent(settings, env):
     settings.KEYED_STORAGE = {"BUCKET_NAME": "from-settings", "AWS_REGION": "eu-west-1"}
     current = config.current()
     assert (current.backend, current.bucket) == ("s3", "from-settings")
     assert ("BUCKET_NAME", "settings") in current.sources
-    use_env(monkeypatch, BUCKET_NAME="from-env")
+    env(BUCKET_NAME="from-env")
     assert config.current().bucket == "from-env"
     assert ("BUCKET_NAME", "environment") in config.current().sources
 
@@ -213,10 +201,10 @@ def test_no_base_url_warns_that_links_outside_requests_raise(settings, debug):
     assert "KEYED_STORAGE_BASE_URL=https://example.org" in warnings[0].hint
 
 
-def test_a_base_url_or_an_absolute_media_url_needs_no_warning(settings, monkeypatch):
-    use_env(monkeypatch, KEYED_STORAGE_BASE_URL="https://example.org")
+def test_a_base_url_or_an_absolute_media_url_needs_no_warning(settings, env):
+    env(KEYED_STORAGE_BASE_URL="https://example.org")
     assert run_checks(tags=["keyed_storage"]) == []
-    monkeypatch.delenv("KEYED_STORAGE_BASE_URL")
+    env(KEYED_STORAGE_BASE_URL=None)
     settings.MEDIA_URL = "https://static.example.org/media/"
     assert run_checks(tags=["keyed_storage"]) == []
 

@@ -28,25 +28,19 @@ ALL = pytest.mark.parametrize("variable", TABLE, ids=[variable.name for variable
 PARSED = [variable for variable in TABLE if variable.invalid is not None]
 
 
-def use_env(monkeypatch, values: dict[str, str]) -> None:
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
-
-
 def valid_env(variable: Variable) -> dict[str, str]:
     """The variable's example, and what it needs: a bucket where it means something in S3 only."""
     bucket = {"BUCKET_NAME": "site-media"} if variable.mode == "s3" else {}
     return {**bucket, **COMPANIONS.get(variable.name, {}), variable.name: variable.example}
 
 
-def set_in_mode(request, monkeypatch, variable: Variable, value: str) -> None:
+def set_in_mode(request, env, variable: Variable, value: str) -> None:
     """Switch to the variable's mode with a real store (S3 on the test server, or the local disk
     served by the live server) and set the variable, unless the mode's fixture already did."""
     request.getfixturevalue("s3" if variable.mode == "s3" else "local")
     os.makedirs(request.getfixturevalue("settings").MEDIA_ROOT, exist_ok=True)
     extra = {**COMPANIONS.get(variable.name, {}), variable.name: value}
-    use_env(monkeypatch, {name: text for name, text in extra.items() if name not in os.environ})
+    env(**{name: text for name, text in extra.items() if name not in os.environ})
 
 
 def test_the_docs_make_the_table_from_the_declaration():
@@ -68,8 +62,8 @@ def test_the_readme_lists_it(variable):
 
 
 @ALL
-def test_config_reads_it_into_its_field(monkeypatch, variable):
-    use_env(monkeypatch, valid_env(variable))
+def test_config_reads_it_into_its_field(env, variable):
+    env(**valid_env(variable))
     current, problems = config.inspect()
     assert problems == []
     assert current is not None
@@ -80,8 +74,8 @@ def test_config_reads_it_into_its_field(monkeypatch, variable):
 
 
 @pytest.mark.parametrize("variable", PARSED, ids=[variable.name for variable in PARSED])
-def test_an_invalid_value_is_a_problem_naming_it(monkeypatch, variable):
-    use_env(monkeypatch, {**valid_env(variable), variable.name: variable.invalid})
+def test_an_invalid_value_is_a_problem_naming_it(env, variable):
+    env(**{**valid_env(variable), variable.name: variable.invalid})
     _, problems = config.inspect()
     assert [p.variable for p in problems] == [variable.name]
     assert variable.name in problems[0].message
@@ -93,20 +87,20 @@ def test_the_variables_that_take_any_value_are_plain_text():
 
 
 @ALL
-def test_the_system_checks_run_with_it(monkeypatch, settings, variable):
+def test_the_system_checks_run_with_it(env, settings, variable):
     settings.MIDDLEWARE = ["keyed_storage.serving.middleware.RequestOriginMiddleware", *settings.MIDDLEWARE]
-    use_env(monkeypatch, valid_env(variable))
+    env(**valid_env(variable))
     assert [m for m in run_checks(tags=["keyed_storage"]) if m.is_serious()] == []
     if variable.invalid is not None:
-        use_env(monkeypatch, {variable.name: variable.invalid})
+        env(**{variable.name: variable.invalid})
         errors = [m for m in run_checks(tags=["keyed_storage"]) if m.is_serious()]
         assert [error.obj for error in errors] == [variable.name]
 
 
 @pytest.mark.django_db(transaction=True)
 @ALL
-def test_doctor_shows_it(request, monkeypatch, variable):
-    set_in_mode(request, monkeypatch, variable, variable.example)
+def test_doctor_shows_it(request, env, variable):
+    set_in_mode(request, env, variable, variable.example)
     out, err, _ = run("doctor")
     seen = [line for line in out.splitlines() if line.startswith(f"  {variable.name}=")]
     assert len(seen) == 1, out + err
@@ -117,9 +111,9 @@ def test_doctor_shows_it(request, monkeypatch, variable):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("variable", PARSED, ids=[variable.name for variable in PARSED])
-def test_doctor_names_an_invalid_value(request, monkeypatch, variable):
-    set_in_mode(request, monkeypatch, variable, variable.example)
-    use_env(monkeypatch, {variable.name: variable.invalid})
+def test_doctor_names_an_invalid_value(request, env, variable):
+    set_in_mode(request, env, variable, variable.example)
+    env(**{variable.name: variable.invalid})
     out, _, code = run("doctor")
     assert code == 1
     assert "Backend: none, the configuration is incomplete." in out

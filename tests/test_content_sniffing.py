@@ -16,6 +16,7 @@ from keyed_storage.exceptions import FileTypeRefused
 from keyed_storage.files.sniffing import identify
 from keyed_storage.validators import ContentTypeValidator
 
+from .helpers import examples
 from .test_direct import post, stored_names, uploaded
 
 HTML = "<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>\n"
@@ -134,7 +135,7 @@ PREFIXES = st.text(
 )
 
 
-@hsettings(max_examples=400, deadline=None, derandomize=True)
+@hsettings(max_examples=examples(400), deadline=None, derandomize=True)
 @given(
     body=st.sampled_from(BODIES),
     prefix=PREFIXES,

@@ -105,10 +105,9 @@ def test_a_direct_upload_is_stored_under_its_key_and_served_from_its_link(mode):
     assert requests.get(link, timeout=10).headers["Content-Type"] == "audio/wav"
 
 
-def test_a_private_bucket_takes_direct_uploads_and_serves_them_presigned(s3, monkeypatch):
+def test_a_private_bucket_takes_direct_uploads_and_serves_them_presigned(s3, env):
     s3.client.delete_bucket_policy(Bucket=s3.bucket)  # nothing public: only a signature opens it
-    monkeypatch.setenv("KEYED_STORAGE_PRIVATE", "1")
-    config.reset()
+    env(KEYED_STORAGE_PRIVATE="1")
     data = wav_bytes()
     ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=len(data), content_type="audio/wav")
     assert post(ticket, data).status_code == 204
@@ -346,9 +345,8 @@ def test_the_reference_does_not_show_its_binding(local):
     assert b"secret-form" not in _payload_bytes(ticket.reference)
 
 
-def test_an_expired_reference_is_refused(local, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_EXPIRES", "60")
-    config.reset()
+def test_an_expired_reference_is_refused(local, env):
+    env(KEYED_STORAGE_DIRECT_EXPIRES="60")
     with issued_ago(121):  # references live twice the ticket's lifetime
         ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=44, content_type="audio/wav")
     KeyedStorage().save(uploaded(ticket), _content(wav_bytes(0)), overwrite=True)
@@ -357,9 +355,8 @@ def test_an_expired_reference_is_refused(local, monkeypatch):
     assert refused.value.code == "direct_expired"
 
 
-def test_a_reference_outlives_its_ticket_so_a_late_upload_can_finish(local, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_EXPIRES", "60")
-    config.reset()
+def test_a_reference_outlives_its_ticket_so_a_late_upload_can_finish(local, env):
+    env(KEYED_STORAGE_DIRECT_EXPIRES="60")
     with issued_ago(90):
         ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=44, content_type="audio/wav")
     # The ticket has expired: the endpoint no longer takes the file.
@@ -369,9 +366,8 @@ def test_a_reference_outlives_its_ticket_so_a_late_upload_can_finish(local, monk
     assert finish_upload(ticket.reference) == ticket.name
 
 
-def test_the_expiry_is_configurable(local, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_EXPIRES", "600")
-    config.reset()
+def test_the_expiry_is_configurable(local, env):
+    env(KEYED_STORAGE_DIRECT_EXPIRES="600")
     before = time.time()
     ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=1, content_type="")
     assert before + 600 - 1 <= ticket.expires.timestamp() <= time.time() + 600
@@ -422,11 +418,9 @@ def test_the_s3_ticket_is_a_policy_for_one_name_one_size_and_inert_headers(s3):
         ),
     ],
 )
-def test_an_s3_ticket_posts_to_the_bucket_s_own_host(monkeypatch, variables, url, region):
+def test_an_s3_ticket_posts_to_the_bucket_s_own_host(env, variables, url, region):
     # Signing a POST is local work: no server is needed (nor reached) to issue a ticket.
-    for name, value in {**variables, "AWS_KEY": "AKIAEXAMPLE", "AWS_SECRET": "secret"}.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
+    env(**{**variables, "AWS_KEY": "AKIAEXAMPLE", "AWS_SECRET": "secret"})
     ticket = start_upload(AUDIO_KEY, filename="talk.wav", size=3, content_type="")
     assert ticket.url == url
     assert ticket.fields["x-amz-credential"].endswith(f"/{region}/s3/aws4_request")

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from events.models import Event, Session
-from keyed_storage import KeyedStorage, config
+from keyed_storage import KeyedStorage
 from keyed_storage.backends import local as local_backend
 from keyed_storage.direct.multipart import part_urls
 from keyed_storage.direct.tickets import finish_upload, published_name, start_upload
@@ -49,11 +49,9 @@ def posted(s3) -> tuple[str, str]:
     return ticket.reference, ticket.fields["key"]
 
 
-def sent_in_parts(s3, monkeypatch):
+def sent_in_parts(s3, env):
     """A multipart direct upload whose parts are all on the S3 server; its ticket."""
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(PART))
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(PART))
-    config.reset()
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(PART), KEYED_STORAGE_DIRECT_PART_SIZE=str(PART))
     ticket = start_upload(KEY, filename="talk.mp4", size=len(LARGE), content_type="video/mp4")
     for number, url in part_urls(ticket.reference, [1, 2, 3]).items():
         response = requests.put(url, data=LARGE[(number - 1) * PART : number * PART], timeout=60)
@@ -82,8 +80,8 @@ def test_a_posted_upload_the_server_cannot_read_is_removed_and_refused(s3, throu
         finish_upload(reference, key=KEY)
 
 
-def test_a_multipart_upload_completed_unreadable_is_removed_and_refused(s3, through, monkeypatch):
-    ticket = sent_in_parts(s3, monkeypatch)
+def test_a_multipart_upload_completed_unreadable_is_removed_and_refused(s3, through, env):
+    ticket = sent_in_parts(s3, env)
     proxy = through("error", trigger=reads_of(s3, ticket.name))
     with pytest.raises(UploadBroken) as raised:
         finish_upload(ticket.reference, key=KEY)
@@ -159,8 +157,8 @@ def test_a_silent_server_is_a_storage_error_and_a_posted_upload_stays(s3, throug
     assert s3.keys() == [upload]
 
 
-def test_a_silent_server_is_a_storage_error_and_a_multipart_upload_stays(s3, through, monkeypatch):
-    ticket = sent_in_parts(s3, monkeypatch)
+def test_a_silent_server_is_a_storage_error_and_a_multipart_upload_stays(s3, through, env):
+    ticket = sent_in_parts(s3, env)
     through("silent")
     with pytest.raises(StorageError):
         finish_upload(ticket.reference, key=KEY)
@@ -169,9 +167,9 @@ def test_a_silent_server_is_a_storage_error_and_a_multipart_upload_stays(s3, thr
     ]
 
 
-def test_a_server_silent_at_the_read_keeps_a_completed_multipart_upload(s3, through, monkeypatch):
+def test_a_server_silent_at_the_read_keeps_a_completed_multipart_upload(s3, through, env):
     # No answer at all is not a verdict on the object: a later finish may read it.
-    ticket = sent_in_parts(s3, monkeypatch)
+    ticket = sent_in_parts(s3, env)
     proxy = through("silent", trigger=reads_of(s3, ticket.name))
     with pytest.raises(StorageError) as raised:
         finish_upload(ticket.reference, key=KEY)
@@ -205,12 +203,10 @@ def test_a_form_shows_the_refusal_as_a_field_error_and_keeps_the_other_fields(s3
 
 
 @pytest.mark.django_db
-def test_a_saved_multipart_upload_that_turns_unreadable_is_never_removed_by_a_later_finish(
-    s3, through, monkeypatch
-):
+def test_a_saved_multipart_upload_that_turns_unreadable_is_never_removed_by_a_later_finish(s3, through, env):
     """The same form sent again after the first was saved: the object is a row's file by then,
     so a read that fails is a StorageError for this request, never a removal."""
-    ticket = sent_in_parts(s3, monkeypatch)
+    ticket = sent_in_parts(s3, env)
     name = finish_upload(ticket.reference, key=KEY)
     session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
     Session.objects.filter(pk=session.pk).update(audio=name)

@@ -88,9 +88,8 @@ def test_a_ticket_from_another_signer_is_refused(ticket):
     assert everything_under_media() == []
 
 
-def test_an_expired_ticket_is_refused(local, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_EXPIRES", "60")
-    config.reset()
+def test_an_expired_ticket_is_refused(local, env):
+    env(KEYED_STORAGE_DIRECT_EXPIRES="60")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
             signing.TimestampSigner, "timestamp", lambda self: signing.b62_encode(int(time.time()) - 61)

@@ -43,11 +43,9 @@ DATA = os.urandom(SIZE)
 
 
 @pytest.fixture(autouse=True)
-def small_parts(monkeypatch):
+def small_parts(env):
     """Uploads of 5 MiB or more go in parts of 5 MiB (S3's smallest), so the tests stay small."""
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(PART))
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(PART))
-    config.reset()
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(PART), KEYED_STORAGE_DIRECT_PART_SIZE=str(PART))
 
 
 def start(data: bytes = DATA, **kwargs):
@@ -410,17 +408,14 @@ def test_the_part_size_grows_so_no_upload_needs_more_than_10000_parts():
     "variable", ["KEYED_STORAGE_DIRECT_PART_SIZE", "KEYED_STORAGE_DIRECT_PART_THRESHOLD"]
 )
 @pytest.mark.parametrize("value", ["1048576", "6G", str(6 * 1024 * MIB)])
-def test_part_settings_outside_s3s_limits_are_refused_naming_the_variable(monkeypatch, variable, value):
-    monkeypatch.setenv(variable, value)
-    config.reset()
+def test_part_settings_outside_s3s_limits_are_refused_naming_the_variable(env, variable, value):
+    env(**{variable: value})
     with pytest.raises(ImproperlyConfigured, match=rf"{variable}={value!r} is not a whole number of bytes"):
         config.current()
 
 
-def test_the_defaults_are_64_mib_and_parts_of_16_mib(monkeypatch):
-    monkeypatch.delenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD")
-    monkeypatch.delenv("KEYED_STORAGE_DIRECT_PART_SIZE")
-    config.reset()
+def test_the_defaults_are_64_mib_and_parts_of_16_mib(env):
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=None, KEYED_STORAGE_DIRECT_PART_SIZE=None)
     current = config.current()
     assert (current.direct_part_threshold, current.direct_part_size) == (64 * MIB, 16 * MIB)
 
@@ -558,7 +553,7 @@ def test_the_widgets_views_want_the_csrf_token(mode, django_user_model):
     ],
 )
 def test_part_urls_equal_botocores_with_the_content_length_signed(
-    monkeypatch, token, bucket, region, endpoint, style
+    monkeypatch, env, token, bucket, region, endpoint, style
 ):
     import time
 
@@ -568,14 +563,12 @@ def test_part_urls_equal_botocores_with_the_content_length_signed(
     from .helpers import TEST_KEY, TEST_SECRET
     from .test_performance_contracts import FROZEN, freeze_botocore_clock
 
-    env = {"BUCKET_NAME": bucket, "AWS_KEY": TEST_KEY, "AWS_SECRET": TEST_SECRET, "AWS_REGION": region}
+    variables = {"BUCKET_NAME": bucket, "AWS_KEY": TEST_KEY, "AWS_SECRET": TEST_SECRET, "AWS_REGION": region}
     if endpoint:
-        env["AWS_ENDPOINT_URL_S3"] = endpoint
+        variables["AWS_ENDPOINT_URL_S3"] = endpoint
     if token:
-        env["AWS_SESSION_TOKEN"] = token
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
+        variables["AWS_SESSION_TOKEN"] = token
+    env(**variables)
     name, upload_id = "events/7/Zoë's talk/0661290e4f8c1b2a/Q&A #2+notes.mp4", "2~abc/def+ghi=="
     monkeypatch.setattr(time, "time", lambda: FROZEN.timestamp())
     ours = backends.for_config(config.current()).part_url(name, upload_id, 7, size=PART, expires=900)

@@ -59,12 +59,8 @@ def raw_put(url: str, content_length: str, body: bytes = b"") -> int:
 
 
 @pytest.mark.parametrize("length", NOT_NUMBERS)
-def test_the_local_part_endpoint_answers_400_to_a_content_length_that_is_no_number(
-    local, monkeypatch, length
-):
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(5 * MIB))
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(5 * MIB))
-    config.reset()
+def test_the_local_part_endpoint_answers_400_to_a_content_length_that_is_no_number(local, env, length):
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(5 * MIB), KEYED_STORAGE_DIRECT_PART_SIZE=str(5 * MIB))
     ticket = start_upload(
         "events/7/sessions/3/video", filename="talk.mp4", size=6 * MIB, content_type="video/mp4"
     )
@@ -111,12 +107,8 @@ def test_the_ticket_view_refuses_a_size_that_is_no_number(editor_client, token, 
 
 
 @pytest.mark.parametrize("numbers", ["\u0661", "²", "+1", "1_0", "1,-1", "1,"])
-def test_the_part_urls_view_refuses_part_numbers_that_are_no_numbers(
-    editor_client, token, monkeypatch, numbers
-):
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(5 * MIB))
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(5 * MIB))
-    config.reset()
+def test_the_part_urls_view_refuses_part_numbers_that_are_no_numbers(editor_client, token, env, numbers):
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(5 * MIB), KEYED_STORAGE_DIRECT_PART_SIZE=str(5 * MIB))
     ticket = editor_client.post(
         "/keyed-storage/ticket/",
         {"token": token, "filename": "a.wav", "size": str(6 * MIB), "content_type": "audio/wav"},
@@ -128,10 +120,7 @@ def test_the_part_urls_view_refuses_part_numbers_that_are_no_numbers(
 
 
 @pytest.mark.parametrize("value", ["²", "\u0661\u0662", "+60", "6_0"])
-def test_an_environment_number_in_other_digits_names_the_variable(monkeypatch, value):
-    monkeypatch.setenv("BUCKET_NAME", "b-1")
-    monkeypatch.setenv("KEYED_STORAGE_PRIVATE", "1")
-    monkeypatch.setenv("KEYED_STORAGE_URL_EXPIRES", value)
-    config.reset()
+def test_an_environment_number_in_other_digits_names_the_variable(env, value):
+    env(BUCKET_NAME="b-1", KEYED_STORAGE_PRIVATE="1", KEYED_STORAGE_URL_EXPIRES=value)
     with pytest.raises(ImproperlyConfigured, match="KEYED_STORAGE_URL_EXPIRES"):
         config.current()

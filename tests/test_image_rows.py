@@ -18,7 +18,7 @@ from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from events.models import Event, Speaker
-from keyed_storage import KeyedStorage, config, key_template
+from keyed_storage import KeyedStorage, key_template
 from keyed_storage.fields import KeyedImageField
 from keyed_storage.images.variants import Variant
 from keyed_storage.lifecycle import replacement
@@ -243,12 +243,11 @@ def test_loading_rows_whose_size_is_empty_touches_no_storage(local, kind):
             assert [row.picture.url for row in rows]
 
 
-def test_loading_rows_in_s3_mode_needs_no_s3(s3, monkeypatch):
+def test_loading_rows_in_s3_mode_needs_no_s3(s3, env):
     event = Event.objects.create(name="Con", logo=SimpleUploadedFile("a.png", picture_bytes()))
     Event.objects.update(logo_width=None, logo_height=None)
     # Nothing listens there: any request to S3 fails.
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
-    config.reset()
+    env(AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")
     loaded = Event.objects.get(pk=event.pk)
     assert loaded.logo.name == event.logo.name
     assert loaded.logo.url.endswith(event.logo.name)

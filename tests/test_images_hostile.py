@@ -23,6 +23,7 @@ from events.models import Event
 from keyed_storage.images.rendering import displayed_size, render
 from keyed_storage.images.variants import ImageRefused, Variant
 
+from .helpers import examples
 from .image_helpers import encode, halves, image_model
 
 VARIANTS = {"thumb": Variant(16, 16, crop=True), "card": Variant(24, None, format="jpeg")}
@@ -184,7 +185,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=mutated())
 def test_a_damaged_picture_renders_or_is_refused_never_anything_else(data):
     try:

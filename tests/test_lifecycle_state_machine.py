@@ -869,11 +869,9 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 @pytest.fixture
-def small_parts(monkeypatch):
+def small_parts(env):
     """Multipart direct uploads from 5 MiB (S3's smallest part), so one stays a few MiB."""
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(PART))
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(PART))
-    config.reset()
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(PART), KEYED_STORAGE_DIRECT_PART_SIZE=str(PART))
 
 
 def test_the_file_lifecycle(mode, small_parts, editor_client, monkeypatch):

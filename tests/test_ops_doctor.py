@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from keyed_storage import config, variables
+from keyed_storage import variables
 from keyed_storage.ops import doctor
 from keyed_storage.ops.policy import cors_configuration, iam_policy, lifecycle_configuration
 
@@ -40,49 +40,41 @@ def test_s3_success_says_why_and_cleans_up(s3):
     assert s3.keys() == []  # the probe is gone
 
 
-def test_s3_private_fetches_the_presigned_link(s3, monkeypatch):
+def test_s3_private_fetches_the_presigned_link(s3, env):
     s3.client.delete_bucket_policy(Bucket=s3.bucket)  # nothing public: only the signature opens it
-    monkeypatch.setenv("KEYED_STORAGE_PRIVATE", "1")
-    config.reset()
+    env(KEYED_STORAGE_PRIVATE="1")
     out, _, code = run("doctor")
     assert_all_passed(out, code)
     assert "(presigned, the link the app hands out): 200, same bytes" in out
     assert "X-Amz-Signature" not in out
 
 
-def test_settings_are_named_as_the_source(s3, monkeypatch, settings):
-    monkeypatch.delenv("AWS_REGION")
+def test_settings_are_named_as_the_source(s3, env, settings):
+    env(AWS_REGION=None)
     settings.KEYED_STORAGE = {"AWS_REGION": "us-east-1"}
     out, _, code = run("doctor")
     assert code == 0, out
     assert "AWS_REGION=us-east-1  (settings)" in out
 
 
-def test_credentials_from_boto3s_chain(s3, monkeypatch):
-    monkeypatch.delenv("AWS_KEY")
-    monkeypatch.delenv("AWS_SECRET")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
-    config.reset()
+def test_credentials_from_boto3s_chain(s3, env):
+    env(AWS_KEY=None, AWS_SECRET=None, AWS_ACCESS_KEY_ID=TEST_KEY, AWS_SECRET_ACCESS_KEY=TEST_SECRET)
     out, _, code = run("doctor")
     assert_all_passed(out, code)
     assert f"✓ credentials: access key {TEST_KEY} from boto3's chain (env)" in out
 
 
-def test_no_credentials_at_all(s3, monkeypatch):
-    monkeypatch.delenv("AWS_KEY")
-    monkeypatch.delenv("AWS_SECRET")
-    config.reset()
+def test_no_credentials_at_all(s3, env):
+    env(AWS_KEY=None, AWS_SECRET=None)
     out, _, code = run("doctor")
     assert code == 1
     assert failed_steps(out) == ["✗ credentials"]
     assert "Set AWS_KEY and AWS_SECRET, or run with an IAM role" in out
 
 
-def test_custom_domain_link_is_the_one_fetched(s3, monkeypatch):
+def test_custom_domain_link_is_the_one_fetched(s3, env):
     # A "CDN" that is the S3 server itself, path-style: the link doctor fetches is the custom one.
-    monkeypatch.setenv("KEYED_STORAGE_CUSTOM_DOMAIN", f"{s3.endpoint}/{s3.bucket}")
-    config.reset()
+    env(KEYED_STORAGE_CUSTOM_DOMAIN=f"{s3.endpoint}/{s3.bucket}")
     out, _, code = run("doctor")
     assert_all_passed(out, code)
     assert f"✓ GET {s3.endpoint}/{s3.bucket}/keyed-storage-doctor/" in out
@@ -92,9 +84,8 @@ def test_custom_domain_link_is_the_one_fetched(s3, monkeypatch):
     "SeaweedFS answers an anonymous GET of a bucket that does not exist with 403, not S3's 404, "
     "so doctor blames the bucket policy instead of the CDN's origin"
 )
-def test_custom_domain_that_does_not_serve_the_bucket(s3, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_CUSTOM_DOMAIN", f"{s3.endpoint}/not-this-bucket")
-    config.reset()
+def test_custom_domain_that_does_not_serve_the_bucket(s3, env):
+    env(KEYED_STORAGE_CUSTOM_DOMAIN=f"{s3.endpoint}/not-this-bucket")
     out, _, code = run("doctor")
     assert code == 1
     assert failed_steps(out)[0].startswith(f"✗ GET {s3.endpoint}/not-this-bucket/")
@@ -115,9 +106,8 @@ def test_public_get_403_blames_block_public_access_or_the_bucket_policy(s3):
     assert "1 check(s) failed" in err
 
 
-def test_missing_bucket(s3, monkeypatch):
-    monkeypatch.setenv("BUCKET_NAME", "no-such-bucket-here")
-    config.reset()
+def test_missing_bucket(s3, env):
+    env(BUCKET_NAME="no-such-bucket-here")
     out, _, code = run("doctor")
     assert code == 1
     assert failed_steps(out) == ["✗ bucket no-such-bucket-here exists"]
@@ -125,10 +115,9 @@ def test_missing_bucket(s3, monkeypatch):
     assert "PUT" not in out
 
 
-def test_unreachable_endpoint(s3, monkeypatch):
+def test_unreachable_endpoint(s3, env):
     closed = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", closed)
-    config.reset()
+    env(AWS_ENDPOINT_URL_S3=closed)
     out, _, code = run("doctor")
     assert code == 1
     assert failed_steps(out) == [f"✗ bucket {s3.bucket} exists"]
@@ -140,11 +129,10 @@ def test_unreachable_endpoint(s3, monkeypatch):
     "SeaweedFS has no bucket regions: it accepts a LocationConstraint and forgets it (GetBucketLocation "
     "answers none), so there is no wrong region to find"
 )
-def test_wrong_region(s3, monkeypatch):
+def test_wrong_region(s3, env):
     bucket = s3.bucket + "-eu"
     s3.client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    monkeypatch.setenv("BUCKET_NAME", bucket)
-    config.reset()
+    env(BUCKET_NAME=bucket)
     out, _, code = run("doctor")
     assert code == 1
     assert failed_steps(out) == ["✗ bucket region"]
@@ -167,9 +155,8 @@ SIGNATURES_CHECKED = (
 
 
 @pytest.mark.seaweedfs_only(SIGNATURES_CHECKED)
-def test_a_wrong_secret_refused_by_the_server_itself(s3, monkeypatch):
-    monkeypatch.setenv("AWS_SECRET", "not-the-secret-at-all-0123456789")
-    config.reset()
+def test_a_wrong_secret_refused_by_the_server_itself(s3, env):
+    env(AWS_SECRET="not-the-secret-at-all-0123456789")
     out, err, code = run("doctor")
     assert code == 1
     assert failed_steps(out) == [f"✗ bucket {s3.bucket} exists"]
@@ -194,9 +181,8 @@ def test_a_clock_the_server_refuses_as_too_far_off(s3):
     assert "This machine's clock is too far from S3's" in out and "timedatectl" in out
 
 
-def test_half_configuration_names_the_variable(monkeypatch):
-    monkeypatch.setenv("AWS_KEY", TEST_KEY)
-    config.reset()
+def test_half_configuration_names_the_variable(env):
+    env(AWS_KEY=TEST_KEY)
     out, _, code = run("doctor")
     assert code == 1
     assert "✗ configuration (keyed_storage.E001)" in out
@@ -222,15 +208,12 @@ def enforcing():
 
 
 @pytest.fixture
-def enforced(enforcing, monkeypatch):
+def enforced(enforcing, env):
     bucket, endpoint, keys = enforcing
-    monkeypatch.setenv("BUCKET_NAME", bucket)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    env(BUCKET_NAME=bucket, AWS_ENDPOINT_URL_S3=endpoint)
 
     def use(key: str, secret: str) -> None:
-        monkeypatch.setenv("AWS_KEY", key)
-        monkeypatch.setenv("AWS_SECRET", secret)
-        config.reset()
+        env(AWS_KEY=key, AWS_SECRET=secret)
 
     return keys, use
 
@@ -431,9 +414,8 @@ def test_warns_when_browsers_may_not_send_direct_uploads_to_the_bucket(s3):
     assert f"put-bucket-cors --bucket {s3.bucket}" in out
 
 
-def test_the_printed_cors_rule_satisfies_the_doctor(s3, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
-    config.reset()
+def test_the_printed_cors_rule_satisfies_the_doctor(s3, env):
+    env(KEYED_STORAGE_BASE_URL="https://events.example.org")
     configuration = cors_configuration(["https://events.example.org"])
     s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration=configuration)
     out, _, code = run("doctor")
@@ -458,9 +440,8 @@ def test_the_printed_cors_rule_satisfies_the_doctor(s3, monkeypatch):
     ],
     ids=["post-only", "another-origin"],
 )
-def test_a_cors_rule_that_leaves_uploads_out_is_warned_about(s3, monkeypatch, rules, told):
-    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
-    config.reset()
+def test_a_cors_rule_that_leaves_uploads_out_is_warned_about(s3, env, rules, told):
+    env(KEYED_STORAGE_BASE_URL="https://events.example.org")
     s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration={"CORSRules": rules})
     out, _, code = run("doctor")
     assert_all_passed(out, code)
@@ -468,9 +449,8 @@ def test_a_cors_rule_that_leaves_uploads_out_is_warned_about(s3, monkeypatch, ru
     assert told in out
 
 
-def test_a_wildcard_origin_admits_the_site(s3, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
-    config.reset()
+def test_a_wildcard_origin_admits_the_site(s3, env):
+    env(KEYED_STORAGE_BASE_URL="https://events.example.org")
     rule = {"AllowedOrigins": ["https://*.example.org"], "AllowedMethods": ["PUT", "POST"]}
     s3.client.put_bucket_cors(Bucket=s3.bucket, CORSConfiguration={"CORSRules": [rule]})
     out, _, code = run("doctor")
@@ -481,18 +461,11 @@ def test_a_wildcard_origin_admits_the_site(s3, monkeypatch):
 # Every variable of the table set at once: doctor shows each, and proves the configuration --------
 
 
-def set_every_variable(monkeypatch, modes: set[str], **values: str) -> None:
+def set_every_variable(env, modes: set[str], **values: str) -> None:
     """Each variable of these modes at its table's example, unless the mode's fixture or
     `values` gives it (those need a real server or go together); a value "" leaves it unset."""
-    for variable in variables.TABLE:
-        if variable.mode in modes and variable.name not in os.environ:
-            monkeypatch.setenv(variable.name, variable.example)
-    for name, value in values.items():
-        if value:
-            monkeypatch.setenv(name, value)
-        else:
-            monkeypatch.delenv(name, raising=False)
-    config.reset()
+    examples = {v.name: v.example for v in variables.TABLE if v.mode in modes and v.name not in os.environ}
+    env(**{**examples, **{name: value or None for name, value in values.items()}})
 
 
 def assert_shows_every_variable_set(out: str) -> None:
@@ -500,19 +473,19 @@ def assert_shows_every_variable_set(out: str) -> None:
     assert {variable.name for variable in variables.TABLE if variable.name in os.environ} <= shown
 
 
-def test_local_with_every_local_variable_set(local, settings, monkeypatch):
+def test_local_with_every_local_variable_set(local, settings, env):
     os.makedirs(settings.MEDIA_ROOT)
-    set_every_variable(monkeypatch, {"local", "both"})
+    set_every_variable(env, {"local", "both"})
     out, _, code = run("doctor")
     assert_all_passed(out, code)
     assert_shows_every_variable_set(out)
     assert "KEYED_STORAGE_DIRECT_PART_SIZE=5242880  (environment)" in out
 
 
-def test_s3_private_with_every_variable_set(s3, monkeypatch):
+def test_s3_private_with_every_variable_set(s3, env):
     # A presigned link is only valid on the S3 host: the custom domain is the public test's.
     set_every_variable(
-        monkeypatch,
+        env,
         {"s3", "local", "both"},
         KEYED_STORAGE_CUSTOM_DOMAIN="",
         KEYED_STORAGE_CACHE_CONTROL="private, max-age=600, immutable",
@@ -524,9 +497,9 @@ def test_s3_private_with_every_variable_set(s3, monkeypatch):
     assert "KEYED_STORAGE_DIRECT_PART_THRESHOLD=33554432  (environment)" in out
 
 
-def test_s3_public_with_every_variable_set(s3, monkeypatch):
+def test_s3_public_with_every_variable_set(s3, env):
     set_every_variable(
-        monkeypatch,
+        env,
         {"s3", "local", "both"},
         KEYED_STORAGE_PRIVATE="",
         KEYED_STORAGE_URL_EXPIRES="",

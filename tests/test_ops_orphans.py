@@ -636,15 +636,13 @@ def test_direct_uploads_never_finished_are_orphans_and_finished_ones_are_not(mod
 
 
 @pytest.fixture
-def abandoned_upload(mode, request, monkeypatch):
+def abandoned_upload(mode, request, env):
     """A multipart direct upload with one part of two sent, then the browser went away."""
     from keyed_storage.direct.tickets import start_upload
 
     from .test_direct_multipart import PART, leftovers, send_parts
 
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(PART))
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(PART))
-    config.reset()
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(PART), KEYED_STORAGE_DIRECT_PART_SIZE=str(PART))
     s3 = request.getfixturevalue("s3") if mode == "s3" else None
     data = os.urandom(2 * PART)
     ticket = start_upload("events/1/sessions/2/video", filename="talk.mp4", size=len(data), content_type="")
@@ -785,7 +783,7 @@ def test_a_direct_upload_published_now_is_young_whatever_the_uploads_age(local):
     assert KeyedStorage().exists(name)
 
 
-def test_a_multipart_upload_completed_now_is_young_though_s3_dates_it_from_its_start(s3, later, monkeypatch):
+def test_a_multipart_upload_completed_now_is_young_though_s3_dates_it_from_its_start(s3, later, env):
     """AWS gives a completed multipart upload the LastModified of its start: a talk sent for
     90 minutes and finished now is dated 90 minutes ago. moto dates it now, so the audit's
     clock is moved 90 minutes on instead; the upload's token bounds when it was finished."""
@@ -793,9 +791,7 @@ def test_a_multipart_upload_completed_now_is_young_though_s3_dates_it_from_its_s
 
     from .test_direct_multipart import PART, send_parts
 
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(PART))
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(PART))
-    config.reset()
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(PART), KEYED_STORAGE_DIRECT_PART_SIZE=str(PART))
     data = os.urandom(2 * PART)
     key = "events/1/sessions/2/audio"  # a field's key: the audit looks at it
     ticket = start_upload(key, filename="talk.m4a", size=len(data), content_type="audio/mp4")

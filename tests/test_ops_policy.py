@@ -8,7 +8,7 @@ import pytest
 import requests
 from django.core.files.base import ContentFile
 
-from keyed_storage import KeyedStorage, config, upload
+from keyed_storage import KeyedStorage, upload
 from keyed_storage.ops.policy import BUCKET_ACTIONS, OBJECT_ACTIONS, iam_policy, lifecycle_configuration
 
 from .helpers import fetch
@@ -123,7 +123,7 @@ def test_the_bucket_policy_opens_exactly_its_prefixes(s3):
     assert requests.get(logo, timeout=10).status_code == 403
 
 
-def test_the_iam_policy_is_enough_for_everything_the_app_does(monkeypatch):
+def test_the_iam_policy_is_enough_for_everything_the_app_does(env):
     """Against a server that enforces IAM, the printed policy lets the app do all it does.
 
     moto answers 500 to anonymous and presigned GETs while it enforces IAM, so the bytes are read
@@ -132,11 +132,12 @@ def test_the_iam_policy_is_enough_for_everything_the_app_does(monkeypatch):
     """
     bucket = "policy-check"
     with iam_enforcing_s3(bucket, {"app": iam_policy(bucket), "reader": READ_ONLY}) as (endpoint, keys):
-        monkeypatch.setenv("BUCKET_NAME", bucket)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        monkeypatch.setenv("AWS_KEY", keys["app"][0])
-        monkeypatch.setenv("AWS_SECRET", keys["app"][1])
-        config.reset()
+        env(
+            BUCKET_NAME=bucket,
+            AWS_ENDPOINT_URL_S3=endpoint,
+            AWS_KEY=keys["app"][0],
+            AWS_SECRET=keys["app"][1],
+        )
         storage = KeyedStorage()
         first = upload(ContentFile(b"one", name="a.txt"), "users/1/avatar")
         second = upload(ContentFile(b"two", name="a.txt"), "users/1/avatar")  # lists and deletes the first
@@ -151,9 +152,7 @@ def test_the_iam_policy_is_enough_for_everything_the_app_does(monkeypatch):
         assert not storage.exists(name)
 
         # The same server refuses a user with less: the checks above can fail.
-        monkeypatch.setenv("AWS_KEY", keys["reader"][0])
-        monkeypatch.setenv("AWS_SECRET", keys["reader"][1])
-        config.reset()
+        env(AWS_KEY=keys["reader"][0], AWS_SECRET=keys["reader"][1])
         with pytest.raises(Exception, match="AccessDenied"):
             upload(ContentFile(b"three", name="a.txt"), "users/1/avatar")
 
@@ -251,9 +250,8 @@ def test_the_cors_rule_lets_the_site_s_pages_post_and_put(s3):
     assert s3.client.get_bucket_cors(Bucket=s3.bucket)["CORSRules"][0]["AllowedMethods"] == ["POST", "PUT"]
 
 
-def test_the_cors_rule_takes_the_base_url_and_says_how_to_apply_it(s3, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_BASE_URL", "https://events.example.org")
-    config.reset()
+def test_the_cors_rule_takes_the_base_url_and_says_how_to_apply_it(s3, env):
+    env(KEYED_STORAGE_BASE_URL="https://events.example.org")
     out, err, code = run("policy")
     assert code == 0
     assert json.loads(out)["CORSConfiguration"]["CORSRules"][0]["AllowedOrigins"] == [

@@ -310,16 +310,12 @@ def test_from_and_to_must_differ(s3):
 
 
 @pytest.fixture
-def own_server(monkeypatch):
+def own_server(env):
     """S3 mode against a moto process of the test's own, which it may kill."""
     with moto_process() as (process, endpoint):
         client = make_client(endpoint)
         client.create_bucket(Bucket="sync-own")
-        monkeypatch.setenv("BUCKET_NAME", "sync-own")
-        monkeypatch.setenv("AWS_KEY", TEST_KEY)
-        monkeypatch.setenv("AWS_SECRET", TEST_SECRET)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        config.reset()
+        env(BUCKET_NAME="sync-own", AWS_KEY=TEST_KEY, AWS_SECRET=TEST_SECRET, AWS_ENDPOINT_URL_S3=endpoint)
         yield process, client
 
 
@@ -426,9 +422,8 @@ def test_multipart_etag_is_computed_as_s3_does(s3):
     assert sync.checksum([body], 5 * MB).md5 != etag
 
 
-def test_an_unreachable_bucket_is_an_error_pointing_at_doctor(s3, monkeypatch):
-    monkeypatch.setenv("BUCKET_NAME", "no-such-bucket-here")
-    config.reset()
+def test_an_unreachable_bucket_is_an_error_pointing_at_doctor(s3, env):
+    env(BUCKET_NAME="no-such-bucket-here")
     _, err, code = run("sync", "--from", "s3", "--to", "local")
     assert code == 1
     assert "NoSuchBucket" in err and "keyed_storage doctor" in err

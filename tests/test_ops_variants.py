@@ -272,11 +272,10 @@ def test_a_file_pillow_stumbles_on_fails_alone(local, Picture, monkeypatch):
     assert all(stored(second).values())
 
 
-def test_storage_errors_stop_the_run_and_point_at_doctor(s3, Picture, monkeypatch):
+def test_storage_errors_stop_the_run_and_point_at_doctor(s3, Picture, env):
     store(Picture, 2)
     declare(Picture)
-    monkeypatch.setenv("BUCKET_NAME", "no-such-bucket-here")
-    config.reset()
+    env(BUCKET_NAME="no-such-bucket-here")
     _, err, code = run("variants", *MODEL, "--missing")
     assert code == 1
     assert "Stopped after 0 of 2 rows." in err

@@ -120,9 +120,8 @@ def test_large_files_go_up_in_parts(requests_made):
 
 
 @pytest.mark.parametrize("private", ["0", "1"])
-def test_url_makes_no_request(requests_made, monkeypatch, private):
-    monkeypatch.setenv("KEYED_STORAGE_PRIVATE", private)
-    config.reset()
+def test_url_makes_no_request(requests_made, env, private):
+    env(KEYED_STORAGE_PRIVATE=private)
     counter = Counter()
     backend().client.meta.events.register("before-send.s3", lambda **kw: counter.update(["request"]))
     storage = KeyedStorage()
@@ -190,24 +189,22 @@ def botocore_url(*, bucket, key, region, endpoint, token, expires, style):
         ("media-bucket", "us-east-1", "http://127.0.0.1:9000", "path"),
     ],
 )
-def test_presigned_links_equal_botocores(monkeypatch, key, token, bucket, region, endpoint, style):
+def test_presigned_links_equal_botocores(monkeypatch, env, key, token, bucket, region, endpoint, style):
     freeze_botocore_clock(monkeypatch)
-    env = {
+    variables = {
         "BUCKET_NAME": bucket,
         "AWS_KEY": TEST_KEY,
         "AWS_SECRET": TEST_SECRET,
         "KEYED_STORAGE_PRIVATE": "1",
     }
-    env["KEYED_STORAGE_URL_EXPIRES"] = "900"
+    variables["KEYED_STORAGE_URL_EXPIRES"] = "900"
     if region:
-        env["AWS_REGION"] = region
+        variables["AWS_REGION"] = region
     if endpoint:
-        env["AWS_ENDPOINT_URL_S3"] = endpoint
+        variables["AWS_ENDPOINT_URL_S3"] = endpoint
     if token:
-        env["AWS_SESSION_TOKEN"] = token
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
+        variables["AWS_SESSION_TOKEN"] = token
+    env(**variables)
     monkeypatch.setattr(time, "time", lambda: FROZEN.timestamp())
     ours = KeyedStorage().url(key)
     monkeypatch.undo()  # botocore's turn, with the same frozen clock

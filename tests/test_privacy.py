@@ -23,6 +23,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from keyed_storage.images.privacy import SPOOL_BYTES, strip_identifying_metadata
 
+from .helpers import examples
+
 # What a phone writes, and what must not survive anywhere in the file.
 LATITUDE = (48, 1, 51, 1, 2960, 100)  # 48° 51' 29.60" N
 LONGITUDE = (2, 1, 17, 1, 4020, 100)  # 2° 17' 40.20" E
@@ -669,7 +671,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.timeout(120)
-@hsettings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=mutated())
 def test_mutated_files_never_raise_hang_or_grow_and_clean_once(data):
     cleaned = strip(data)
@@ -682,7 +684,7 @@ SIGNATURES = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF"]
 
 
 @pytest.mark.timeout(60)
-@hsettings(max_examples=300, deadline=None)
+@hsettings(max_examples=examples(300), deadline=None)
 @given(data=st.binary(max_size=2000), prefix=st.sampled_from(SIGNATURES))
 def test_random_bytes_behind_a_signature_never_raise(data, prefix):
     if prefix == b"RIFF":

@@ -1,4 +1,4 @@
-"""Cleaning never turns a picture that decodes into one that does not (keyed_storage.privacy)."""
+"""Cleaning never turns a picture that decodes into one that does not (keyed_storage.images.privacy)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from PIL import Image
 
 from keyed_storage.images import privacy
 
+from .helpers import examples
 from .test_privacy import LATITUDE, SRGB, jpeg, mutated, phone_jpeg, picture, strip
 
 
@@ -66,7 +67,7 @@ def test_when_cleaning_breaks_a_picture_it_is_encoded_again_without_metadata(mon
 
 
 @pytest.mark.timeout(300)
-@hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=mutated())
 def test_a_damaged_file_that_decodes_still_decodes_once_cleaned(data):
     if not decodes(data):

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from events.models import Event, Speaker
-from keyed_storage import config, upload
+from keyed_storage import upload
 
 from .helpers import fetch
 from .image_helpers import image_model
@@ -80,9 +80,8 @@ def test_an_image_fields_variants_and_original_are_both_clean(mode):
             assert not Image.open(io.BytesIO(data)).getexif()
 
 
-def test_keep_metadata_stores_photos_byte_for_byte(mode, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_KEEP_METADATA", "1")
-    config.reset()
+def test_keep_metadata_stores_photos_byte_for_byte(mode, env):
+    env(KEYED_STORAGE_KEEP_METADATA="1")
     original = phone_jpeg()
     assert fetch(upload(SimpleUploadedFile("me.jpg", original), "users/1/avatar")) == original
 
@@ -92,8 +91,7 @@ def test_files_that_are_not_photos_are_stored_as_they_are(mode):
     assert fetch(upload(SimpleUploadedFile("a.gif", data), "x/1/y")) == data
 
 
-def test_a_keep_metadata_value_that_is_not_a_boolean_fails_the_checks(monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_KEEP_METADATA", "sometimes")
-    config.reset()
+def test_a_keep_metadata_value_that_is_not_a_boolean_fails_the_checks(env):
+    env(KEYED_STORAGE_KEEP_METADATA="sometimes")
     errors = [m for m in run_checks() if m.id == "keyed_storage.E005"]
     assert errors and errors[0].obj == "KEYED_STORAGE_KEEP_METADATA"

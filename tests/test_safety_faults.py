@@ -31,15 +31,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def use_s3(monkeypatch, endpoint: str, bucket: str) -> None:
-    for name, value in {
-        "BUCKET_NAME": bucket,
-        "AWS_KEY": TEST_KEY,
-        "AWS_SECRET": TEST_SECRET,
-        "AWS_ENDPOINT_URL_S3": endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
+def use_s3(env, endpoint: str, bucket: str) -> None:
+    env(BUCKET_NAME=bucket, AWS_KEY=TEST_KEY, AWS_SECRET=TEST_SECRET, AWS_ENDPOINT_URL_S3=endpoint)
 
 
 def client_of_storage():
@@ -68,8 +61,8 @@ def answer(status: int, code: str):
     return hook
 
 
-def test_an_unreachable_endpoint_names_bucket_and_key(monkeypatch):
-    use_s3(monkeypatch, f"http://127.0.0.1:{free_port()}", "nowhere-bucket")
+def test_an_unreachable_endpoint_names_bucket_and_key(env):
+    use_s3(env, f"http://127.0.0.1:{free_port()}", "nowhere-bucket")
     with pytest.raises(StorageError) as raised:
         upload(SimpleUploadedFile("a.png", b"data"), "users/1/avatar", exact=True)
     message = str(raised.value)
@@ -77,10 +70,10 @@ def test_an_unreachable_endpoint_names_bucket_and_key(monkeypatch):
     assert "Could not connect" in message
 
 
-def test_a_prefix_on_an_unreachable_endpoint_names_bucket_and_prefix(monkeypatch):
+def test_a_prefix_on_an_unreachable_endpoint_names_bucket_and_prefix(env):
     from keyed_storage import KeyedStorage
 
-    use_s3(monkeypatch, f"http://127.0.0.1:{free_port()}", "nowhere-bucket")
+    use_s3(env, f"http://127.0.0.1:{free_port()}", "nowhere-bucket")
     with pytest.raises(StorageError) as raised:
         KeyedStorage().delete_prefix("events/7")
     message = str(raised.value)
@@ -158,7 +151,7 @@ def test_a_reader_failing_midway_leaves_nothing_in_s3(s3):
 
 
 @pytest.fixture
-def moto_process(monkeypatch):
+def moto_process(env):
     """A moto server in its own process, so a test can kill it mid-upload."""
     port = free_port()
     process = subprocess.Popen(
@@ -179,7 +172,7 @@ def moto_process(monkeypatch):
     client = make_client(endpoint)
     client.create_bucket(Bucket=bucket)
     client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
-    use_s3(monkeypatch, endpoint, bucket)
+    use_s3(env, endpoint, bucket)
     yield process, bucket
     process.kill()
     process.wait()

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from keyed_storage import KeyedStorage, key_template, upload
 from keyed_storage.keys import validate_key
 
+from .helpers import examples
+
 HOSTILE = ["../etc/passwd", "a/../../b", "/abs/key", "a\\b", "a//b", "a/", "", "a/\x00b", "a/\x1bb", "./a"]
 
 
@@ -59,7 +61,9 @@ def accepted(key: str) -> str | None:
         return None
 
 
-@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(key=keys)
 def test_no_accepted_key_lands_outside_media_root(key, settings, tmp_path_factory):
     key = accepted(key)
@@ -77,7 +81,9 @@ def test_no_accepted_key_lands_outside_media_root(key, settings, tmp_path_factor
         assert stored.read() == b"x"
 
 
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(key=keys)
 def test_the_s3_object_name_and_its_url_point_at_the_same_object(s3, key):
     key = accepted(key)
@@ -92,7 +98,9 @@ def test_the_s3_object_name_and_its_url_point_at_the_same_object(s3, key):
     assert response.status_code == 200 and response.content == data
 
 
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(key=keys)
 def test_local_links_serve_the_file_stored_under_the_key(local, key, settings):
     key = accepted(key)

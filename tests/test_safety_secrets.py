@@ -25,12 +25,13 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def failing_s3(monkeypatch):
-    monkeypatch.setenv("BUCKET_NAME", "secret-test-bucket")
-    monkeypatch.setenv("AWS_KEY", "AKIASECRETTEST")
-    monkeypatch.setenv("AWS_SECRET", SECRET)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{closed_port()}")
-    config.reset()
+def failing_s3(env):
+    env(
+        BUCKET_NAME="secret-test-bucket",
+        AWS_KEY="AKIASECRETTEST",
+        AWS_SECRET=SECRET,
+        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{closed_port()}",
+    )
 
 
 def everything_said(error: BaseException) -> str:
@@ -69,9 +70,8 @@ def test_django_debug_page_hides_the_secret(failing_s3, settings):
     assert SECRET not in page
 
 
-def test_checks_and_configuration_errors_hide_the_secret(monkeypatch, capsys):
-    monkeypatch.setenv("AWS_SECRET", SECRET)  # without AWS_KEY or BUCKET_NAME: two errors
-    config.reset()
+def test_checks_and_configuration_errors_hide_the_secret(env, capsys):
+    env(AWS_SECRET=SECRET)  # without AWS_KEY or BUCKET_NAME: two errors
     messages = run_checks(tags=["keyed_storage"])
     assert messages and all(SECRET not in str(m) for m in messages)
     with pytest.raises(SystemCheckError) as raised:
@@ -84,10 +84,9 @@ def test_checks_and_configuration_errors_hide_the_secret(monkeypatch, capsys):
     assert SECRET not in out + err
 
 
-def test_a_secret_in_the_settings_is_cleansed_on_the_debug_page(settings, monkeypatch):
+def test_a_secret_in_the_settings_is_cleansed_on_the_debug_page(settings, env):
     settings.KEYED_STORAGE = {"BUCKET_NAME": "secret-test-bucket", "AWS_KEY": "AKIA", "AWS_SECRET": SECRET}
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{closed_port()}")
-    config.reset()
+    env(AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{closed_port()}")
     settings.DEBUG = True
     settings.ROOT_URLCONF = "tests.debug_urls"
     page = Client(raise_request_exception=False).get("/fail/").content.decode()

@@ -54,8 +54,8 @@ def test_settings_give_the_same_variables(s3, settings):
         ("KEYED_STORAGE_MAX_ATTEMPTS", "2.5"),
     ],
 )
-def test_a_value_that_does_not_parse_is_e005_naming_the_variable(s3, monkeypatch, variable, value):
-    monkeypatch.setenv(variable, value)
+def test_a_value_that_does_not_parse_is_e005_naming_the_variable(s3, env, variable, value):
+    env(**{variable: value})
     cfg, problems = config.inspect()
     assert cfg is None
     assert [(p.id, p.variable) for p in problems] == [("keyed_storage.E005", variable)]
@@ -161,11 +161,10 @@ def test_a_copy_that_never_ends_names_the_transfer_timeout(posted, through, s3):
     assert proxy.faults == 2
 
 
-def test_the_attempt_budget_is_the_variable(through, s3, monkeypatch):
-    monkeypatch.setenv("KEYED_STORAGE_MAX_ATTEMPTS", "3")
+def test_the_attempt_budget_is_the_variable(through, s3, env):
+    env(KEYED_STORAGE_MAX_ATTEMPTS="3")
     proxy = through("silent")
-    monkeypatch.setenv("KEYED_STORAGE_MAX_ATTEMPTS", "3")  # through() set 2
-    config.reset()
+    env(KEYED_STORAGE_MAX_ATTEMPTS="3")  # through() set 2
     with pytest.raises(StorageError) as raised:
         backends.for_config(config.current()).exists("users/1/notes")
     assert "tried 3 times" in str(raised.value)
@@ -176,11 +175,10 @@ def test_the_attempt_budget_is_the_variable(through, s3, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_doctor_warns_of_a_slow_answer(through, s3, monkeypatch):
+def test_doctor_warns_of_a_slow_answer(through, s3, env):
     # Held 1 s, under the read timeout of 3 s but over a quarter of it: slow, not failing.
     proxy = through("slow", trigger=f"GET /{s3.bucket}?location".encode(), delay=1)
-    monkeypatch.setenv("KEYED_STORAGE_READ_TIMEOUT", "3")
-    config.reset()
+    env(KEYED_STORAGE_READ_TIMEOUT="3")
     out, _, code = run("doctor")
     assert code == 0, out
     assert f"! bucket {s3.bucket} exists (slow: " in out

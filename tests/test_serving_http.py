@@ -79,7 +79,8 @@ def _image(kind: str) -> bytes:
         ("talk.ogg", b"OggS\x00\x02" + bytes(100), "audio/ogg"),
         ("slides.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "application/pdf"),
         ("notes.txt", b"plain notes\n", "text/plain; charset=utf-8"),
-        ("archive.tar.gz", gzip.compress(b"x" * 100), "application/gzip"),
+        # mtime=0: the same bytes, so the same test id, in every pytest-xdist worker.
+        ("archive.tar.gz", gzip.compress(b"x" * 100, mtime=0), "application/gzip"),
         ("no-extension", bytes(range(256)), "application/octet-stream"),
         # The bytes decide, not the name: a PNG called .txt is served as a PNG.
         ("renamed.txt", _image("PNG"), "image/png"),

@@ -23,7 +23,7 @@ from events.models import Event, Session
 from keyed_storage import KeyedStorage, upload
 from keyed_storage.keys import MAX_SEGMENT_BYTES, safe_filename, validate_key
 
-from .helpers import fetch, wav_bytes
+from .helpers import examples, fetch, wav_bytes
 
 # The filename that used to spin safe_filename forever: an "extension" of 200 two-byte
 # characters, longer than the 255-byte budget. Django's upload handler lets it through.
@@ -44,7 +44,7 @@ filenames = st.one_of(
 
 
 @pytest.mark.timeout(120)
-@hsettings(max_examples=500, deadline=None)
+@hsettings(max_examples=examples(500), deadline=None)
 @given(filename=filenames)
 def test_any_unicode_filename_becomes_a_safe_segment_quickly(filename):
     safe = safe_filename(filename)

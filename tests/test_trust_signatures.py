@@ -16,7 +16,7 @@ import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from keyed_storage import KeyedStorage, config, upload
+from keyed_storage import KeyedStorage, upload
 from keyed_storage.backends import presign
 from keyed_storage.exceptions import StorageError
 
@@ -25,9 +25,8 @@ from .helpers import TEST_SECRET, fetch
 pytestmark = pytest.mark.seaweedfs_only("moto's server takes any signature; SeaweedFS checks them as S3 does")
 
 
-def test_a_wrong_secret_is_refused_and_the_error_names_the_problem(s3, monkeypatch):
-    monkeypatch.setenv("AWS_SECRET", TEST_SECRET[:-1] + "X")
-    config.reset()
+def test_a_wrong_secret_is_refused_and_the_error_names_the_problem(s3, env):
+    env(AWS_SECRET=TEST_SECRET[:-1] + "X")
     with pytest.raises(StorageError) as raised:
         upload(SimpleUploadedFile("a.txt", b"never stored"), "users/1/notes")
     message = str(raised.value)
@@ -37,20 +36,18 @@ def test_a_wrong_secret_is_refused_and_the_error_names_the_problem(s3, monkeypat
     assert s3.keys() == []
 
 
-def test_an_unknown_access_key_is_refused(s3, monkeypatch):
-    monkeypatch.setenv("AWS_KEY", "AKIANOBODYKNOWSTHIS0")
-    config.reset()
+def test_an_unknown_access_key_is_refused(s3, env):
+    env(AWS_KEY="AKIANOBODYKNOWSTHIS0")
     with pytest.raises(StorageError, match="InvalidAccessKeyId"):
         upload(SimpleUploadedFile("a.txt", b"never stored"), "users/1/notes")
     assert s3.keys() == []
 
 
 @pytest.fixture
-def private(s3, monkeypatch):
+def private(s3, env):
     """The s3 fixture's bucket made private: no bucket policy, links presigned."""
     s3.client.delete_bucket_policy(Bucket=s3.bucket)
-    monkeypatch.setenv("KEYED_STORAGE_PRIVATE", "1")
-    config.reset()
+    env(KEYED_STORAGE_PRIVATE="1")
     return s3
 
 
@@ -74,17 +71,16 @@ def test_a_private_link_opens_and_the_plain_link_does_not(private):
     assert code == 403
 
 
-def link_lasting(monkeypatch, name: str, seconds: int) -> str:
-    monkeypatch.setenv("KEYED_STORAGE_URL_EXPIRES", str(seconds))
-    config.reset()
+def link_lasting(env, name: str, seconds: int) -> str:
+    env(KEYED_STORAGE_URL_EXPIRES=str(seconds))
     return KeyedStorage().url(name)
 
 
-def test_a_link_within_its_lifetime_opens_and_after_it_is_refused(private, monkeypatch):
+def test_a_link_within_its_lifetime_opens_and_after_it_is_refused(private, monkeypatch, env):
     name = KeyedStorage().save("users/3/plans/report.pdf", SimpleUploadedFile("r.pdf", b"%PDF-1.4 r"))
     signed_earlier(monkeypatch, 120)  # both links were made two minutes ago
-    still_valid = link_lasting(monkeypatch, name, 600)
-    expired = link_lasting(monkeypatch, name, 60)
+    still_valid = link_lasting(env, name, 600)
+    expired = link_lasting(env, name, 60)
     assert "X-Amz-Expires=600&" in still_valid and "X-Amz-Expires=60&" in expired
     assert fetch(still_valid) == b"%PDF-1.4 r"
     code, body = status(expired)

@@ -14,25 +14,23 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from events.models import Event
-from keyed_storage import KeyedStorage, config, upload
+from keyed_storage import KeyedStorage, upload
 from keyed_storage.backends.percent import url_path
 from keyed_storage.exceptions import NoOrigin
 from keyed_storage.keys import validate_key
 
-from .helpers import TEST_KEY, TEST_SECRET, fetch, make_client, png_bytes
+from .helpers import TEST_KEY, TEST_SECRET, examples, fetch, make_client, png_bytes
 
 NAME = "events/7/logo/a b+c.png"
 
 
-def url_for(monkeypatch, name=NAME, **env):
-    for variable, value in env.items():
-        monkeypatch.setenv(variable, value)
-    config.reset()
+def url_for(env, name=NAME, **variables):
+    env(**variables)
     return KeyedStorage().url(name)
 
 
 @pytest.mark.parametrize(
-    ("env", "expected"),
+    ("variables", "expected"),
     [
         ({"BUCKET_NAME": "media-bucket"}, "https://media-bucket.s3.amazonaws.com/"),
         (
@@ -63,13 +61,13 @@ def url_for(monkeypatch, name=NAME, **env):
         ({"KEYED_STORAGE_BASE_URL": "https://example.org/"}, "https://example.org/media/"),
     ],
 )
-def test_public_links_have_the_right_host(monkeypatch, env, expected):
-    assert url_for(monkeypatch, **env) == expected + "events/7/logo/a%20b%2Bc.png"
+def test_public_links_have_the_right_host(env, variables, expected):
+    assert url_for(env, **variables) == expected + "events/7/logo/a%20b%2Bc.png"
 
 
-def test_private_links_are_presigned_with_sigv4(monkeypatch):
+def test_private_links_are_presigned_with_sigv4(env):
     url = url_for(
-        monkeypatch,
+        env,
         BUCKET_NAME="media-bucket",
         AWS_KEY=TEST_KEY,
         AWS_SECRET=TEST_SECRET,
@@ -112,7 +110,7 @@ def no_network(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "env",
+    "variables",
     [
         {"KEYED_STORAGE_BASE_URL": "https://example.org"},
         {"BUCKET_NAME": "b-1", "AWS_KEY": "k", "AWS_SECRET": "s"},
@@ -120,9 +118,9 @@ def no_network(monkeypatch):
     ],
     ids=["local", "s3", "s3-private"],
 )
-def test_url_does_no_network_io(monkeypatch, env, no_network):
+def test_url_does_no_network_io(env, variables, no_network):
     for _ in range(3):
-        assert url_for(monkeypatch, **env).startswith(("http://", "https://"))
+        assert url_for(env, **variables).startswith(("http://", "https://"))
 
 
 AWKWARD_KEYS = [
@@ -155,7 +153,7 @@ def as_key(text: str) -> str:
         raise
 
 
-@hsettings(max_examples=1000, deadline=None)
+@hsettings(max_examples=examples(1000), deadline=None)
 @given(text=valid_keys)
 def test_names_are_encoded_exactly_as_quote_encodes_them(text):
     name = as_key(text)
@@ -165,14 +163,16 @@ def test_names_are_encoded_exactly_as_quote_encodes_them(text):
     assert url_path(name) == expected
 
 
-@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=valid_keys)
-def test_public_and_presigned_links_carry_the_name_as_quote_encodes_it(monkeypatch, text):
+def test_public_and_presigned_links_carry_the_name_as_quote_encodes_it(env, text):
     name = as_key(text)
-    monkeypatch.delenv("KEYED_STORAGE_PRIVATE", raising=False)
-    public = url_for(monkeypatch, name, BUCKET_NAME="media-bucket")
+    env(KEYED_STORAGE_PRIVATE=None)
+    public = url_for(env, name, BUCKET_NAME="media-bucket")
     assert public == "https://media-bucket.s3.amazonaws.com/" + quote(name, safe="/~")
-    signed = url_for(monkeypatch, name, AWS_KEY=TEST_KEY, AWS_SECRET=TEST_SECRET, KEYED_STORAGE_PRIVATE="1")
+    signed = url_for(env, name, AWS_KEY=TEST_KEY, AWS_SECRET=TEST_SECRET, KEYED_STORAGE_PRIVATE="1")
     assert signed.startswith(public + "?X-Amz-Algorithm=AWS4-HMAC-SHA256&")
 
 
@@ -188,18 +188,16 @@ def test_awkward_keys_round_trip_through_their_links(mode, key):
     assert fetch(url) == data
 
 
-def test_private_links_serve_the_object_and_plain_links_do_not(s3_endpoint, monkeypatch):
+def test_private_links_serve_the_object_and_plain_links_do_not(s3_endpoint, env):
     client = make_client(s3_endpoint)
     client.create_bucket(Bucket="ks-private-bucket")  # no public-read policy
-    for name, value in {
-        "BUCKET_NAME": "ks-private-bucket",
-        "AWS_KEY": TEST_KEY,
-        "AWS_SECRET": TEST_SECRET,
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "KEYED_STORAGE_PRIVATE": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    config.reset()
+    env(
+        BUCKET_NAME="ks-private-bucket",
+        AWS_KEY=TEST_KEY,
+        AWS_SECRET=TEST_SECRET,
+        AWS_ENDPOINT_URL_S3=s3_endpoint,
+        KEYED_STORAGE_PRIVATE="1",
+    )
     url = upload(SimpleUploadedFile("secret plan+v2.pdf", b"private bytes"), "users/3/plans/x y", exact=True)
     assert "X-Amz-Signature=" in url
     assert fetch(url) == b"private bytes"
@@ -233,7 +231,7 @@ def test_request_origin_honours_the_proxy_ssl_header(client, settings, db):
     assert 'src="https://events.example.org/media/events/' in page.content.decode()
 
 
-def test_presigned_links_follow_credentials_that_refresh(monkeypatch):
+def test_presigned_links_follow_credentials_that_refresh(monkeypatch, env):
     """Static keys are read once; a role's keys are asked for every link, so a renewed key
     signs the links made after it."""
     import datetime
@@ -260,7 +258,7 @@ def test_presigned_links_follow_credentials_that_refresh(monkeypatch):
     session = boto3.session.Session(region_name="us-east-1")
     monkeypatch.setattr(session, "get_credentials", lambda: role)
     monkeypatch.setattr(S3Backend, "_create_session", lambda self: session)
-    first = url_for(monkeypatch, BUCKET_NAME="media-bucket", KEYED_STORAGE_PRIVATE="1")
+    first = url_for(env, BUCKET_NAME="media-bucket", KEYED_STORAGE_PRIVATE="1")
     second = KeyedStorage().url(NAME)
     keys = [parse_qs(urlsplit(link).query)["X-Amz-Credential"][0].split("/")[0] for link in (first, second)]
     assert keys[0].startswith("AKIAROLEKEY") and keys[1].startswith("AKIAROLEKEY")

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import pytest
 
 from events.models import Event, Session
-from keyed_storage import KeyedStorage, config
+from keyed_storage import KeyedStorage
 
 from ..helpers import wav_bytes
 from .steps import open_recording_editor, save_admin_form, sign_in
@@ -90,11 +90,10 @@ def stored_digest(name: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def one_post(monkeypatch):
+def one_post(env):
     """These tests are about the single POST: files of any size here are sent whole (the
     parts of larger ones are test_resumable_upload_in_browser's)."""
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(5 * 1024 * 1024 * 1024))
-    config.reset()
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(5 * 1024 * 1024 * 1024))
 
 
 @pytest.fixture
@@ -252,15 +251,13 @@ def pick_on_a_session_form(page, live_server, path):
     ],
 )
 def test_a_bucket_that_refuses_the_page_falls_back_to_the_plain_upload(
-    page, live_server, s3, monkeypatch, tmp_path, parts
+    page, live_server, s3, env, tmp_path, parts
 ):
     """Direct uploads are on by default in the admin; a bucket whose CORS rule is for another
     site refuses the browser's preflight before a byte of the file is sent. The box then keeps
     the file in its input, and the form sends it through Django as it would without the script."""
     if parts:  # a file above the threshold: the refused PUT of its first part, then an abort
-        monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(5 * CHUNK))
-        monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(5 * CHUNK))
-        config.reset()
+        env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(5 * CHUNK), KEYED_STORAGE_DIRECT_PART_SIZE=str(5 * CHUNK))
     allow_direct_uploads(s3, "https://another-site.example.org")
     path = tmp_path / "talk.wav"
     expected = recording(path, 6)

@@ -64,17 +64,15 @@ def wav_file(path, size: int) -> str:
     return digest.hexdigest()
 
 
-def small_parts(monkeypatch) -> None:
+def small_parts(env) -> None:
     """Parts of 5 MiB (S3's smallest) for files of 5 MiB or more."""
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_THRESHOLD", str(5 * MIB))
-    monkeypatch.setenv("KEYED_STORAGE_DIRECT_PART_SIZE", str(5 * MIB))
-    config.reset()
+    env(KEYED_STORAGE_DIRECT_PART_THRESHOLD=str(5 * MIB), KEYED_STORAGE_DIRECT_PART_SIZE=str(5 * MIB))
 
 
 @pytest.fixture(params=["small", pytest.param("1 GiB", marks=pytest.mark.gigabyte)])
-def size(request, mode, monkeypatch):
+def size(request, mode, env):
     if request.param == "small":
-        small_parts(monkeypatch)  # six parts, the last one short
+        small_parts(env)  # six parts, the last one short
         yield 27 * MIB + 12_345, 5 * MIB
         return
     if not GIGABYTE:
@@ -168,10 +166,8 @@ def test_a_large_upload_resumes_after_a_cut_and_a_reload_without_resending_parts
     assert stored_digest(session.audio.name) == expected
 
 
-def test_cancel_aborts_a_multipart_upload_and_leaves_no_part(
-    page, live_server, mode, tmp_path, request, monkeypatch
-):
-    small_parts(monkeypatch)
+def test_cancel_aborts_a_multipart_upload_and_leaves_no_part(page, live_server, mode, tmp_path, request, env):
+    small_parts(env)
     s3 = request.getfixturevalue("s3") if mode == "s3" else None
     if s3 is not None:
         allow_direct_uploads(s3, live_server.url)

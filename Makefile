@@ -150,7 +150,7 @@ test: $(VENV)/.tox browser-deps postgres-deps
 ## quick: the edit-test loop, a few minutes on two cores: the suite in .venv (SQLite, moto) on
 ## every core, without the slow and the browser tests (markers `slow`, `browser`), each property
 ## test with a few examples (hypothesis profile `quick`). `make test` still runs all of it.
-## Narrow it further with PYTEST_ARGS, e.g. make quick PYTEST_ARGS=tests/test_keys.py
+## Narrow it further with PYTEST_ARGS, e.g. make quick PYTEST_ARGS=tests/core/test_keys.py
 quick: $(VENV)/.test
 	$(PY) -m pytest -n auto --dist worksteal -m 'not slow and not browser' --hypothesis-profile=quick $(PYTEST_ARGS)
 
@@ -160,12 +160,12 @@ quick: $(VENV)/.test
 test-peer: $(VENV)/.tox
 	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_TEST_DB=sqlite python -m pytest -n auto --dist worksteal tests/peer --ds=tests.peer.settings
 
-## soak: the file-lifecycle state machine (tests/test_lifecycle_state_machine.py) run long, in
+## soak: the file-lifecycle state machine (tests/lifecycle/test_state_machine.py) run long, in
 ## local mode and on SeaweedFS: KEYED_STORAGE_SOAK=1 gives it hundreds of examples of 40 steps
 ## (`make test` runs a dozen of 15). Tens of minutes; a failure prints the shortest steps found.
 soak: $(VENV)/.tox
-	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_SOAK=1 python -m pytest tests/test_lifecycle_state_machine.py -m 'not s3'
-	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_SOAK=1 KEYED_STORAGE_TEST_S3=seaweedfs python -m pytest tests/test_lifecycle_state_machine.py -m s3
+	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_SOAK=1 python -m pytest tests/lifecycle/test_state_machine.py -m 'not s3'
+	$(TOX) exec -e $(NEWEST) -- env KEYED_STORAGE_SOAK=1 KEYED_STORAGE_TEST_S3=seaweedfs python -m pytest tests/lifecycle/test_state_machine.py -m s3
 
 lint: $(VENV)/.tox
 	$(TOX) run -e lint

@@ -4,7 +4,7 @@ Each row says everything about one variable: its name, the Config attribute it f
 text is parsed, its default, where it means something (S3, the local disk or both), whether it
 is a secret, and its description for the docs. To add a variable, add a row to TABLE and the
 attribute to config.Config; `python -m keyed_storage variables` prints the docs' table
-again, and tests/test_config_variables.py fails until config, checks, doctor and the docs
+again, and tests/core/test_config_variables.py fails until config, checks, doctor and the docs
 all know the new variable.
 """
 

@@ -9,6 +9,9 @@ import boto3
 import hypothesis
 import requests
 
+# The checkout: tests run the demo project and read the docs and .ci/ from it.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 TEST_KEY = "AKIAKEYEDSTORAGETEST"
 TEST_SECRET = "keyed-storage-test-secret-value-0123456789"
 

@@ -48,7 +48,7 @@ _READ_NOT_CHUNKS = (
     "Content is streamed with read() (shutil.copyfileobj on disk; boto3's upload_fileobj in S3, "
     "as django-storages does), not through File.chunks(), so the failing chunks() the test "
     "installs is never called. An error raised while reading does propagate and stores nothing "
-    "(tests/test_safety_faults.py)."
+    "(tests/backends/test_faults.py)."
 )
 _ABSOLUTE_NAMES = (
     "Names are keys, and a key is relative: an absolute path is refused with "

@@ -147,12 +147,15 @@ screenshots: $(VENV)/.test
 test: $(VENV)/.tox browser-deps postgres-deps
 	$(TOX) run $(TOX_ARGS)
 
-## quick: the edit-test loop, a few minutes on two cores: the suite in .venv (SQLite, moto) on
-## every core, without the slow and the browser tests (markers `slow`, `browser`), each property
-## test with a few examples (hypothesis profile `quick`). `make test` still runs all of it.
-## Narrow it further with PYTEST_ARGS, e.g. make quick PYTEST_ARGS=tests/core/test_keys.py
+## quick: the edit-test loop, under 2 minutes on two cores: the suite in .venv (SQLite, local
+## disk) on every core, without the S3-mode, slow and browser tests (markers `s3`, `slow`,
+## `browser`), each property test with a few examples (hypothesis profile `quick`). `make test`
+## still runs all of it. With the S3 mode too (moto; about 4 minutes):
+##   make quick QUICK_MARKERS='not slow and not browser'
+## Narrow it with PYTEST_ARGS, e.g. make quick PYTEST_ARGS=tests/core/test_keys.py
+QUICK_MARKERS ?= not slow and not browser and not s3
 quick: $(VENV)/.test
-	$(PY) -m pytest -n auto --dist worksteal -m 'not slow and not browser' --hypothesis-profile=quick $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist worksteal -m '$(QUICK_MARKERS)' --hypothesis-profile=quick $(PYTEST_ARGS)
 
 ## test-peer: Django's own storage, FileField and ImageField tests run on KeyedStorage, in a
 ## pytest process with their own settings, on the newest entry's Django. The first run

@@ -16,9 +16,9 @@ from ..helpers import REPO
 SCRIPT = Path(REPO) / ".ci" / "imports.py"
 
 
-@pytest.fixture(scope="module")
-def imports() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ci_imports", SCRIPT)
+def load_script(path: Path, name: str) -> ModuleType:
+    """One of .ci/'s scripts as a module (they are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -27,6 +27,11 @@ def imports() -> ModuleType:
     finally:
         del sys.modules[spec.name]
     return module
+
+
+@pytest.fixture(scope="module")
+def imports() -> ModuleType:
+    return load_script(SCRIPT, "ci_imports")
 
 
 def package(root: Path, files: dict[str, str]) -> Path:
@@ -124,10 +129,7 @@ LENGTHS = SCRIPT.with_name("lengths.py")
 
 
 def test_a_function_over_the_limit_is_named_with_its_length(tmp_path):
-    spec = importlib.util.spec_from_file_location("ci_lengths", LENGTHS)
-    assert spec is not None and spec.loader is not None
-    lengths = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lengths)
+    lengths = load_script(LENGTHS, "ci_lengths")
     body = "".join(f"    x{n} = {n}\n" for n in range(60))  # def line + 60 = 61 lines
     fake = package(tmp_path, {"a.py": f"def short():\n    return 1\n\n\nasync def long():\n{body}"})
     assert lengths.long_functions(fake) == [f"{fake / 'a.py'}:5: long has 61 lines (limit 60)"]

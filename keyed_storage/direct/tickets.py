@@ -281,8 +281,8 @@ def _finish_parts(
 
     Checked again by every finish, even once completed: a finish that stopped between the
     completion and the check (a crash, a timeout) has left an object nobody checked."""
-    (upload_id, part_size), size = parts, grant.size
-    completed = complete(backend, name, upload_id, size, part_size)
+    upload_id, part_size = parts
+    completed = complete(backend, name, upload_id, grant.size, part_size)
     head = backend.head(name)
     if head is None:  # aborted, or refused by an earlier finish
         raise UploadMissing(_("The file was not received. Please upload it again."), code="direct_missing")

@@ -27,3 +27,12 @@ def open_recording_editor(page, base: str):
     session = Session.objects.create(event=Event.objects.create(name="Direct Con"), title="Keynote")
     page.goto(f"{base}/admin/events/session/{session.pk}/change/")
     return session, page.locator(".keyed-storage-direct").filter(has=page.locator("#id_audio"))
+
+
+def wait_until(page, condition, attempts: int = 200) -> None:
+    """Let the page's events arrive (Playwright delivers them while it waits) until `condition`."""
+    for _ in range(attempts):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the condition never held")

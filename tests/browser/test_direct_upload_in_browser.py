@@ -21,7 +21,7 @@ from events.models import Event, Session
 from keyed_storage import KeyedStorage
 
 from ..helpers import wav_bytes
-from .steps import open_recording_editor, save_admin_form, sign_in
+from .steps import open_recording_editor, save_admin_form, sign_in, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -261,6 +261,10 @@ def test_a_bucket_that_refuses_the_page_falls_back_to_the_plain_upload(
     allow_direct_uploads(s3, "https://another-site.example.org")
     path = tmp_path / "talk.wav"
     expected = recording(path, 6)
+    aborted = []  # the abort is sent as the box falls back, not awaited by it
+    page.on(
+        "response", lambda r: aborted.append(r.status) if "/keyed-storage/parts/abort/" in r.url else None
+    )
     session, box = pick_on_a_session_form(page, live_server, path)
     assert box.get_attribute("data-state") == "plain", box.locator(".keyed-storage-status").inner_text()
     assert box.locator(".keyed-storage-status").inner_text() == "talk.wav will be uploaded when you save."
@@ -268,6 +272,7 @@ def test_a_bucket_that_refuses_the_page_falls_back_to_the_plain_upload(
     assert box.locator("input[data-keyed-storage-reference]").input_value() == ""
     assert s3.keys() == []  # nothing of it reached the bucket
     if parts:  # and the multipart upload begun for it was dropped
+        wait_until(page, lambda: aborted == [200])
         assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
 
     save_admin_form(page)

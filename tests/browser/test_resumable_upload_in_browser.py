@@ -27,7 +27,7 @@ from events.models import Event, Session
 from keyed_storage import config
 
 from ..helpers import s3_server_name
-from .steps import save_admin_form, sign_in
+from .steps import save_admin_form, sign_in, wait_until
 from .test_direct_upload_in_browser import CHUNK, allow_direct_uploads, resident_memory, stored_digest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,7 +132,7 @@ def test_a_large_upload_resumes_after_a_cut_and_a_reload_without_resending_parts
     page.set_input_files("#id_audio", str(path))
     page.wait_for_function("box => box.dataset.state === 'failed'", arg=box.element_handle(), timeout=300_000)
     assert "Pick the same file again to resume" in box.locator(".keyed-storage-status").inner_text()
-    _wait_until(page, lambda: len(stored) >= half)
+    wait_until(page, lambda: len(stored) >= half)
     before = sorted(stored)
     assert len(before) == half and len(set(before)) == half, before
     assert _parts_in_memory(page) == parts
@@ -191,7 +191,7 @@ def test_cancel_aborts_a_multipart_upload_and_leaves_no_part(page, live_server, 
     page.wait_for_function(
         "() => !Object.keys(window.localStorage).some(k => k.startsWith('keyed-storage-upload:'))"
     )
-    _wait_until(page, lambda: aborted == [200])
+    wait_until(page, lambda: aborted == [200])
     if s3 is not None:
         assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
     else:
@@ -214,12 +214,3 @@ def _parts_in_memory(page) -> int:
     )
     assert key, "direct.js remembers no upload"
     return int(page.evaluate("key => JSON.parse(window.localStorage.getItem(key)).parts", key))
-
-
-def _wait_until(page, condition, attempts: int = 200) -> None:
-    """Let the page's events arrive (Playwright delivers them while it waits) until `condition`."""
-    for _ in range(attempts):
-        if condition():
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError("the condition never held")

@@ -11,7 +11,10 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import Storage
 from django.db import models
 from django.db.models.fields.files import ImageFieldFile
+from django.db.models.signals import post_save
 
+from . import background
+from .images import progress
 from .images.rendering import Rendered, displayed_size, open_image, render, render_sized
 from .images.variants import (
     DEFAULT_MAX_PIXELS,
@@ -33,12 +36,19 @@ DEFAULT_MAX_LENGTH = 255
 
 
 class StoredVariant:
-    """One variant of a stored image: its name, absolute URL, width and height, without I/O."""
+    """One variant of a stored image: its name, absolute URL, width and height, without I/O.
 
-    __slots__ = ("height", "name", "storage", "width")
+    `ready` is False while a worker has yet to store it (KeyedImageField's pending_field): the
+    name and URL are then those of a stand-in that is stored (a larger variant of its shape,
+    else the original), and the width and height still the variant's, so a page lays it out
+    as it will be and shows no broken image meanwhile.
+    """
 
-    def __init__(self, name: str, storage: Storage, width: int, height: int) -> None:
+    __slots__ = ("height", "name", "ready", "storage", "width")
+
+    def __init__(self, name: str, storage: Storage, width: int, height: int, *, ready: bool = True) -> None:
         self.name, self.storage, self.width, self.height = name, storage, width, height
+        self.ready = ready
 
     @property
     def url(self) -> str:
@@ -63,7 +73,29 @@ class KeyedImageFieldFile(ImageFieldFile):
             raise KeyError(f"{where} has no variant {name!r} (declared: {declared}).")
         original = self._stored_name()
         width, height = self._shown_size()
-        return StoredVariant(variant_name(original, name, spec), self.storage, *spec.size_for(width, height))
+        size = spec.size_for(width, height)
+        unready = progress.unready(self.instance, self.field)
+        if name not in unready:
+            return StoredVariant(variant_name(original, name, spec), self.storage, *size)
+        return StoredVariant(self._stand_in(spec, size, unready), self.storage, *size, ready=False)
+
+    def _stand_in(self, wanted: Variant, size: tuple[int, int], unready: frozenset[str]) -> str:
+        """What to show for a variant not stored yet: the smallest stored variant of its kind
+        (fitted, or cropped to its shape) that covers its size, else the original."""
+        shown = self._shown_size()
+        covering = []
+        for other, spec in self.field.variants.items():
+            other_size = spec.size_for(*shown)
+            same_kind = spec.crop == wanted.crop and (
+                not spec.crop or other_size[0] * size[1] == other_size[1] * size[0]
+            )
+            if other not in unready and same_kind and other_size[0] >= size[0] and other_size[1] >= size[1]:
+                covering.append((other_size[0] * other_size[1], variant_name(self.name, other, spec)))
+        return min(covering)[1] if covering else self._stored_name()
+
+    def unready_variants(self) -> frozenset[str]:
+        """The names of the variants a worker has yet to store (none when they are all stored)."""
+        return progress.unready(self.instance, self.field)
 
     def _stored_name(self) -> str:
         if not self.name:
@@ -105,10 +137,10 @@ class KeyedImageFieldFile(ImageFieldFile):
     def save(self, name: str, content: File[Any], save: bool = True) -> None:
         """Store the original, then its variants; if any step fails, nothing of it stays stored.
         The row's width_field and height_field get the size as shown."""
-        variants = self.field.variants
+        variants = self.field.request_variants()
         rendered: dict[str, Rendered] = {}
         size: tuple[int, int] | tuple[None, None]
-        if variants:
+        if self.field.variants:
             rendered, size = _rendered(content, variants, self.field.max_pixels)
         else:
             try:
@@ -119,8 +151,16 @@ class KeyedImageFieldFile(ImageFieldFile):
         self._dimensions_cache = size
         super().save(name, content, save=False)
         self._store_variants(rendered)
+        self._hand_over(rendered)
         if save:
             self.instance.save()
+
+    def _hand_over(self, made: Mapping[str, object]) -> None:
+        """With a worker, record in the row which variants are still to come, and have them
+        enqueued once the row is saved and committed (KeyedImageField's post_save)."""
+        if self.field.in_background():
+            progress.begin(self.instance, self.field, made)
+            self.instance.__dict__.setdefault(_VARIANTS_DUE, {})[self.field.attname] = self.name
 
     def _set_instance_attribute(self, name: str, content: File[Any]) -> None:
         # Django's ImageFieldFile measures `content` by assigning it to the row, which finds no
@@ -141,12 +181,25 @@ class KeyedImageFieldFile(ImageFieldFile):
         name = self._stored_name()
         try:
             with self.storage.open(name, "rb") as original:
-                rendered = render(original, self.field.variants, max_pixels=self.field.max_pixels)
+                rendered = render(original, self.field.request_variants(), max_pixels=self.field.max_pixels)
             self._store_variants(rendered, own=False)
         except BaseException:
             if isinstance(name, FinishedName):
                 remove_unclaimed(self.field, name)
             raise
+        self._hand_over(rendered)
+
+    def make_variants(self) -> list[str]:
+        """Render and store the variants the row still waits for, from one read of the stored
+        original (what the worker's task does); the names of those stored. A failure leaves
+        the original and the row as they are, for the task to try again."""
+        missing = {name: self.field.variants[name] for name in sorted(self.unready_variants())}
+        if not missing:
+            return []
+        with self.storage.open(self._stored_name(), "rb") as original:
+            rendered = render(original, missing, max_pixels=self.field.max_pixels)
+        self._store_variants(rendered, own=False)
+        return list(rendered)
 
     def _store_variants(self, rendered: dict[str, Rendered], *, own: bool = True) -> None:
         """Store the rendered variants beside the original; if one fails and the original is
@@ -213,6 +266,8 @@ class KeyedImageFormField(forms.ImageField):
 
 # Where a form field leaves the variants it rendered of an uploaded file, for the save.
 _RENDERED = "_keyed_storage_rendered"
+# Where a save leaves, by field, the name whose remaining variants are due once the row is saved.
+_VARIANTS_DUE = "_keyed_storage_variants_due"
 
 
 def _rendered(
@@ -237,6 +292,12 @@ class KeyedImageField(models.ImageField):
 
     `max_pixels` refuses larger images (decompression bombs) with a form error before they
     are decoded. Migrations record the variants and nothing from the environment.
+
+    `pending_field` names a ``models.JSONField(null=True, blank=True, editable=False)`` of the
+    model. With it, and a task worker configured (keyed_storage.background), a save stores the
+    original and its smallest variant, and a worker makes the others; until it has, the row
+    records which are missing and pages show a stored stand-in (keyed_storage.images.progress).
+    Without it, or without a worker, every variant is made in the request.
     """
 
     attr_class = KeyedImageFieldFile
@@ -250,9 +311,14 @@ class KeyedImageField(models.ImageField):
         *,
         variants: Mapping[str, Variant] | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        pending_field: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.variants = check_variants(variants)
+        named = isinstance(pending_field, str) and pending_field.isidentifier()
+        if pending_field is not None and not named:
+            raise ValueError(f"pending_field is the name of a JSONField of the model, not {pending_field!r}.")
+        self.pending_field = pending_field
         if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels < 1:
             raise ValueError(f"max_pixels is a number of pixels (1 or more), not {max_pixels!r}.")
         self.max_pixels = max_pixels
@@ -265,6 +331,48 @@ class KeyedImageField(models.ImageField):
                 "is another storage. Leave storage out (it defaults to KeyedStorage()), or use "
                 "Django's ImageField."
             )
+
+    def in_background(self) -> bool:
+        """Whether a worker makes this field's variants (all but the smallest) after a save."""
+        return bool(self.variants) and self.pending_field is not None and background.in_background()
+
+    def request_variants(self) -> dict[str, Variant]:
+        """The variants a save makes itself: all of them, or with a worker only the smallest.
+
+        The smallest stays in the request because rendering it decodes the picture (at 1/8
+        scale for a JPEG thumbnail), which proves the picture can be decoded, so a damaged
+        one is still a form error, and lists of thumbnails have theirs at once.
+        """
+        if not self.in_background():
+            return self.variants
+        smallest = min(self.variants, key=lambda name: _area(self.variants[name]))
+        return {smallest: self.variants[smallest]}
+
+    def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
+        super().contribute_to_class(cls, name, **kwargs)
+        if not cls._meta.abstract and self.pending_field:
+            post_save.connect(self._enqueue_variants, sender=cls)
+
+    def _enqueue_variants(
+        self,
+        sender: type[models.Model],
+        instance: models.Model,
+        raw: bool = False,
+        using: str | None = None,
+        update_fields: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Once a row whose save left variants to make is saved, enqueue them for after commit."""
+        due = instance.__dict__.get(_VARIANTS_DUE, {}).pop(self.attname, None)
+        if due is None or raw or instance.pk is None or getattr(instance, self.attname).name != due:
+            return
+        assert self.pending_field is not None
+        if update_fields is not None and self.pending_field not in update_fields:
+            # The caller saved the file's column alone: the record of what is to come goes too.
+            record = getattr(instance, self.pending_field)
+            sender._base_manager.using(using).filter(pk=instance.pk).update(**{self.pending_field: record})
+        task, model, pk = "keyed_storage.tasks.make_variants", sender._meta.label, str(instance.pk)
+        background.enqueue_after_commit(task, model, pk, self.name, due, using=using)
 
     @property
     def keyed_storage(self) -> KeyedStorage:
@@ -301,7 +409,7 @@ class KeyedImageField(models.ImageField):
             **{
                 "form_class": KeyedImageFormField,
                 "max_pixels": self.max_pixels,
-                "variants": self.variants,
+                "variants": self.request_variants(),
                 **kwargs,
             }
         )
@@ -325,6 +433,8 @@ class KeyedImageField(models.ImageField):
             kwargs["variants"] = self.variants
         if self.max_pixels != DEFAULT_MAX_PIXELS:
             kwargs["max_pixels"] = self.max_pixels
+        if self.pending_field is not None:
+            kwargs["pending_field"] = self.pending_field
         return name, "keyed_storage.fields.KeyedImageField", args, kwargs
 
     def delete_stored(self, name: str) -> None:
@@ -335,7 +445,7 @@ class KeyedImageField(models.ImageField):
         storage.delete_many([*variants, name])
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
-        errors = super().check(**kwargs)
+        errors = [*super().check(**kwargs), *self._check_pending_field()]
         if self.variants and not all(self.dimension_fields):
             errors.append(
                 checks.Warning(
@@ -349,3 +459,30 @@ class KeyedImageField(models.ImageField):
                 )
             )
         return errors
+
+    def _check_pending_field(self) -> list[checks.CheckMessage]:
+        if self.pending_field is None:
+            return []
+        where = f"{self.model.__name__}.{self.name}"
+        try:
+            target = self.model._meta.get_field(self.pending_field)
+        except Exception:
+            target = None
+        if isinstance(target, models.JSONField) and target.null:
+            return []
+        return [
+            checks.Error(
+                f"{where} names pending_field={self.pending_field!r}, which is not a nullable JSONField "
+                f"of {self.model.__name__}.",
+                hint=f"Add {self.pending_field} = models.JSONField(null=True, blank=True, editable=False) "
+                "to the model, then makemigrations.",
+                obj=self,
+                id="keyed_storage.E013",
+            )
+        ]
+
+
+def _area(spec: Variant) -> int:
+    """How many pixels a variant has at most, for choosing the smallest."""
+    width, height = spec.width or spec.height or 0, spec.height or spec.width or 0
+    return width * height

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.files import File
 from django.db import transaction
 
+from . import background
 from .files.streams import Readable, peek
 from .keys import object_name, validate_key
 from .storage import KeyedStorage
@@ -130,7 +130,7 @@ def upload(
         return storage.url(name)
     name = storage.save(object_name(key, content.name), content)
     url = storage.url(name)
-    _after_commit(partial(_delete_earlier, storage, key, keep=name))
+    _sweep_after_commit(key, name)
     return url
 
 
@@ -176,19 +176,23 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
 
-def _after_commit(cleanup: Callable[[], object]) -> None:
-    """Run `cleanup` once the surrounding transaction commits, or now outside one.
+def _sweep_after_commit(key: str, keep: str) -> None:
+    """Delete the key's earlier objects once the surrounding transaction commits, or now
+    outside one; with a task worker (keyed_storage.tasks), by the worker.
 
-    A failing cleanup is logged, never raised: the upload it follows has succeeded. It logs
+    A failing sweep is logged, never raised: the upload it follows has succeeded. It logs
     for itself rather than through on_commit(robust=True), whose own logging of a failure
     reads the callback's __qualname__, which a functools.partial lacks: the AttributeError
     then escaped the committed atomic block and the callbacks after it never ran. Outside a
-    transaction no database connection is needed at all.
+    transaction no database connection is needed at all (unless a worker takes the sweep).
     """
+    if background.in_background():
+        background.enqueue_after_commit("keyed_storage.tasks.sweep_key", key, keep)
+        return
 
     def delete_earlier_objects() -> None:
         try:
-            cleanup()
+            delete_earlier(key, keep)
         except Exception:
             logger.exception("keyed_storage: could not delete the earlier objects of a key")
 
@@ -198,11 +202,15 @@ def _after_commit(cleanup: Callable[[], object]) -> None:
         delete_earlier_objects()
 
 
-def _delete_earlier(storage: KeyedStorage, key: str, keep: str) -> None:
-    # Keep only the newest upload of the key. Tokens start with the upload time, so when
-    # uploads to one key race, every one of them converges on the same survivor. One
-    # listing finds every earlier object (however many crashed or racing uploads left),
-    # and one request deletes them: replacing a key costs the PUT and these two.
+def delete_earlier(key: str, keep: str) -> list[str]:
+    """Delete the objects of `key` older than its newest upload; the names deleted.
+
+    Keep only the newest upload of the key. Tokens start with the upload time, so when
+    uploads to one key race, every one of them converges on the same survivor. One
+    listing finds every earlier object (however many crashed or racing uploads left),
+    and one request deletes them: replacing a key costs the PUT and these two.
+    """
+    storage = _storage()
     mine = keep.rsplit("/", 2)[-2]
     uploads = storage.uploads_of(key)
     newest = max(set(uploads) | {mine})
@@ -212,3 +220,4 @@ def _delete_earlier(storage: KeyedStorage, key: str, keep: str) -> None:
     storage.delete_many(doomed)
     for name in doomed:
         logger.info("keyed_storage: deleted %s, replaced by the upload %s of %s", name, newest, key)
+    return doomed

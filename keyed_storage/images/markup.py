@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.utils.html import format_html, format_html_join
@@ -31,7 +31,8 @@ class Picture:
     """The original or one variant of a stored image: its link and, when the row tells, its size.
 
     `whole` is true when it shows the whole picture: the original, a fitted variant, or a
-    cropped one whose shape is the original's.
+    cropped one whose shape is the original's. `ready` is false for a variant a worker has
+    yet to store (its URL would not answer yet).
     """
 
     url: str
@@ -39,6 +40,7 @@ class Picture:
     variant: str | None = None  # None for the original
     spec: Variant | None = None
     whole: bool = True
+    ready: bool = True
 
     @property
     def width(self) -> int | None:
@@ -80,6 +82,7 @@ def variants(file: Any) -> dict[str, Picture]:
     has none, because it may be smaller than its bounds (variants are never enlarged).
     """
     shown = shown_size(file)
+    unready = _unready(file)
     pictures = {}
     for name, spec in declared_variants(file).items():
         size: Size | None = None
@@ -90,8 +93,14 @@ def variants(file: Any) -> dict[str, Picture]:
             size = (spec.width, spec.height)
         whole = not spec.crop or (shown is not None and size is not None and same_shape(size, shown))
         url = file.storage.url(variant_name(file.name, name, spec))
-        pictures[name] = Picture(url, size, name, spec, whole)
+        pictures[name] = Picture(url, size, name, spec, whole, name not in unready)
     return pictures
+
+
+def _unready(file: Any) -> frozenset[str]:
+    """The variants of the file a worker has yet to store (from the row: no I/O)."""
+    unready = getattr(file, "unready_variants", None)
+    return unready() if unready is not None else frozenset()
 
 
 def same_shape(one: Size, other: Size) -> bool:
@@ -117,6 +126,7 @@ def choose(pictures: list[Picture], box: Size) -> Picture | None:
     dimension at least, so it is shown scaled down or as it is, never enlarged), else the
     largest. With the original's size unknown, fitted variants are judged by their bounds.
     """
+    pictures = [picture for picture in pictures if picture.ready]
     candidates = [picture for picture in pictures if picture.whole] or pictures
     if not candidates:
         return None
@@ -200,7 +210,13 @@ def image_html(
     else:
         pictures = variants(file)
         chosen = pictures[variant]
-        choices = alternatives(chosen, list(pictures.values()))
+        if not chosen.ready:
+            # Shown at its own size from a stored stand-in until a worker stores it.
+            stand_in = file.variant(variant)
+            if chosen.spec is not None and chosen.spec.crop and "style" not in attributes:
+                attributes["style"] = "object-fit: cover"  # the stand-in may have another shape
+            chosen = replace(chosen, url=stand_in.url)
+        choices = alternatives(chosen, [picture for picture in pictures.values() if picture.ready])
     tag: dict[str, Any] = {"src": chosen.url}
     if choices:
         tag["srcset"] = srcset(choices)

@@ -122,10 +122,15 @@ def check_variants(variants: Mapping[str, Variant] | None) -> dict[str, Variant]
     return dict(variants)
 
 
+def variant_suffix(name: str, variant: Variant) -> str:
+    """What the variant `name` adds to its original's filename (after the mark): 'thumb-160x160-q80.webp'."""
+    return f"{name}-{variant.spec}{_EXTENSIONS[variant.format]}"
+
+
 def variant_name(original: str, name: str, variant: Variant) -> str:
     """Where the variant `name` of the stored file `original` lives: beside it, same token."""
     directory, _, filename = original.rpartition("/")
-    suffix = f"{VARIANT_MARK}{name}-{variant.spec}{_EXTENSIONS[variant.format]}"
+    suffix = f"{VARIANT_MARK}{variant_suffix(name, variant)}"
     filename = truncate_utf8(filename, MAX_SEGMENT_BYTES - len(suffix.encode("utf-8"))) + suffix
     return f"{directory}/{filename}" if directory else filename
 

@@ -61,6 +61,10 @@ def _save_held_files(sender: type[Model], instance: Model, raw: bool = False, **
         if isinstance(field, ImageField):
             # django-stubs take width_field and height_field as arguments but leave out the attributes.
             update_fields += [name for name in (field.width_field, field.height_field) if name]  # type: ignore[attr-defined]
+        # A KeyedImageField whose variants a worker makes records which are to come.
+        pending = getattr(field, "pending_field", None)
+        if pending:
+            update_fields.append(pending)
     instance.save(update_fields=update_fields)
 
 

@@ -42,6 +42,7 @@ from django.db.models import NOT_PROVIDED, FileField, Model
 from django.db.models.fields.files import FieldFile
 from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_save
 
+from .. import background
 from ..keys import FinishedName
 from ..storage import KeyedStorage
 
@@ -182,6 +183,10 @@ class _Deletion:
         self.field, self.name, self.using = field, name, using
 
     def __call__(self) -> None:
+        if background.in_background():  # the worker asks whether a row claims it, then deletes
+            model, field = self.field.model._meta.label, self.field.name
+            background.enqueue_after_commit("keyed_storage.tasks.delete_file", model, field, self.name)
+            return
         remove_unclaimed(self.field, self.name, self.using)
 
 
@@ -232,12 +237,16 @@ def _remove_after_rollback(field: FileField, name: str, using: str | None) -> No
 
 
 def _remove(field: FileField, name: str) -> None:
-    """Delete one file of a field, with what the field stores beside it (KeyedImageField's variants)."""
     try:
-        delete = getattr(field, "delete_stored", None) or field.storage.delete
-        delete(name)
+        delete_stored(field, name)
     except Exception:
         logger.exception("keyed_storage: could not delete %s", name)
+
+
+def delete_stored(field: FileField, name: str) -> None:
+    """Delete one file of a field, with what the field stores beside it (KeyedImageField's variants)."""
+    delete = getattr(field, "delete_stored", None) or field.storage.delete
+    delete(name)
 
 
 def default_names(field: FileField) -> set[str]:

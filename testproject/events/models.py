@@ -48,12 +48,14 @@ class Event(models.Model):
         },
         width_field="logo_width",
         height_field="logo_height",
+        pending_field="logo_pending",  # which variants a worker has yet to make
         max_length=255,
         blank=True,
         validators=IMAGE,
     )
     logo_width = models.PositiveIntegerField(null=True, editable=False)
     logo_height = models.PositiveIntegerField(null=True, editable=False)
+    logo_pending = models.JSONField(null=True, blank=True, editable=False)
     background = KeyedImageField(
         upload_to=event_background_key,
         variants={
@@ -63,12 +65,14 @@ class Event(models.Model):
         },
         width_field="background_width",
         height_field="background_height",
+        pending_field="background_pending",  # which variants a worker has yet to make
         max_length=255,
         blank=True,
         validators=IMAGE,
     )
     background_width = models.PositiveIntegerField(null=True, editable=False)
     background_height = models.PositiveIntegerField(null=True, editable=False)
+    background_pending = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -98,12 +102,14 @@ class Speaker(models.Model):
         variants={"thumb": Variant(120, 120), "thumb_2x": Variant(240, 240)},
         width_field="photo_width",
         height_field="photo_height",
+        pending_field="photo_pending",  # which variants a worker has yet to make
         max_length=255,
         blank=True,
         validators=IMAGE,
     )
     photo_width = models.PositiveIntegerField(null=True, editable=False)
     photo_height = models.PositiveIntegerField(null=True, editable=False)
+    photo_pending = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -122,12 +128,14 @@ class Sponsor(models.Model):
         variants={"thumb": Variant(None, 48), "thumb_2x": Variant(None, 96)},
         width_field="logo_width",
         height_field="logo_height",
+        pending_field="logo_pending",  # which variants a worker has yet to make
         max_length=255,
         blank=True,
         validators=IMAGE,
     )
     logo_width = models.PositiveIntegerField(null=True, editable=False)
     logo_height = models.PositiveIntegerField(null=True, editable=False)
+    logo_pending = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -144,12 +152,14 @@ class Profile(models.Model):
         variants={"thumb": Variant(128, 128, crop=True), "thumb_2x": Variant(256, 256, crop=True)},
         width_field="avatar_width",
         height_field="avatar_height",
+        pending_field="avatar_pending",  # which variants a worker has yet to make
         max_length=255,
         blank=True,
         validators=IMAGE,
     )
     avatar_width = models.PositiveIntegerField(null=True, editable=False)
     avatar_height = models.PositiveIntegerField(null=True, editable=False)
+    avatar_pending = models.JSONField(null=True, blank=True, editable=False)
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"

@@ -1,0 +1,204 @@
+"""Variants, deletions and sweeps handed to a task backend: what is enqueued, when, with what,
+what pages show meanwhile, and what each task does when it runs (or runs twice, or late).
+
+Here the tasks framework's DummyBackend keeps what is enqueued and the test runs it, in this
+process and in the order it chooses; tests/core/test_task_worker.py and the lifecycle
+machine run the same tasks in a real worker process.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.template import Context, Template
+from PIL import Image
+
+from events.models import Event
+from keyed_storage import background, tasks, upload
+from keyed_storage.images.variants import variant_name
+
+from ..image_helpers import encode, halves
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FRAMEWORK = background.framework()
+assert FRAMEWORK is not None, "the test extra installs django-tasks on Django 5.2"
+DUMMY = f"{FRAMEWORK.__name__}.backends.dummy.DummyBackend"
+IMMEDIATE = f"{FRAMEWORK.__name__}.backends.immediate.ImmediateBackend"
+
+
+@pytest.fixture
+def queue(settings):
+    """Work is enqueued to a DummyBackend: nothing runs until the test runs it."""
+    settings.TASKS = {"default": {"BACKEND": DUMMY}}
+    chosen = background.backend()
+    assert type(chosen).__name__ == "DummyBackend" and background.in_background()
+    chosen.clear()
+    return chosen
+
+
+def enqueued(queue, name: str) -> list[tuple]:
+    return [tuple(result.args) for result in queue.results if result.task.name == name]
+
+
+def run(name: str, args: tuple) -> str:
+    return getattr(tasks, name).call(*args)
+
+
+def logo(width: int = 1200, height: int = 900) -> SimpleUploadedFile:
+    return SimpleUploadedFile("logo.png", encode(halves(width, height), "PNG"))
+
+
+def stored(name: str) -> bool:
+    return Event._meta.get_field("logo").storage.exists(name)
+
+
+def decoded(name: str) -> Image.Image:
+    with Event._meta.get_field("logo").storage.open(name) as file:
+        image = Image.open(io.BytesIO(file.read()))
+        image.load()
+        return image
+
+
+def test_a_save_stores_the_original_and_the_smallest_variant_and_enqueues_the_rest(mode, queue):
+    event = Event.objects.create(name="Conf", logo=logo())
+    name = event.logo.name
+    assert stored(name)
+    assert stored(variant_name(name, "thumb", Event.logo.field.variants["thumb"]))
+    for later in ("card", "card_2x"):
+        assert not stored(variant_name(name, later, Event.logo.field.variants[later]))
+    row = Event.objects.get(pk=event.pk)  # what the row holds, as a page loads it
+    assert row.logo_pending["made"] == ["thumb-160x160-q80.webp"]
+    assert row.logo_pending["tries"] == 0 and row.logo_pending["error"] == ""
+    assert row.logo.unready_variants() == {"card", "card_2x"}
+    # Enqueued once, after the row had its id, with JSON arguments only.
+    args = enqueued(queue, "make_variants")
+    assert args == [("events.Event", str(event.pk), "logo", name)]
+    json.dumps(args)
+
+
+def test_until_the_worker_runs_pages_show_a_stored_stand_in_at_the_variants_size(mode, queue):
+    event = Event.objects.create(name="Conf", logo=logo(1200, 900))
+    row = Event.objects.get(pk=event.pk)
+    card = row.logo.variant("card")
+    assert not card.ready and (card.width, card.height) == (320, 240)
+    assert card.name == row.logo.name  # the 160-pixel thumb does not cover it: the original does
+    thumb = row.logo.variant("thumb")
+    assert thumb.ready and thumb.name.endswith("~thumb-160x160-q80.webp")
+    html = Template('{% load keyed_storage %}{% image row.logo "card" %}').render(Context({"row": row}))
+    assert f'src="{row.logo.url}"' in html and 'width="320" height="240"' in html
+    assert "card-320x320" not in html  # no link to what is not stored yet
+    assert decoded(card.name).size == (1200, 900)
+
+
+def test_the_task_stores_the_rest_and_the_row_says_they_are_ready(mode, queue):
+    event = Event.objects.create(name="Conf", logo=logo(1200, 900))
+    [args] = enqueued(queue, "make_variants")
+    assert run("make_variants", args) == (f"made 2 variants of {event.logo.name}: card, card_2x")
+    row = Event.objects.get(pk=event.pk)
+    assert row.logo_pending is None and row.logo.unready_variants() == frozenset()
+    for name, size in {"card": (320, 240), "card_2x": (640, 480)}.items():
+        variant = row.logo.variant(name)
+        assert variant.ready and decoded(variant.name).size == size == (variant.width, variant.height)
+    # Idempotent: a second run (a retry, a duplicate delivery) finds nothing to do.
+    assert run("make_variants", args) == f"nothing to do: the variants of {event.logo.name} are made"
+
+
+def test_a_task_for_a_replaced_or_deleted_row_does_nothing_and_says_so(mode, queue):
+    event = Event.objects.create(name="Conf", logo=logo())
+    [first] = enqueued(queue, "make_variants")
+    old = event.logo.name
+    event.logo = logo(800, 600)
+    event.save()
+    new = event.logo.name
+    assert (
+        run("make_variants", first)
+        == f"nothing to do: events.Event {event.pk}.logo holds {new!r} now, not {old!r}"
+    )
+    # The old file's deletion went to the queue too, and runs there.
+    assert enqueued(queue, "delete_file") == [("events.Event", "logo", old)]
+    assert stored(old)
+    assert run("delete_file", ("events.Event", "logo", old)) == f"deleted {old}"
+    assert not stored(old) and not stored(variant_name(old, "thumb", Event.logo.field.variants["thumb"]))
+    assert run("delete_file", ("events.Event", "logo", old)) == f"deleted {old}"  # twice: no error
+    second = enqueued(queue, "make_variants")[1]
+    Event.objects.filter(pk=event.pk).delete()
+    assert run("make_variants", second) == f"nothing to do: events.Event {event.pk} was deleted"
+
+
+def test_a_deletion_task_keeps_a_file_another_row_names(mode, queue):
+    event = Event.objects.create(name="Conf", logo=logo())
+    copy = Event.objects.create(name="Copy", logo=event.logo.name)
+    event.delete()
+    [args] = enqueued(queue, "delete_file")
+    assert (
+        run("delete_file", args)
+        == f"kept {copy.logo.name}: a events.Event row or the field's default names it"
+    )
+    assert stored(copy.logo.name)
+
+
+def test_nothing_is_enqueued_before_the_transaction_commits_nor_after_a_rollback(mode, queue):
+    with transaction.atomic():
+        Event.objects.create(name="Conf", logo=logo())
+        assert enqueued(queue, "make_variants") == []
+    assert len(enqueued(queue, "make_variants")) == 1
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Event.objects.create(name="Gone", logo=logo())
+        raise RuntimeError("rolled back")
+    assert len(enqueued(queue, "make_variants")) == 1
+
+
+def test_a_failing_task_records_its_error_and_is_tried_again_later(mode, queue):
+    event = Event.objects.create(name="Conf", logo=logo())
+    [args] = enqueued(queue, "make_variants")
+    Event._meta.get_field("logo").storage.delete(event.logo.name)  # the original is gone
+    with pytest.raises(FileNotFoundError):
+        run("make_variants", args)
+    record = Event.objects.get(pk=event.pk).logo_pending
+    assert record["tries"] == 1 and "FileNotFoundError" in record["error"]
+    retry = [result for result in queue.results if result.task.name == "make_variants"][-1]
+    assert tuple(retry.args) == (*args, 2) and retry.task.run_after is not None
+    queue.clear()
+    with pytest.raises(FileNotFoundError):
+        run("make_variants", (*args, background.MAX_TRIES))
+    assert enqueued(queue, "make_variants") == []  # the last try: no more
+    assert Event.objects.get(pk=event.pk).logo_pending["tries"] == background.MAX_TRIES
+
+
+def test_upload_leaves_the_sweep_of_the_keys_earlier_objects_to_the_worker(mode, queue):
+    first = upload(io.BytesIO(b"one"), "users/9/avatar")
+    second = upload(io.BytesIO(b"two"), "users/9/avatar")
+    sweeps = enqueued(queue, "sweep_key")
+    assert [key for key, _ in sweeps] == ["users/9/avatar", "users/9/avatar"]
+    storage = Event._meta.get_field("logo").storage
+    first_name = sweeps[0][1]
+    assert storage.exists(first_name)  # still there: the worker has not run
+    assert run("sweep_key", sweeps[1]) == "deleted 1 earlier objects of users/9/avatar"
+    assert not storage.exists(first_name) and storage.exists(sweeps[1][1])
+    assert first != second
+
+
+def test_with_the_immediate_backend_everything_happens_in_the_request(mode, settings):
+    settings.TASKS = {"default": {"BACKEND": IMMEDIATE}}
+    assert not background.in_background()
+    event = Event.objects.create(name="Conf", logo=logo())
+    row = Event.objects.get(pk=event.pk)
+    assert row.logo_pending is None
+    for name, spec in Event.logo.field.variants.items():
+        assert stored(variant_name(row.logo.name, name, spec))
+
+
+def test_a_backend_that_refuses_the_work_gets_it_done_in_the_request(mode, queue, monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise ConnectionError("the queue is down")
+
+    monkeypatch.setattr(type(queue), "enqueue", refuse)
+    event = Event.objects.create(name="Conf", logo=logo())
+    row = Event.objects.get(pk=event.pk)
+    assert row.logo_pending is None and row.logo.variant("card").ready
+    assert "could not enqueue make_variants" in caplog.text and "doing it now" in caplog.text

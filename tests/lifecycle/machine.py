@@ -3,6 +3,8 @@
 The machine's model, Item, has one file field of each shape: a FileField on KeyedStorage, a
 KeyedImageField with variants and width/height fields, one with variants and no dimension
 fields, one with dimension fields and no variants, and a FileField with a shared default.
+The first KeyedImageField records its pending variants (pending_field), so
+with a task backend its larger variant is made by the worker (the machine's `worker` rule).
 It is registered in the app registry for the test's duration (apps.get_models() must see it:
 the `orphans` and `variants` commands audit every installed model), and unregistered after.
 """
@@ -80,10 +82,12 @@ def item_model() -> Iterator[type[models.Model]]:
             variants={"thumb": Variant(16, 16, crop=True), "wide": Variant(40, None)},
             width_field="picture_width",
             height_field="picture_height",
+            pending_field="picture_pending",  # with a task worker, "wide" is made by it
             blank=True,
         )
         picture_width = models.PositiveIntegerField(null=True, editable=False)
         picture_height = models.PositiveIntegerField(null=True, editable=False)
+        picture_pending = models.JSONField(null=True, blank=True, editable=False)
         sketch = KeyedImageField(
             upload_to=key_template("lifecycle/{id}/sketch"), variants={"thumb": Variant(12, 12)}, blank=True
         )

@@ -22,6 +22,8 @@ link over HTTP. No request answers 500.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import os
 import tempfile
@@ -40,6 +42,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.forms import modelform_factory
+from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -54,7 +57,7 @@ from PIL import Image
 
 import keyed_storage
 from events.models import Event, Session
-from keyed_storage import KeyedStorage, backends, config
+from keyed_storage import KeyedStorage, backends, background, config
 from keyed_storage.direct.multipart import part_urls
 from keyed_storage.direct.tickets import finish_upload, start_upload
 from keyed_storage.exceptions import FileRefused, StorageError
@@ -82,6 +85,8 @@ MACHINE_SETTINGS = settings(
     print_blob=True,
 )
 
+# Examples with a task queue: Django's own (6.0+) or the backport's DummyBackend.
+DUMMY_BACKEND = f"{getattr(background.framework(), '__name__', 'django_tasks')}.backends.dummy.DummyBackend"
 PART = 5 * 1024 * 1024  # S3's smallest part: multipart tickets from this size on
 LOOSE_KEYS = ("first", "second")  # upload()'s keys (under lifecycle-loose/<example>/), no field's
 FAULTY_METHODS = ("store", "delete", "delete_many", "publish", "head", "open")
@@ -198,17 +203,29 @@ class Lifecycle(RuleBasedStateMachine):
         self.network_faults = 0  # armed in this example
         self.steps = 0
         self.example = uuid.uuid4().hex[:12]
+        self.queued = False
 
     # Setting up each example ------------------------------------------------------------------
 
-    @initialize()
-    def fresh_world(self) -> None:
+    @initialize(queued=st.booleans())
+    def fresh_world(self, queued: bool) -> None:
+        """An empty world; in half the examples, work goes to a task queue the `worker` rule
+        runs from (a DummyBackend: the tasks run in this process when the machine says)."""
+        self.queued = queued
+        if queued:
+            self.tasks_setting = override_settings(TASKS={"default": {"BACKEND": DUMMY_BACKEND}})
+            self.tasks_setting.enable()
+            background.backend().clear()
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {self.Item._meta.db_table}")
         Session.objects.all()._raw_delete(using="default")
         Event.objects.all()._raw_delete(using="default")
         self.event = Event.objects.create(name="Lifecycle Con")
         KeyedStorage().save(DEFAULT, ContentFile(DEFAULT_BYTES), overwrite=True)
+
+    def teardown(self) -> None:
+        if self.queued:
+            self.tasks_setting.disable()
 
     # Helpers ---------------------------------------------------------------------------------
 
@@ -257,12 +274,15 @@ class Lifecycle(RuleBasedStateMachine):
         finally:
             vars(backend).pop(method, None)
 
-    def run(self, work: Callable[[], Any], rollback: bool) -> tuple[str, Any, list[str]]:
-        """Run `work` in a transaction: "committed", "rolled back" (as asked), or "failed"
-        (a fault fired and the step raised). An exception with no fault is a bug: it escapes."""
+    def run(
+        self, work: Callable[[], Any], rollback: bool, *, atomic: bool = True
+    ) -> tuple[str, Any, list[str]]:
+        """Run `work` in a transaction (or, not `atomic`, as a task worker runs a task: in
+        autocommit): "committed", "rolled back" (as asked), or "failed" (a fault fired and the
+        step raised). An exception with no fault is a bug: it escapes."""
         with self.faults() as fired:
             try:
-                with transaction.atomic():
+                with transaction.atomic() if atomic else contextlib.nullcontext():
                     result = work()
                     if rollback:
                         raise Rollback
@@ -693,6 +713,41 @@ class Lifecycle(RuleBasedStateMachine):
         elif new and (not old or new != old.name):
             self.let_go([new], fired or [outcome])
 
+    # The task worker (examples with a queue) ------------------------------------------------
+
+    def queue(self) -> list[Any]:
+        return background.backend().results if self.queued else []
+
+    def queued_args(self, task: str) -> list[tuple[Any, ...]]:
+        """The arguments of the queued runs of `task`, without their try number."""
+        return [_without_try(result.args) for result in self.queue() if result.task.name == task]
+
+    @precondition(lambda self: self.queued and self.queue())
+    @rule(chosen=st.lists(picks, min_size=1, max_size=4), again=st.booleans())
+    def worker(self, chosen: list[int], again: bool):
+        """The worker runs some queued tasks in any order, late; `again` runs each twice (a
+        duplicate delivery, or a retry racing the first try). Work whose last try fails is
+        left undone: its files are leaked (found by `orphans`), its variants stay stand-ins."""
+        for pick in chosen:
+            queue = self.queue()
+            if not queue:
+                return
+            result = queue.pop(pick % len(queue))
+            task, args = result.task, tuple(result.args)
+            for _ in range(2 if again else 1):
+                outcome, _, _ = self.run(functools.partial(task.call, *args), rollback=False, atomic=False)
+                if outcome == "failed" and _without_try(args) not in self.queued_args(task.name):
+                    self.gave_up(task.name, _without_try(args))
+
+    def gave_up(self, task: str, args: tuple[Any, ...]) -> None:
+        if task == "delete_file":
+            self.leaked.add(args[2])
+        elif task == "sweep_key":
+            key = args[0]
+            uploads = KeyedStorage().uploads_of(key)
+            newest = max(uploads, default="")
+            self.leaked |= {name for token, names in uploads.items() if token != newest for name in names}
+
     # Faults and operations ------------------------------------------------------------------
 
     @rule(method=st.sampled_from(FAULTY_METHODS))
@@ -830,14 +885,18 @@ class Lifecycle(RuleBasedStateMachine):
                     problems.append(f"{where}: width/height fields say {shown}, the image is {held.size}")
             variants = file.variants() if getattr(model_field, "variants", None) else {}
             for variant_name, variant in variants.items():
+                # Never a broken image: a variant not made yet shows a stored stand-in.
                 try:
                     with storage.open(variant.name, "rb") as stored:
                         picture = Image.open(io.BytesIO(stored.read()))
                 except OSError as error:
-                    problems.append(f"{where}: variant {variant_name} ({variant.name}) is missing: {error}")
+                    shown = f"variant {variant_name} shows {variant.name}"
+                    problems.append(f"{where}: {shown}, which is not stored: {error}")
                     continue
-                if picture.size != (variant.width, variant.height):
+                if variant.ready and picture.size != (variant.width, variant.height):
                     problems.append(f"{where}: variant {variant_name} is {picture.size}")
+            if variants and not self.queued and file.unready_variants():
+                problems.append(f"{where}: variants {sorted(file.unready_variants())} pending with no worker")
 
         for pk, fields in self.items.items():
             item = self.Item.objects.get(pk=pk)
@@ -847,8 +906,11 @@ class Lifecycle(RuleBasedStateMachine):
         for pk, held in self.sessions.items():
             if held:
                 holds(held.name, held.data, f"Session {pk}.audio")
+        sweeping = {key for key, _ in self.queued_args("sweep_key")}
         for key, held in self.loose.items():
             holds(held.name, held.data, f"upload() to {key}")
+            if key in sweeping:
+                continue  # the worker has yet to delete the key's earlier objects
             stale = [
                 name
                 for names in storage.uploads_of(key).values()
@@ -859,7 +921,9 @@ class Lifecycle(RuleBasedStateMachine):
                 problems.append(f"upload() to {key}: earlier objects still stored: {stale}")
         for name, data in self.unclaimed.items():
             holds(name, data, "a finished direct upload no row holds yet")
-        for name in sorted(self.retired - self.live_names() - self.leaked - set(self.unclaimed)):
+        deleting = {args[2] for args in self.queued_args("delete_file")}  # the worker's to delete
+        deleting |= {name for name in self.retired if any(name.startswith(f"{key}/") for key in sweeping)}
+        for name in sorted(self.retired - self.live_names() - self.leaked - set(self.unclaimed) - deleting):
             if storage.exists(name):
                 problems.append(f"{name} was let go of and is still stored")
             left = [c for c in storage.names_starting_with(variants_prefix(name)) if is_variant_of(c, name)]
@@ -880,3 +944,9 @@ def test_the_file_lifecycle(mode, small_parts, editor_client, monkeypatch):
         monkeypatch.setattr(Lifecycle, "client", editor_client)
         monkeypatch.setattr(Lifecycle, "mode", mode)
         run_state_machine_as_test(Lifecycle, settings=MACHINE_SETTINGS)
+
+
+def _without_try(args: Any) -> tuple[Any, ...]:
+    """A task's arguments without the try number a retry adds at the end."""
+    args = tuple(args)
+    return args[:-1] if args and isinstance(args[-1], int) else args

@@ -39,7 +39,7 @@ def test_drain_runs_what_the_test_enqueued_in_another_process(worker, tmp_path):
 
     run = worker.drain()
 
-    assert path.read_text() == "ran", run.output
+    assert path.is_file() and path.read_text() == "ran", run.output
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL, run.output
     assert result.return_value != os.getpid()

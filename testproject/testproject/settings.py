@@ -116,6 +116,18 @@ LOGIN_URL = "login"
 DEMO_TASKS = os.environ.get("KEYED_STORAGE_DEMO_TASKS", "immediate")
 if DEMO_TASKS == "database":
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    # Each task's outcome, with a failure's traceback, in the worker's output whatever DEBUG says:
+    # on Django 6 the "django.tasks" logger is under "django", whose console handler Django
+    # limits to DEBUG, and db_worker then adds no handler of its own ("django_tasks": the backport).
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"tasks": {"class": "logging.StreamHandler"}},
+        "loggers": {
+            name: {"handlers": ["tasks"], "level": "INFO", "propagate": False}
+            for name in ("django.tasks", "django_tasks")
+        },
+    }
 elif DEMO_TASKS != "immediate":
     raise ImproperlyConfigured(
         f"KEYED_STORAGE_DEMO_TASKS={DEMO_TASKS!r}: use 'database' (a worker runs the tasks) or "

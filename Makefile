@@ -64,21 +64,47 @@ $(VENV)/.tox: constraints.txt | $(PY)
 	$(PIP_INSTALL) tox
 	touch $@
 
+# The demo's task worker (django-tasks-db's `manage.py db_worker`), for the background work of
+# KEYED_STORAGE_DEMO_TASKS=database. Used at the start of a recipe line that ends by running the
+# site, after the migrations (the worker reads the task table at once): it starts the worker in
+# the background with the line's environment, its output in .demo/worker.log, and defines
+# stop_worker for the line's EXIT trap, so the worker stops when the site does (Ctrl-C, or the
+# site failing to start). It runs in a session of its own, so Ctrl-C reaches the site alone and
+# stop_worker's SIGTERM lets a task in progress finish (SIGKILL after 10 s); a parent-death
+# signal stops it too should make itself be killed. --no-reload: one process to stop (the
+# autoreloader's child would outlive it); restart the demo after changing task code.
+DEMO_WORKER_LOG := .demo/worker.log
+START_WORKER = mkdir -p $(CURDIR)/.demo; \
+	(cd $(CURDIR)/testproject && exec setsid setpriv --pdeathsig=TERM -- ../$(PY) manage.py db_worker --no-reload \
+		>$(CURDIR)/$(DEMO_WORKER_LOG) 2>&1) & worker=$$!; \
+	stop_worker() { \
+		kill -TERM -$$worker 2>/dev/null || return 0; i=0; \
+		while kill -0 $$worker 2>/dev/null && [ $$i -lt 100 ]; do i=$$((i + 1)); sleep 0.1; done; \
+		kill -KILL -$$worker 2>/dev/null; true; }; \
+	echo "The task worker (manage.py db_worker, pid $$worker) runs beside the site; its log: $(DEMO_WORKER_LOG)"
+
 ## demo: set up and run the event site on http://$(DEMO_ADDR)/ (SQLite, files on the local disk)
 ## Like a real site it sets KEYED_STORAGE_BASE_URL (check W001), so links made outside a request work.
+## Background work goes to a real task worker (manage.py db_worker, log in .demo/worker.log),
+## started before the site and stopped with it.
 demo: export KEYED_STORAGE_BASE_URL ?= http://$(DEMO_ADDR)
+demo: export KEYED_STORAGE_DEMO_TASKS := database
 demo: $(VENV)/.demo
 	cd testproject && ../$(PY) manage.py migrate --noinput
 	cd testproject && ../$(PY) manage.py demo_data
+	$(START_WORKER); trap stop_worker EXIT; trap 'exit 130' INT TERM; \
 	cd testproject && ../$(PY) manage.py runserver $(DEMO_ADDR)
 
 ## demo-asgi: the same site served over ASGI by uvicorn (the `demo-asgi` extra); with DEBUG on,
 ## testproject/asgi.py serves the static files too (the admin's CSS, the direct-upload script),
 ## as runserver does for `make demo`
+## Its task worker is the one `make demo` runs.
 demo-asgi: export KEYED_STORAGE_BASE_URL ?= http://$(DEMO_ADDR)
+demo-asgi: export KEYED_STORAGE_DEMO_TASKS := database
 demo-asgi: $(VENV)/.demo-asgi
 	cd testproject && ../$(PY) manage.py migrate --noinput
 	cd testproject && ../$(PY) manage.py demo_data
+	$(START_WORKER); trap stop_worker EXIT; trap 'exit 130' INT TERM; \
 	addr=$(DEMO_ADDR); cd testproject && ../$(PY) -m uvicorn testproject.asgi:application \
 		--host "$${addr%:*}" --port "$${addr##*:}"
 
@@ -93,6 +119,8 @@ demo-asgi: $(VENV)/.demo-asgi
 ## about 300 MB, and a talk's recording is that large).
 ## Before the site starts it prints the environment to paste into a second shell, where the
 ## operations commands (manage.py keyed_storage doctor, orphans, ...) then see the same bucket and rows.
+## The task worker of `make demo` runs with the same environment, and stops before SeaweedFS.
+demo-s3: export KEYED_STORAGE_DEMO_TASKS := database
 demo-s3: $(VENV)/.demo-s3
 	mkdir -p .demo/seaweedfs
 	printf '{"identities": [{"name": "admin", "credentials": [{"accessKey": "demo-key", "secretKey": "demo-secret"}], "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}\n' >.demo/s3.json
@@ -114,6 +142,7 @@ demo-s3: $(VENV)/.demo-s3
 	cd testproject && ../$(PY) manage.py demo_bucket --wait 60 --origin http://$(DEMO_ADDR) && \
 	../$(PY) manage.py migrate --noinput && \
 	../$(PY) manage.py demo_data && \
+	{ $(START_WORKER); } && trap 'stop_worker; stop_s3' EXIT && \
 	printf '\nThe operations commands (doctor, orphans, sync, ...) need the same environment: in a second shell,\n\n%s\n%s\n\n' \
 		"  export BUCKET_NAME=$$BUCKET_NAME AWS_KEY=$$AWS_KEY AWS_SECRET=$$AWS_SECRET AWS_ENDPOINT_URL_S3=$$AWS_ENDPOINT_URL_S3 DEMO_DB=$$DEMO_DB" \
 		"  cd $(CURDIR)/testproject && ../$(PY) manage.py keyed_storage doctor" && \

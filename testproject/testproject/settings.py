@@ -1,5 +1,6 @@
 """Settings of the demo event site. Storage is chosen by the environment alone (docs: Configuration)."""
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +22,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "keyed_storage",
     "events",
+    # The task queue of `make demo` and of the tests that run a real worker (see TASKS below).
+    "django_tasks_db",
 ]
+if importlib.util.find_spec("django.tasks") is None:
+    # Django 5.2: the backport of django.tasks, installed as an app for its system checks and
+    # for the receiver that forgets the task backends when a test changes TASKS.
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     # Local links made while a request is handled start with its origin (WSGI and ASGI).
@@ -63,8 +70,16 @@ WSGI_APPLICATION = "testproject.wsgi.application"
 TEST_DB = os.environ.get("KEYED_STORAGE_TEST_DB", "sqlite")
 if TEST_DB not in ("sqlite", "postgres"):
     raise ImproperlyConfigured(f"KEYED_STORAGE_TEST_DB={TEST_DB!r}: use 'sqlite' or 'postgres'.")
+# KEYED_STORAGE_TEST_DB_NAME: the name of the PostgreSQL database, for a process the tests
+# start against their own test database (the task worker of tests/tasks_helpers.py, which
+# also sets libpq's PGHOST, PGPORT and PGUSER to reach the run's throwaway cluster).
 if TEST_DB == "postgres" and "DEMO_DB" not in os.environ:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "keyed_storage"}}
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("KEYED_STORAGE_TEST_DB_NAME", "keyed_storage"),
+        }
+    }
 else:
     DATABASES = {
         "default": {
@@ -93,3 +108,28 @@ MEDIA_ROOT = os.environ.get("DEMO_MEDIA_ROOT", BASE_DIR / "media")
 MEDIA_URL = "/media/"
 
 LOGIN_URL = "login"
+
+# Background work (Django's Tasks framework; the django-tasks backport on Django 5.2). Unset,
+# Django's default backend runs each task at once, in the process that enqueues it, as the
+# tests expect. KEYED_STORAGE_DEMO_TASKS=database (make demo, demo-s3, demo-asgi, and the
+# tests' `worker` fixture) stores tasks in the database, where `manage.py db_worker` runs them.
+DEMO_TASKS = os.environ.get("KEYED_STORAGE_DEMO_TASKS", "immediate")
+if DEMO_TASKS == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    # Each task's outcome, with a failure's traceback, in the worker's output whatever DEBUG says:
+    # on Django 6 the "django.tasks" logger is under "django", whose console handler Django
+    # limits to DEBUG, and db_worker then adds no handler of its own ("django_tasks": the backport).
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"tasks": {"class": "logging.StreamHandler"}},
+        "loggers": {
+            name: {"handlers": ["tasks"], "level": "INFO", "propagate": False}
+            for name in ("django.tasks", "django_tasks")
+        },
+    }
+elif DEMO_TASKS != "immediate":
+    raise ImproperlyConfigured(
+        f"KEYED_STORAGE_DEMO_TASKS={DEMO_TASKS!r}: use 'database' (a worker runs the tasks) or "
+        "'immediate' (the default: each task runs when it is enqueued)."
+    )

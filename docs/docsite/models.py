@@ -1,4 +1,5 @@
-"""The tutorial's model, step 3 of "Add it to your project" (docs/tutorial/first-project.rst)."""
+"""The tutorial's model, step 3 of "Add it to your project" (docs/tutorial/first-project.rst), and the
+background how-to's (docs/howto/background.rst)."""
 
 from django.db import models
 

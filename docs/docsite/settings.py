@@ -4,6 +4,7 @@ These are the settings the README's "Add it to your project" asks for, plus what
 (a secret key, a throwaway database); the examples on the pages run against them.
 """
 
+import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,10 @@ INSTALLED_APPS = [
     "keyed_storage",
     "docsite",
 ]
+if importlib.util.find_spec("django.tasks") is None and importlib.util.find_spec("django_tasks"):
+    # Django 5.2: the backport of django.tasks, as docs/howto/background.rst installs it (its
+    # app forgets the task backends when an example changes TASKS with override_settings).
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "keyed_storage.serving.middleware.RequestOriginMiddleware",

@@ -59,7 +59,9 @@ def _picture_context(file: Any, box: tuple[int, int]) -> dict[str, Any]:
     pictures = list(variants(file).values())
     chosen = choose(pictures, box) or original(file)
     shown = fit(chosen.size, box) if chosen.size else (None, None)
-    choices = alternatives(chosen, pictures) if chosen.variant else []
+    # Only stored variants: one a worker has yet to make would not load on a dense screen.
+    stored = [picture for picture in pictures if picture.ready]
+    choices = alternatives(chosen, stored) if chosen.variant else []
     return {
         "src": chosen.url,
         "srcset": srcset(choices),

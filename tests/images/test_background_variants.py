@@ -19,7 +19,8 @@ from PIL import Image
 
 from events.models import Event
 from keyed_storage import background, tasks, upload
-from keyed_storage.images.variants import variant_name
+from keyed_storage.images.variants import Variant, variant_name
+from keyed_storage.widgets import render_preview
 
 from ..image_helpers import encode, halves
 
@@ -202,3 +203,47 @@ def test_a_backend_that_refuses_the_work_gets_it_done_in_the_request(mode, queue
     row = Event.objects.get(pk=event.pk)
     assert row.logo_pending is None and row.logo.variant("card").ready
     assert "could not enqueue make_variants" in caplog.text and "doing it now" in caplog.text
+
+
+def test_admin_previews_offer_only_stored_variants_while_the_worker_has_not_run(mode, queue, admin_client):
+    event = Event.objects.create(name="Conf", logo=logo(1200, 900))
+    row = Event.objects.get(pk=event.pk)
+    pending = [row.logo.variant(name) for name in ("card", "card_2x")]
+    assert not any(variant.ready for variant in pending)
+    specs = Event.logo.field.variants
+    waiting = [variant_name(row.logo.name, name, specs[name]) for name in ("card", "card_2x")]
+    html = render_preview(row.logo, size=(320, 200))
+    assert all(name not in html for name in waiting), html  # not in src, nor in srcset
+    page = admin_client.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert "card (being made)" in page and "card_2x (being made)" in page
+    assert all(name not in page for name in waiting)
+    [args] = enqueued(queue, "make_variants")
+    run("make_variants", args)
+    page = admin_client.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert "being made" not in page and all(name in page for name in waiting)
+
+
+def test_a_pending_field_that_is_not_a_nullable_json_field_is_check_e013():
+    from django.db import models
+    from django.test.utils import isolate_apps
+
+    from keyed_storage.fields import KeyedImageField
+
+    with isolate_apps("events"):
+
+        class Poster(models.Model):
+            image = KeyedImageField(variants={"thumb": Variant(10, 10)}, pending_field="image_pending")
+            image_pending = models.JSONField(default=dict)
+
+            class Meta:
+                app_label = "events"
+
+        class Flyer(models.Model):
+            image = KeyedImageField(variants={"thumb": Variant(10, 10)}, pending_field="nowhere")
+
+            class Meta:
+                app_label = "events"
+
+        for model in (Poster, Flyer):
+            [error] = [e for e in model._meta.get_field("image").check() if e.id == "keyed_storage.E013"]
+            assert "pending_field=" in error.msg and "nullable JSONField" in error.msg

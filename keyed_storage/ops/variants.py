@@ -203,6 +203,8 @@ class BuildVariants:
         outcome = Outcome(present=len(names) - len(needed))
         size_missing = not all(row.size.values())
         if not needed and not size_missing:
+            if not self.dry_run:
+                all_stored(row)
             return outcome
         if self.dry_run:
             outcome.built = [names[key] for key in needed]
@@ -231,6 +233,8 @@ class BuildVariants:
             for name in outcome.built:
                 storage.delete(name)
             outcome.replaced = True
+        else:
+            all_stored(row)
         return outcome
 
     def read(self, row: Row, needed: dict[str, Variant]) -> tuple[dict[str, Rendered], tuple[int, int]]:
@@ -286,6 +290,8 @@ class EnqueueVariants(BuildVariants):
         made = [key for key, name in names.items() if name in present]
         outcome = Outcome(present=len(made), built=[name for name in names.values() if name not in present])
         if not outcome.built or self.dry_run:
+            if not outcome.built and not self.dry_run:
+                all_stored(row)
             return outcome
         assert image_field.pending_field is not None  # refuse_enqueue() saw to it
         record = progress.begin(row.target.model(pk=row.pk), image_field, made)
@@ -296,6 +302,16 @@ class EnqueueVariants(BuildVariants):
         label = row.target.model._meta.label
         background.enqueue_after_commit(self.TASK, label, str(row.pk), image_field.name, row.name)
         return outcome
+
+
+def all_stored(row: Row) -> None:
+    """Clear the row's record of variants to come (KeyedImageField's pending_field), if it
+    still names the file: every variant is stored, so pages show them and `doctor` stops
+    counting the row as waiting or failed."""
+    pending = row.target.field.pending_field
+    if pending:
+        same_file = row.target.rows.filter(pk=row.pk, **{row.target.field.attname: row.name})
+        same_file.exclude(**{f"{pending}__isnull": True}).update(**{pending: None})
 
 
 def refuse_enqueue(targets: list[Target]) -> None:

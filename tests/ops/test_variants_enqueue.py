@@ -196,3 +196,56 @@ def test_refused_for_a_field_without_a_pending_field(local, queue, Picture):
     assert "events.Picture.image has none" in err
     assert "fields that can be enqueued: " in err and "events.Event.logo" in err
     assert enqueued(queue) == [] and Picture.objects.get().width  # nothing changed
+
+
+# The record of a row whose variants the command stores ----------------------------------------
+
+
+def test_building_in_the_command_clears_the_record_the_worker_never_cleared(mode, queue):
+    event = Event.objects.create(name="Stuck", logo=logo())  # a worker never ran its task
+    age_by_two_hours(event)
+    assert "1 Event.logo images have variants pending" in run("doctor")[0]
+    out, err, code = run("variants", *LOGO, "--missing")
+    assert code == 0, err
+    assert summary(out).startswith("Built 2 variants (")
+    event.refresh_from_db()
+    assert event.logo_pending is None and event.logo.unready_variants() == frozenset()
+    assert all(storage().exists(variant(event, key)) for key in SPECS)
+    assert "variants pending" not in run("doctor")[0]
+
+
+def test_a_record_whose_variants_are_all_stored_is_cleared_without_a_task(local, settings):
+    [event] = stored_in_the_request(1)  # no TASKS yet: every variant stored in the request
+    stale = {
+        "made": [],
+        "since": "2026-01-01T00:00:00+00:00",
+        "tries": 5,
+        "error": "OSError: gone for a while",
+    }
+    Event.objects.filter(pk=event.pk).update(logo_pending=stale)
+    settings.TASKS = {"default": {"BACKEND": DUMMY}}
+    queue = background.backend()
+    queue.clear()
+    out, err, code = run("variants", *LOGO, "--missing", "--enqueue")
+    assert code == 0, err
+    assert summary(out) == "Enqueued 0 variants of 0 rows for a worker, skipped 3 already there, 0 failed."
+    assert enqueued(queue) == []
+    event.refresh_from_db()
+    assert event.logo_pending is None
+
+
+def test_a_dry_run_leaves_the_record(local, settings):
+    [event] = stored_in_the_request(1)
+    stale = {"made": [], "since": "2026-01-01T00:00:00+00:00", "tries": 0, "error": ""}
+    Event.objects.filter(pk=event.pk).update(logo_pending=stale)
+    settings.TASKS = {"default": {"BACKEND": DUMMY}}
+    for enqueue in ((), ("--enqueue",)):
+        assert run("variants", *LOGO, "--missing", "--dry-run", *enqueue)[2] == 0
+        event.refresh_from_db()
+        assert event.logo_pending == stale
+
+
+def age_by_two_hours(event: Event) -> None:
+    event.refresh_from_db()
+    since = datetime.datetime.fromisoformat(event.logo_pending["since"]) - datetime.timedelta(hours=2)
+    Event.objects.filter(pk=event.pk).update(logo_pending={**event.logo_pending, "since": since.isoformat()})

@@ -67,6 +67,16 @@ def test_without_task_settings_work_runs_in_the_request(local, settings):
     )
 
 
+def test_without_a_tasks_framework_work_runs_in_the_request(local, settings, monkeypatch):
+    os.makedirs(settings.MEDIA_ROOT)
+    monkeypatch.setattr(background, "framework", lambda: None)  # Django 5.2 without django-tasks
+    out, _, code = run("doctor")
+    assert code == 0, out
+    assert (
+        "✓ background work: no tasks framework (Django 5.2 without django-tasks): work runs in the request"
+    ) in out
+
+
 def test_a_worker_backend_is_named(local, settings, queue):
     os.makedirs(settings.MEDIA_ROOT)
     out, _, code = run("doctor")

@@ -5,7 +5,7 @@ moto server (its own process on 127.0.0.1). Timings are medians of repeated batc
 printed ratio is comparator time / keyed_storage time for speed (higher is better for us)
 and keyed throughput / comparator throughput for transfers. Nothing here passes or fails.
 
-    python benchmarks/bench.py [--quick] [--only links|storage|servers|images|multipart]
+    python benchmarks/bench.py [--quick] [--only links|storage|servers|images|background|multipart]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import images
+from benchmarks import background, images
 from benchmarks.common import (
     KEY,
     SECRET,
@@ -526,9 +526,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["links", "storage", "servers", "images", "multipart"],
+        choices=["links", "storage", "servers", "images", "background", "multipart"],
         help="only the link rows, the storage rows (links, requests, transfers on moto), the upload "
-        "rows on moto and SeaweedFS side by side, the image rows, or the multipart direct upload rows",
+        "rows on moto and SeaweedFS side by side, the image rows, the background work rows (variants "
+        "handed to a worker), or the multipart direct upload rows",
     )
     options = parser.parse_args()
     big = 64 * MiB if options.quick else 100 * MiB
@@ -557,6 +558,8 @@ def main() -> None:
                 bench_servers({"moto": endpoint, "SeaweedFS": seaweedfs.endpoint}, big)
         if options.only in (None, "images"):
             images.run(endpoint, bucket, quick=options.quick)
+        if options.only in (None, "background"):
+            background.run(endpoint, bucket, quick=options.quick)
         if options.only in (None, "multipart"):
             bench_multipart(endpoint, bucket, stream)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import re
 import secrets
@@ -21,7 +22,7 @@ from django.core.files.base import ContentFile
 from .. import backends, config, variables
 from ..caching import cache_control
 from ..keys import has_token, object_name
-from . import policy
+from . import policy, worker
 from .explain import POLICY_FIX, Diagnosis, error_code, explain, explain_get
 
 if TYPE_CHECKING:
@@ -95,14 +96,22 @@ def _shown(cfg: config.Config, name: str) -> str:
 
 
 def run() -> tuple[list[str], Iterator[Step]]:
-    """The header lines and the steps; the steps stop at the first one the others depend on."""
+    """The header lines and the steps; the storage's steps stop at the first one the others
+    depend on, and the background work's follow them in any case (they need no storage)."""
     cfg, problems = config.inspect()
     if problems:
         header = ["Backend: none, the configuration is incomplete."]
-        return header, iter(Step(False, f"configuration ({p.id})", p.message, p.hint) for p in problems)
+        storage = iter(Step(False, f"configuration ({p.id})", p.message, p.hint) for p in problems)
+        return header, itertools.chain(storage, _background_steps())
     assert cfg is not None  # inspect() returns a Config whenever it finds no problem
     steps = _s3_steps(cfg) if cfg.backend == "s3" else _local_steps(cfg)
-    return describe(cfg), steps
+    return describe(cfg), itertools.chain(steps, _background_steps())
+
+
+def _background_steps() -> Iterator[Step]:
+    """Which task backend runs keyed_storage's work, and warnings about work that is not done."""
+    for found in worker.findings():
+        yield Step(found.ok, found.title, found.cause, found.fix, warning=found.warning)
 
 
 # S3 ----------------------------------------------------------------------------------------

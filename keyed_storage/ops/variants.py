@@ -12,8 +12,10 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import models
 
+from .. import background
 from ..exceptions import StorageError
 from ..fields import KeyedImageField
+from ..images import progress
 from ..images.rendering import Rendered, displayed_size, render
 from ..images.variants import ImageRefused, Variant, is_variant_of, variant_name, variants_prefix
 from ..keys import has_token
@@ -76,6 +78,7 @@ class Report:
     sizes: int = 0
     bytes: int = 0
     replaced: int = 0
+    rows_built: int = 0  # rows with at least one variant built (or enqueued)
     failed: list[tuple[Row, str]] = field(default_factory=list)
 
     def add(self, row: Row, outcome: Outcome) -> None:
@@ -87,6 +90,7 @@ class Report:
             self.replaced += 1
         else:
             self.built += len(outcome.built)
+            self.rows_built += bool(outcome.built)
             self.bytes += outcome.bytes
             self.sizes += outcome.size_set
 
@@ -199,6 +203,8 @@ class BuildVariants:
         outcome = Outcome(present=len(names) - len(needed))
         size_missing = not all(row.size.values())
         if not needed and not size_missing:
+            if not self.dry_run:
+                all_stored(row)
             return outcome
         if self.dry_run:
             outcome.built = [names[key] for key in needed]
@@ -227,6 +233,8 @@ class BuildVariants:
             for name in outcome.built:
                 storage.delete(name)
             outcome.replaced = True
+        else:
+            all_stored(row)
         return outcome
 
     def read(self, row: Row, needed: dict[str, Variant]) -> tuple[dict[str, Rendered], tuple[int, int]]:
@@ -252,6 +260,82 @@ class BuildVariants:
                 # A picture Pillow stumbles on in a way of its own: this file fails, the run goes on.
                 raise FileFailed(f"no variants could be made ({type(error).__name__}: {error})") from None
         return rendered, shown
+
+
+class EnqueueVariants(BuildVariants):
+    """Hand the variants of every stored file of `targets` to the site's task backend: each
+    row records them as pending (pages show a stand-in meanwhile) and a worker's
+    keyed_storage.tasks.make_variants makes them; with `missing`, only those not stored.
+
+    The record is written by an UPDATE conditional on the row still naming the file, so a row
+    whose file was replaced meanwhile keeps its new file's record and gets no task. A row's
+    `built` lists the variants the worker is to make (nothing when none is missing).
+    """
+
+    TASK = "keyed_storage.tasks.make_variants"
+
+    def __init__(
+        self, targets: list[Target], *, missing: bool, dry_run: bool = False, chunk_size: int = CHUNK_SIZE
+    ):
+        refuse_enqueue(targets)
+        super().__init__(targets, missing=missing, dry_run=dry_run, chunk_size=chunk_size)
+
+    def build(self, row: Row) -> Outcome:
+        image_field = row.target.field
+        try:
+            present = stored_variants(image_field.keyed_storage, row.name) if self.missing else set()
+        except SuspiciousFileOperation as error:
+            raise FileFailed(f"not a valid key: {error}") from None
+        names = {key: variant_name(row.name, key, spec) for key, spec in image_field.variants.items()}
+        made = [key for key, name in names.items() if name in present]
+        outcome = Outcome(present=len(made), built=[name for name in names.values() if name not in present])
+        if not outcome.built or self.dry_run:
+            if not outcome.built and not self.dry_run:
+                all_stored(row)
+            return outcome
+        assert image_field.pending_field is not None  # refuse_enqueue() saw to it
+        record = progress.begin(row.target.model(pk=row.pk), image_field, made)
+        same_file = row.target.rows.filter(pk=row.pk, **{image_field.attname: row.name})
+        if not same_file.update(**{image_field.pending_field: record}):
+            outcome.replaced = True  # its new file's save saw to its variants
+            return outcome
+        label = row.target.model._meta.label
+        background.enqueue_after_commit(self.TASK, label, str(row.pk), image_field.name, row.name)
+        return outcome
+
+
+def all_stored(row: Row) -> None:
+    """Clear the row's record of variants to come (KeyedImageField's pending_field), if it
+    still names the file: every variant is stored, so pages show them and `doctor` stops
+    counting the row as waiting or failed."""
+    pending = row.target.field.pending_field
+    if pending:
+        same_file = row.target.rows.filter(pk=row.pk, **{row.target.field.attname: row.name})
+        same_file.exclude(**{f"{pending}__isnull": True}).update(**{pending: None})
+
+
+def refuse_enqueue(targets: list[Target]) -> None:
+    """ValueError, saying what to do, unless a worker runs the tasks and every field records them."""
+    if not background.in_background():
+        raise ValueError(
+            f"--enqueue hands the variants to a worker, but there is none: {background.describe()}. "
+            f"Set TASKS[{background.BACKEND_ALIAS!r}] to a backend a worker runs (such as "
+            "django_tasks_db.DatabaseBackend, with `manage.py db_worker`), or leave out --enqueue to "
+            "build the variants in this command."
+        )
+    unrecorded = [target for target in targets if not target.field.pending_field]
+    if unrecorded:
+        recorded = [target for target in targets if target.field.pending_field]
+        raise ValueError(
+            f"--enqueue needs a pending_field, where the row records the variants to come; "
+            f"{_labels(unrecorded)} {'has' if len(unrecorded) == 1 else 'have'} none. Declare one "
+            "(KeyedImageField(pending_field=...)), or build those in this command without --enqueue"
+            + (
+                f"; fields that can be enqueued: {_labels(recorded)} (name them with --model/--field)."
+                if recorded
+                else "."
+            )
+        )
 
 
 def stored_variants(storage: KeyedStorage, name: str) -> set[str]:

@@ -20,7 +20,7 @@ from keyed_storage import KeyedStorage, backends, config
 from keyed_storage.ops import doctor, orphans, policy
 from keyed_storage.ops.prefixes import list_prefix
 from keyed_storage.ops.sync import Entry, Sync
-from keyed_storage.ops.variants import BuildVariants, Outcome, Report, Row, targets
+from keyed_storage.ops.variants import BuildVariants, EnqueueVariants, Outcome, Report, Row, targets
 
 if TYPE_CHECKING:
     from typing import NoReturn
@@ -115,8 +115,18 @@ SUBCOMMANDS = (
                 "rebuild every declared variant.",
             ),
             argument("--dry-run", action="store_true", help="Say what would be built; build nothing."),
+            argument(
+                "--enqueue",
+                action="store_true",
+                help="Hand the variants to the site's worker instead of building them here: each row "
+                "records them as pending in its pending_field (pages show a stand-in meanwhile) and a "
+                "keyed_storage.tasks.make_variants task is enqueued to TASKS['default']. Refused when "
+                "no worker backend is configured, and for a KeyedImageField without a pending_field "
+                "(build those without --enqueue). The worker does not set empty width and height "
+                "columns: a run without --enqueue does.",
+            ),
         ),
-        verbose="2 lists every variant built.",
+        verbose="2 lists every variant built (or enqueued).",
     ),
     Subcommand(
         "orphans",
@@ -367,6 +377,7 @@ class Command(BaseCommand):
         field: str | None,
         missing: bool,
         dry_run: bool,
+        enqueue: bool,
         progress: bool | None,
         **options: Any,
     ) -> None:
@@ -374,18 +385,18 @@ class Command(BaseCommand):
         if not chosen:
             self.stdout.write("No KeyedImageField declares variants: there is nothing to build.")
             return
-        job = BuildVariants(chosen, missing=missing, dry_run=dry_run)
-        counts = {target: job.count(target) for target in chosen}
-        total = sum(counts.values())
-        what = "the variants not stored yet are built" if missing else "every declared variant is rebuilt"
-        self.stdout.write(f"{'Dry run: ' if dry_run else ''}{total} rows with a file; {what}:")
-        for target, rows in counts.items():
-            self.stdout.write(f"  {target.label}: {rows} rows, variants {', '.join(target.field.variants)}")
+        job = (EnqueueVariants if enqueue else BuildVariants)(chosen, missing=missing, dry_run=dry_run)
+        total = self._announce_variants(job, missing=missing, dry_run=dry_run, enqueue=enqueue)
         verbose = options["verbosity"] >= 2
         out, show = self._progress_output(progress)
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit=" rows", desc="rows", file=out, disable=not show)
+        verb = (
+            ("would enqueue" if dry_run else "enqueued")
+            if enqueue
+            else ("would build" if dry_run else "built")
+        )
 
         def on_row(row: Row, outcome: Outcome) -> None:
             bar.update(1)
@@ -394,7 +405,6 @@ class Command(BaseCommand):
             elif outcome.replaced:
                 bar.write(f"replaced meanwhile, left alone: {row.target.label} pk={row.pk}", file=out)
             elif dry_run or verbose:
-                verb = "would build" if dry_run else "built"
                 for name in outcome.built:
                     bar.write(f"{verb}: {name}", file=out)
 
@@ -402,12 +412,13 @@ class Command(BaseCommand):
             with bar:
                 report = job.run(on_row)
         except BaseException:
+            done = _variants_summary(job.report, dry_run, enqueue)
             self.stderr.write(
-                f"Stopped after {job.report.rows} of {total} rows. {_variants_summary(job.report, dry_run)} "
+                f"Stopped after {job.report.rows} of {total} rows. {done} "
                 "Run again with --missing to do what is left."
             )
             raise
-        summary = _variants_summary(report, dry_run)
+        summary = _variants_summary(report, dry_run, enqueue)
         if report.failed:
             raise CommandError(
                 summary
@@ -415,6 +426,17 @@ class Command(BaseCommand):
                 returncode=1,
             )
         self.stdout.write(summary)
+
+    def _announce_variants(self, job: BuildVariants, *, missing: bool, dry_run: bool, enqueue: bool) -> int:
+        """What the run is about to do, field by field; the number of rows it goes through."""
+        counts = {target: job.count(target) for target in job.targets}
+        total = sum(counts.values())
+        what = "the variants not stored yet are" if missing else "every declared variant is"
+        how = "enqueued for a worker (TASKS['default'])" if enqueue else ("built" if missing else "rebuilt")
+        self.stdout.write(f"{'Dry run: ' if dry_run else ''}{total} rows with a file; {what} {how}:")
+        for target, rows in counts.items():
+            self.stdout.write(f"  {target.label}: {rows} rows, variants {', '.join(target.field.variants)}")
+        return total
 
     # orphans ----------------------------------------------------------------------------
 
@@ -572,7 +594,15 @@ def _progress_options(parser: argparse.ArgumentParser, verbose_help: str) -> Non
     )
 
 
-def _variants_summary(report: Report, dry_run: bool) -> str:
+def _variants_summary(report: Report, dry_run: bool, enqueue: bool = False) -> str:
+    if enqueue:
+        verb = "Would enqueue" if dry_run else "Enqueued"
+        return (
+            f"{verb} {report.built} variants of {report.rows_built} rows for a worker, "
+            f"skipped {report.present} already there"
+            + (f", {report.replaced} replaced meanwhile" if report.replaced else "")
+            + f", {len(report.failed)} failed."
+        )
     verb, sizes = ("Would build", "would set") if dry_run else ("Built", "set")
     written = "" if dry_run else f" ({filesizeformat(report.bytes)})"
     replaced = f", {report.replaced} replaced meanwhile" if report.replaced else ""

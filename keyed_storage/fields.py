@@ -82,7 +82,7 @@ class KeyedImageFieldFile(ImageFieldFile):
     def _stand_in(self, wanted: Variant, size: tuple[int, int], unready: frozenset[str]) -> str:
         """What to show for a variant not stored yet: the smallest stored variant of its kind
         (fitted, or cropped to its shape) that covers its size, else the original."""
-        shown = self._shown_size()
+        shown, original = self._shown_size(), self._stored_name()
         covering = []
         for other, spec in self.field.variants.items():
             other_size = spec.size_for(*shown)
@@ -90,8 +90,8 @@ class KeyedImageFieldFile(ImageFieldFile):
                 not spec.crop or other_size[0] * size[1] == other_size[1] * size[0]
             )
             if other not in unready and same_kind and other_size[0] >= size[0] and other_size[1] >= size[1]:
-                covering.append((other_size[0] * other_size[1], variant_name(self.name, other, spec)))
-        return min(covering)[1] if covering else self._stored_name()
+                covering.append((other_size[0] * other_size[1], variant_name(original, other, spec)))
+        return min(covering)[1] if covering else original
 
     def unready_variants(self) -> frozenset[str]:
         """The names of the variants a worker has yet to store (none when they are all stored)."""
@@ -348,7 +348,7 @@ class KeyedImageField(models.ImageField):
         smallest = min(self.variants, key=lambda name: _area(self.variants[name]))
         return {smallest: self.variants[smallest]}
 
-    def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
+    def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:  # type: ignore[override]  # as django-stubs' FileField
         super().contribute_to_class(cls, name, **kwargs)
         if not cls._meta.abstract and self.pending_field:
             post_save.connect(self._enqueue_variants, sender=cls)

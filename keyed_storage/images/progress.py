@@ -73,7 +73,8 @@ def finish(instance: models.Model, field: Any, name: str) -> bool:
     attname = pending_field(field)
     assert attname is not None
     setattr(instance, attname, None)
-    return _same_file(instance, field, name).update(**{attname: None}) > 0
+    updated: int = _same_file(instance, field, name).update(**{attname: None})
+    return updated > 0
 
 
 def failed(instance: models.Model, field: Any, name: str, error: str, tries: int) -> None:

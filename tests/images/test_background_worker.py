@@ -119,7 +119,7 @@ def test_a_saved_logo_shows_stand_ins_until_the_worker_stores_its_variants(mode,
     # variant's own size, the crop's stand-in covering its box; no link to what is not stored.
     assert card["src"] == row.logo.url and (card["width"], card["height"]) == ("320", "240")
     assert banner["src"] == row.background.url and (banner["width"], banner["height"]) == ("960", "240")
-    assert banner["style"] == "object-fit: cover"
+    assert "object-fit: cover" in banner["style"]
     offered = " ".join(f"{tag['src']} {tag.get('srcset') or ''}" for tag in tags)
     assert "~card-" not in offered and "~banner" not in offered
     # (The srcset widths of a stand-in: test_a_stand_ins_srcset_says_how_wide_its_pictures_are.)

@@ -96,7 +96,10 @@ def test_pictures_show_before_the_worker_runs_and_their_variants_after(page, liv
     after = pictures(page, f"{base}/events/{event.pk}/")
     run = worker.stop()
     assert run.returncode == 0, run.output
-    for picture, name, suffix in ((after["logo"], "card", "~card-320x320"), (after["background"], "banner", "~banner-960x240")):
+    for picture, name, suffix in (
+        (after["logo"], "card", "~card-320x320"),
+        (after["background"], "banner", "~banner-960x240"),
+    ):
         variant = getattr(event, picture["className"]).variant(name)
         assert variant.ready
         assert picture["src"] == variant.url and suffix in picture["src"], picture

@@ -210,13 +210,17 @@ def image_html(
     else:
         pictures = variants(file)
         chosen = pictures[variant]
-        if not chosen.ready:
-            # Shown at its own size from a stored stand-in until a worker stores it.
+        if chosen.ready:
+            choices = alternatives(chosen, [picture for picture in pictures.values() if picture.ready])
+        else:
+            # Until a worker stores it: a stored stand-in laid out at the variant's size, and
+            # no srcset (it would tell the browser the stand-in is as wide as the variant).
             stand_in = file.variant(variant)
             if chosen.spec is not None and chosen.spec.crop and "style" not in attributes:
-                attributes["style"] = "object-fit: cover"  # the stand-in may have another shape
-            chosen = replace(chosen, url=stand_in.url)
-        choices = alternatives(chosen, [picture for picture in pictures.values() if picture.ready])
+                # The stand-in may have another shape: cut to the variant's, as it will be.
+                width, height = stand_in.width, stand_in.height
+                attributes["style"] = f"object-fit: cover; aspect-ratio: {width} / {height}"
+            chosen, choices = replace(chosen, url=stand_in.url), []
     tag: dict[str, Any] = {"src": chosen.url}
     if choices:
         tag["srcset"] = srcset(choices)

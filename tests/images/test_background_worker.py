@@ -145,11 +145,6 @@ def test_a_saved_logo_shows_stand_ins_until_the_worker_stores_its_variants(mode,
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="markup.image_html lists a stand-in in srcset under its variant's width "
-    "(the 1200-pixel original as '320w', the 2400-pixel one as '960w'); reported to the lead",
-)
 def test_a_stand_ins_srcset_says_how_wide_its_pictures_are(mode, worker, client):
     # A browser takes a srcset entry's width as the picture's: a 2400-pixel original offered
     # as "960w" is laid out 2.5 times too large wherever the CSS leaves its size to the picture.

@@ -247,3 +247,15 @@ def test_a_pending_field_that_is_not_a_nullable_json_field_is_check_e013():
         for model in (Poster, Flyer):
             [error] = [e for e in model._meta.get_field("image").check() if e.id == "keyed_storage.E013"]
             assert "pending_field=" in error.msg and "nullable JSONField" in error.msg
+
+
+def test_without_a_tasks_framework_work_stays_in_the_request(mode, monkeypatch):
+    """Django 5.2 without the django-tasks backport: nothing to enqueue to."""
+    monkeypatch.setattr(background, "framework", lambda: None)
+    assert not background.in_background()
+    assert background.describe().startswith("no tasks framework")
+    event = Event.objects.create(name="Conf", logo=logo())
+    row = Event.objects.get(pk=event.pk)
+    assert row.logo_pending is None and not row.logo.unready_variants()
+    for name, spec in Event.logo.field.variants.items():
+        assert stored(variant_name(row.logo.name, name, spec))

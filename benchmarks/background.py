@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import io
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from benchmarks.common import row, use_local, use_s3
-from benchmarks.images import QUALITY, ROOT, SPECS, interleaved, ms, photo, time_ratio, variants
+from benchmarks.images import ROOT, interleaved, ms, photo, pillow_alone, time_ratio, variants
 
 
 @contextlib.contextmanager
@@ -125,23 +124,8 @@ def bench_request_share(model: type, data: bytes, rounds: int, where: str) -> No
 
 def pillow_worker(data: bytes) -> dict[str, bytes]:
     """What the worker makes (every variant but the smallest), with Pillow alone as
-    images.pillow_alone writes it: open, turn upright, fit or crop with Lanczos, WebP."""
-    from PIL import Image, ImageOps
-
-    out = {}
-    with Image.open(io.BytesIO(data)) as opened:
-        image = ImageOps.exif_transpose(opened).convert("RGB")
-        for name in ("card", "hero"):
-            width, height, crop = SPECS[name]
-            if crop:
-                resized = ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
-            else:
-                resized = image.copy()
-                resized.thumbnail((width or 100_000, height or 100_000), Image.Resampling.LANCZOS)
-            buffer = io.BytesIO()
-            resized.save(buffer, "WEBP", quality=QUALITY)
-            out[name] = buffer.getvalue()
-    return out
+    images.pillow_alone writes it."""
+    return pillow_alone(data, ("card", "hero"))
 
 
 def bench_worker(model: type, data: bytes, rounds: int, where: str) -> None:

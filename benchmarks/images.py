@@ -58,16 +58,18 @@ def photo(width: int = 4000, height: int = 3000, orientation: int = 6) -> bytes:
     return buffer.getvalue()
 
 
-def pillow_alone(data: bytes) -> dict[str, bytes]:
+def pillow_alone(data: bytes, names: tuple[str, ...] | None = None) -> dict[str, bytes]:
     """What a developer writes for the same output with Pillow alone: open, turn upright,
     fit or crop with Lanczos, save WebP at the same quality (no draft mode, no colour
-    management, no transparency handling)."""
+    management, no transparency handling); only the variants `names`, when given."""
     from PIL import Image, ImageOps
 
     out = {}
     with Image.open(io.BytesIO(data)) as opened:
         image = ImageOps.exif_transpose(opened).convert("RGB")
         for name, (width, height, crop) in SPECS.items():
+            if names is not None and name not in names:
+                continue
             if crop:
                 resized = ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
             else:

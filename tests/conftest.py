@@ -22,7 +22,7 @@ from keyed_storage.config import VARIABLES
 from . import postgres, seaweedfs
 from .faulty_proxy import SHORT_TIMEOUTS, FaultyProxy
 from .helpers import TEST_KEY, TEST_SECRET, make_client, public_read_policy, s3_server_name
-from .tasks_helpers import worker  # noqa: F401  (a fixture: a real task worker process)
+from .tasks_helpers import queue, worker  # noqa: F401  (fixtures: a task queue in process, a real worker)
 
 # The edit-test loop's profile (`make quick`: --hypothesis-profile=quick): a few examples of
 # each property, enough to catch a broken one. Counts written in a test's own @settings go

@@ -29,6 +29,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from keyed_storage import background
+
 from .helpers import REPO
 
 try:  # Django 6.0 and later; the receivers of `signals` forget the backends when TASKS changes.
@@ -192,3 +194,21 @@ def worker(transactional_db, settings, tmp_path) -> Iterator[Worker]:
             run = helper.stop()
             # Shown by pytest with a failing test's report ("Captured stdout teardown").
             print(f"db_worker exited with {run.returncode}:\n{run.output}")
+
+
+# The tasks framework the suite runs on: Django's own (6.0+) or the django-tasks backport (5.2,
+# from the test extra), and its two in-process backends.
+FRAMEWORK = background.framework()
+assert FRAMEWORK is not None, "the test extra installs django-tasks on Django 5.2"
+DUMMY = f"{FRAMEWORK.__name__}.backends.dummy.DummyBackend"
+IMMEDIATE = f"{FRAMEWORK.__name__}.backends.immediate.ImmediateBackend"
+
+
+@pytest.fixture
+def queue(settings):
+    """Work is enqueued to a DummyBackend: nothing runs until the test runs it (in process)."""
+    settings.TASKS = {"default": {"BACKEND": DUMMY}}
+    chosen = background.backend()
+    assert type(chosen).__name__ == "DummyBackend" and background.in_background()
+    chosen.clear()
+    return chosen

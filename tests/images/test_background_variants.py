@@ -23,23 +23,9 @@ from keyed_storage.images.variants import Variant, variant_name
 from keyed_storage.widgets import render_preview
 
 from ..image_helpers import encode, halves
+from ..tasks_helpers import IMMEDIATE
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-FRAMEWORK = background.framework()
-assert FRAMEWORK is not None, "the test extra installs django-tasks on Django 5.2"
-DUMMY = f"{FRAMEWORK.__name__}.backends.dummy.DummyBackend"
-IMMEDIATE = f"{FRAMEWORK.__name__}.backends.immediate.ImmediateBackend"
-
-
-@pytest.fixture
-def queue(settings):
-    """Work is enqueued to a DummyBackend: nothing runs until the test runs it."""
-    settings.TASKS = {"default": {"BACKEND": DUMMY}}
-    chosen = background.backend()
-    assert type(chosen).__name__ == "DummyBackend" and background.in_background()
-    chosen.clear()
-    return chosen
 
 
 def enqueued(queue, name: str) -> list[tuple]:

@@ -66,6 +66,7 @@ from keyed_storage.keys import KeyNeedsValue
 
 from ..faulty_proxy import SHORT_TIMEOUTS, FaultyProxy
 from ..helpers import wav_bytes
+from ..tasks_helpers import DUMMY
 from .machine import DEFAULT, DEFAULT_BYTES, FIELDS, IMAGE_FIELDS, Held, damaged_png, item_model, png
 
 pytestmark = [
@@ -85,8 +86,6 @@ MACHINE_SETTINGS = settings(
     print_blob=True,
 )
 
-# Examples with a task queue: Django's own (6.0+) or the backport's DummyBackend.
-DUMMY_BACKEND = f"{getattr(background.framework(), '__name__', 'django_tasks')}.backends.dummy.DummyBackend"
 PART = 5 * 1024 * 1024  # S3's smallest part: multipart tickets from this size on
 LOOSE_KEYS = ("first", "second")  # upload()'s keys (under lifecycle-loose/<example>/), no field's
 FAULTY_METHODS = ("store", "delete", "delete_many", "publish", "head", "open")
@@ -213,7 +212,7 @@ class Lifecycle(RuleBasedStateMachine):
         runs from (a DummyBackend: the tasks run in this process when the machine says)."""
         self.queued = queued
         if queued:
-            self.tasks_setting = override_settings(TASKS={"default": {"BACKEND": DUMMY_BACKEND}})
+            self.tasks_setting = override_settings(TASKS={"default": {"BACKEND": DUMMY}})
             self.tasks_setting.enable()
             background.backend().clear()
         with connection.cursor() as cursor:

@@ -17,23 +17,11 @@ from keyed_storage import background, tasks
 
 from ..image_helpers import encode, halves
 from ..ops_helpers import run
+from ..tasks_helpers import DUMMY, FRAMEWORK, IMMEDIATE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FRAMEWORK = background.framework()
-assert FRAMEWORK is not None, "the test extra installs django-tasks on Django 5.2"
-DUMMY = f"{FRAMEWORK.__name__}.backends.dummy.DummyBackend"
-IMMEDIATE = f"{FRAMEWORK.__name__}.backends.immediate.ImmediateBackend"
 DATABASE = "django_tasks_db.DatabaseBackend"
-
-
-@pytest.fixture
-def queue(settings):
-    """Work is enqueued to a DummyBackend: nothing runs until the test runs it."""
-    settings.TASKS = {"default": {"BACKEND": DUMMY}}
-    chosen = background.backend()
-    chosen.clear()
-    return chosen
 
 
 def section(out: str) -> list[str]:

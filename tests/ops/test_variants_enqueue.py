@@ -21,24 +21,13 @@ from keyed_storage.ops import variants as ops
 
 from ..image_helpers import encode, halves, image_model
 from ..ops_helpers import run
+from ..tasks_helpers import DUMMY, FRAMEWORK
 from .test_variants import registered
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FRAMEWORK = background.framework()
-assert FRAMEWORK is not None, "the test extra installs django-tasks on Django 5.2"
-DUMMY = f"{FRAMEWORK.__name__}.backends.dummy.DummyBackend"
 LOGO = ("--model", "events.Event", "--field", "logo")
 SPECS = Event.logo.field.variants
-
-
-@pytest.fixture
-def queue(settings):
-    """Work is enqueued to a DummyBackend: nothing runs until the test runs it."""
-    settings.TASKS = {"default": {"BACKEND": DUMMY}}
-    chosen = background.backend()
-    chosen.clear()
-    return chosen
 
 
 def logo(i: int = 0) -> SimpleUploadedFile:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django import forms
@@ -189,11 +189,12 @@ class KeyedImageFieldFile(ImageFieldFile):
             raise
         self._hand_over(rendered)
 
-    def make_variants(self) -> list[str]:
-        """Render and store the variants the row still waits for, from one read of the stored
-        original (what the worker's task does); the names of those stored. A failure leaves
-        the original and the row as they are, for the task to try again."""
-        missing = {name: self.field.variants[name] for name in sorted(self.unready_variants())}
+    def make_variants(self, names: Iterable[str] | None = None) -> list[str]:
+        """Render and store the variants the row still waits for (or those `names`), from one
+        read of the stored original (what the worker's task does); the names of those stored.
+        A failure leaves the original and the row as they are, for the task to try again."""
+        wanted = self.unready_variants() if names is None else names
+        missing = {name: self.field.variants[name] for name in sorted(wanted)}
         if not missing:
             return []
         with self.storage.open(self._stored_name(), "rb") as original:

@@ -12,6 +12,7 @@ error stays in the row, where `doctor` finds it.
 from __future__ import annotations
 
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 from .background import as_task, retry
@@ -21,23 +22,39 @@ from .lifecycle.replacement import claimed, delete_stored, remove_unclaimed
 from .uploads import delete_earlier
 
 
+class _Gone(Exception):
+    """The model or field a task names is no longer there (a deployment changed it meanwhile)."""
+
+
 def _field(model: str, field: str) -> tuple[type[models.Model], models.FileField]:
-    model_class = apps.get_model(model)
-    found = model_class._meta.get_field(field)
-    assert isinstance(found, models.FileField), f"{model}.{field} is not a file field"
+    try:
+        model_class = apps.get_model(model)
+        found = model_class._meta.get_field(field)
+    except (LookupError, FieldDoesNotExist) as error:
+        raise _Gone(f"nothing to do: {model}.{field} no longer exists ({error})") from error
+    if not isinstance(found, models.FileField):
+        raise _Gone(f"nothing to do: {model}.{field} is no longer a file field")
     return model_class, found
 
 
 @as_task
 def make_variants(model: str, pk: str, field: str, name: str, tries: int = 1) -> str:
     """Render and store the variants of `name` the row `model` `pk` still waits for."""
-    model_class, file_field = _field(model, field)
+    try:
+        model_class, file_field = _field(model, field)
+    except _Gone as gone:
+        return str(gone)
     row = model_class._base_manager.filter(pk=pk).first()
     if row is None:
         return f"nothing to do: {model} {pk} was deleted"
     file = getattr(row, file_field.attname)
     if file.name != name:
         return f"nothing to do: {model} {pk}.{field} holds {file.name!r} now, not {name!r}"
+    if progress.pending_field(file_field) is None:
+        # The field no longer records what is pending (a deployment changed it meanwhile), so
+        # pages link every variant: make them all, as a save in the request would have.
+        made = file.make_variants(list(getattr(file_field, "variants", {})))
+        return f"made {len(made)} variants of {name}: {', '.join(made) or 'the field declares none'}"
     if progress.state(row, file_field) is None:
         return f"nothing to do: the variants of {name} are made"
     try:
@@ -60,7 +77,10 @@ def make_variants(model: str, pk: str, field: str, name: str, tries: int = 1) ->
 @as_task
 def delete_file(model: str, field: str, name: str, tries: int = 1) -> str:
     """Delete a stored file of a field (and its variants) unless a row names it or it is the default."""
-    _, file_field = _field(model, field)
+    try:
+        _, file_field = _field(model, field)
+    except _Gone as gone:  # which rows claim it cannot be asked: kept (orphans finds it)
+        return f"kept {name}: {gone}"
     if claimed(file_field, name):
         return f"kept {name}: a {model} row or the field's default names it"
     try:

@@ -245,3 +245,26 @@ def test_without_a_tasks_framework_work_stays_in_the_request(mode, monkeypatch):
     assert row.logo_pending is None and not row.logo.unready_variants()
     for name, spec in Event.logo.field.variants.items():
         assert stored(variant_name(row.logo.name, name, spec))
+
+
+def test_a_task_for_a_model_or_field_gone_since_does_nothing_and_says_so(mode, queue):
+    assert run("make_variants", ("events.Gone", "1", "logo", "x.png")) == (
+        "nothing to do: events.Gone.logo no longer exists (App 'events' doesn't have a 'Gone' model.)"
+    )
+    said = run("delete_file", ("events.Event", "flyer", "events/1/flyer/x.png"))
+    assert said.startswith("kept events/1/flyer/x.png: nothing to do: events.Event.flyer no longer exists")
+    assert run("make_variants", ("events.Event", "1", "name", "x.png")) == (
+        "nothing to do: events.Event.name is no longer a file field"
+    )
+
+
+def test_a_task_for_a_field_that_no_longer_records_pending_variants_makes_them_all(mode, queue, monkeypatch):
+    """Pages of a field without pending_field link every variant: the task must make them all."""
+    event = Event.objects.create(name="Conf", logo=logo(1200, 900))
+    [args] = enqueued(queue, "make_variants")
+    monkeypatch.setattr(Event.logo.field, "pending_field", None)  # a deployment dropped it meanwhile
+    assert run("make_variants", args) == f"made 3 variants of {event.logo.name}: card, card_2x, thumb"
+    row = Event.objects.get(pk=event.pk)
+    for name in ("thumb", "card", "card_2x"):
+        variant = row.logo.variant(name)
+        assert variant.ready and decoded(variant.name).size == (variant.width, variant.height)

@@ -100,9 +100,11 @@ def respond(request: HttpRequest, stored: StoredFile) -> HttpResponse | Streamin
     if status is not None:
         stored.file.close()
         if status == 304:
-            return _headers_only(
-                304, {h: stored.headers[h] for h in _NOT_MODIFIED_HEADERS if h in stored.headers}
-            )
+            headers = {h: stored.headers[h] for h in _NOT_MODIFIED_HEADERS if h in stored.headers}
+            # A 304 may carry only the length of the 200 it stands for (RFC 9110 §8.6); left
+            # out, Django's CommonMiddleware would add the empty body's "0".
+            headers["Content-Length"] = str(stored.size)
+            return _headers_only(304, headers)
         return plain_response(412, "Precondition failed.\n", {"ETag": stored.etag})
 
     start, end = 0, stored.size - 1

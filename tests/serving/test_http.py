@@ -217,6 +217,8 @@ def test_if_none_match_with_the_etag_is_304_without_a_body(url):
         assert response.headers["Cache-Control"] == full.headers["Cache-Control"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert "Content-Type" not in response.headers
+        # Only the length of the 200 it stands for may be sent (RFC 9110 §8.6), never a 0.
+        assert response.headers.get("Content-Length", str(len(BODY))) == str(len(BODY))
     assert get(url, "HEAD", **{"If-None-Match": full.headers["ETag"]}).status_code == 304
     assert get(url, **{"If-None-Match": '"other"'}).status_code == 200
 

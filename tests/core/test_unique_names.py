@@ -21,6 +21,15 @@ from ..helpers import fetch
 THREADS = 16
 
 
+@pytest.fixture(autouse=True)
+def patient(request, env):
+    """Sixteen PUTs at once to a test server on two cores busy with the rest of the suite may
+    wait longer than production's 3 s connect and 10 s read limits; these tests are about
+    names, not timeouts (tests/backends/test_timeouts.py has those), so they wait longer."""
+    if "mode" in request.fixturenames and request.getfixturevalue("mode") == "s3":
+        env(KEYED_STORAGE_CONNECT_TIMEOUT="30", KEYED_STORAGE_READ_TIMEOUT="60")
+
+
 def read(name: str) -> bytes:
     with KeyedStorage().open(name) as file:
         return file.read()

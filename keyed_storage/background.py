@@ -98,26 +98,17 @@ def enqueue_after_commit(path: str, *args: Any, using: str | None = None) -> Non
     imports them."""
 
     def send() -> None:
-        work = import_string(path)
+        work = import_string(path)  # a Task: only called when in_background()
         try:
             work.enqueue(*args)
         except Exception:
-            logger.exception("keyed_storage: could not enqueue %s%r; doing it now", _name(work), args)
+            logger.exception("keyed_storage: could not enqueue %s%r; doing it now", work.name, args)
             try:
-                _call(work, *args)
+                work.call(*args)
             except Exception:
-                logger.exception("keyed_storage: %s%r failed", _name(work), args)
+                logger.exception("keyed_storage: %s%r failed", work.name, args)
 
     transaction.on_commit(send, using=using)
-
-
-def _name(work: Any) -> str:
-    return str(getattr(work, "name", getattr(work, "__name__", work)))
-
-
-def _call(work: Any, *args: Any) -> Any:
-    call = getattr(work, "call", None)
-    return call(*args) if call is not None else work(*args)
 
 
 def retry(work: Any, error: BaseException, args: tuple[Any, ...], tries: int) -> bool:
@@ -128,5 +119,5 @@ def retry(work: Any, error: BaseException, args: tuple[Any, ...], tries: int) ->
         return False
     wait = FIRST_RETRY * 4 ** (tries - 1)
     work.using(run_after=timezone.now() + wait).enqueue(*args[:-1], tries + 1)
-    logger.warning("keyed_storage: %s%r failed (%s); try %d in %s", _name(work), args, error, tries + 1, wait)
+    logger.warning("keyed_storage: %s%r failed (%s); try %d in %s", work.name, args, error, tries + 1, wait)
     return True

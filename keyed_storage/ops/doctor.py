@@ -12,7 +12,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from ..caching import cache_control
 from ..keys import has_token, object_name
 from . import policy, worker
 from .explain import POLICY_FIX, Diagnosis, error_code, explain, explain_get
+from .step import Step
 
 if TYPE_CHECKING:
     from ..backends import Backend, OperationsBackend
@@ -40,20 +40,6 @@ SLOW_SHARE = 0.25
 
 # Replaced by tests to provoke a clock skew; the wall clock otherwise.
 clock: Callable[[], float] = time.time
-
-
-@dataclass(frozen=True)
-class Step:
-    ok: bool
-    title: str
-    cause: str = ""
-    fix: str = ""
-    # Passed, but with something worth fixing: shown with its cause and fix, never a failure.
-    warning: bool = False
-
-    @classmethod
-    def failed(cls, title: str, diagnosis: Diagnosis) -> Step:
-        return cls(False, title, diagnosis.cause, diagnosis.fix)
 
 
 def describe(cfg: config.Config) -> list[str]:
@@ -110,8 +96,7 @@ def run() -> tuple[list[str], Iterator[Step]]:
 
 def _background_steps() -> Iterator[Step]:
     """Which task backend runs keyed_storage's work, and warnings about work that is not done."""
-    for found in worker.findings():
-        yield Step(found.ok, found.title, found.cause, found.fix, warning=found.warning)
+    return worker.findings()
 
 
 # S3 ----------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
@@ -18,6 +17,7 @@ from django.utils import timezone
 
 from .. import background
 from ..fields import KeyedImageField
+from .step import Step
 
 #: Variants still to come this long after the save mean work that is stuck, not slow.
 PENDING_TOO_LONG = datetime.timedelta(hours=1)
@@ -26,24 +26,13 @@ NO_WORKER_AFTER = datetime.timedelta(minutes=5)
 TASK_PREFIX = "keyed_storage.tasks."
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One line of the section, as the doctor's Step shows it (ok, warning, cause and fix)."""
-
-    ok: bool
-    title: str
-    cause: str = ""
-    fix: str = ""
-    warning: bool = False
-
-
-def findings() -> Iterator[Finding]:
+def findings() -> Iterator[Step]:
     """The backend, then warnings about rows waiting too long, failed tasks and an idle queue."""
     tasks_framework = background.framework()
     try:
         chosen = background.backend()
     except Exception:  # any TASKS at all: describe() names the problem in one line
-        yield Finding(
+        yield Step(
             False,
             "background work",
             background.describe() + ".",
@@ -52,7 +41,7 @@ def findings() -> Iterator[Finding]:
             "the request.",
         )
         return
-    yield Finding(True, f"background work: {background.describe()}")
+    yield Step(True, f"background work: {background.describe()}")
     if tasks_framework is None or chosen is None:
         return
     for field, model in pending_fields():
@@ -77,7 +66,7 @@ def pending_fields() -> list[tuple[KeyedImageField, type[models.Model]]]:
     ]
 
 
-def _field_findings(model: type[models.Model], field: KeyedImageField) -> Iterator[Finding]:
+def _field_findings(model: type[models.Model], field: KeyedImageField) -> Iterator[Step]:
     """Rows of `field` waiting more than PENDING_TOO_LONG, and rows whose task failed."""
     label = f"{model._meta.object_name}.{field.name}"
     command = f"manage.py keyed_storage variants --model {model._meta.label} --field {field.name}"
@@ -85,7 +74,7 @@ def _field_findings(model: type[models.Model], field: KeyedImageField) -> Iterat
     try:
         records = list(_records(model, field.pending_field))
     except DatabaseError as error:
-        yield Finding(
+        yield Step(
             False,
             f"{label}: variants pending",
             f"The rows could not be read: {error}.",
@@ -96,7 +85,7 @@ def _field_findings(model: type[models.Model], field: KeyedImageField) -> Iterat
     late = [record for record in records if _since(record) < cutoff]
     failed = [record for record in records if record.get("error")]
     if late:
-        yield Finding(
+        yield Step(
             True,
             f"{len(late)} {label} images have variants pending for more than an hour",
             f"The oldest has waited since {min(map(_since, late)):%Y-%m-%d %H:%M} UTC: pages show a "
@@ -107,7 +96,7 @@ def _field_findings(model: type[models.Model], field: KeyedImageField) -> Iterat
         )
     if failed:
         example = failed[0]
-        yield Finding(
+        yield Step(
             True,
             f"{len(failed)} {label} images record a failed task making their variants",
             f"For example, after {example.get('tries', '?')} tries: {example['error']}",
@@ -144,12 +133,12 @@ def _is_database_backend(chosen: Any) -> bool:
     return isinstance(chosen, DatabaseBackend)
 
 
-def _idle_queue() -> Finding | None:
+def _idle_queue() -> Step | None:
     """django_tasks_db's backend: keyed_storage tasks due for NO_WORKER_AFTER while no task at
     all started or finished in that time; None when a worker is seen or nothing waits."""
     title = "worker for django_tasks_db's queue"
     if not apps.is_installed("django_tasks_db"):
-        return Finding(
+        return Step(
             False,
             title,
             "TASKS uses django_tasks_db.DatabaseBackend but django_tasks_db is not in INSTALLED_APPS: "
@@ -169,12 +158,10 @@ def _idle_queue() -> Finding | None:
         )
         worked = seen.exists()
     except DatabaseError as error:
-        return Finding(
-            False, title, f"The task table could not be read: {error}.", "Run `manage.py migrate`."
-        )
+        return Step(False, title, f"The task table could not be read: {error}.", "Run `manage.py migrate`.")
     if not waiting["count"] or worked:
         return None
-    return Finding(
+    return Step(
         True,
         f"no worker seen: {waiting['count']} keyed_storage tasks waiting since "
         f"{waiting['since']:%Y-%m-%d %H:%M} UTC; start `manage.py db_worker`",
